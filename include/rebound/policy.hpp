@@ -1,0 +1,173 @@
+// rebound/policy.hpp: the immutable retry policy and the per-call decision step.
+//
+// A policy is settings only: when to stop, how long to wait, what is
+// retryable, who observes. It is a value: cheap to copy, safe to share across
+// threads, comparable. Each call makes its own `retry_state` (attempt number,
+// start time, previous delay, its own random stream), and every loop (the
+// blocking one, the async one, the simulator) asks the same question after
+// each attempt: `state.decide(verdict, now)`.
+//
+//   const auto policy = rebound::retry_policy{}
+//       .stop(rebound::stop::after_elapsed(5s))
+//       .backoff(rebound::backoff::exponential(500ms, 2.0, 3s))
+//       .jitter(rebound::jitter::full())
+//       .retry_on<not_found_error>();
+//
+//   rebound::retry_state s(policy, clock.now());
+//   auto d = s.decide(rebound::verdict::transient(), clock.now());
+//   if (d.retry) clock.sleep_until(clock.now() + d.delay, token);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "rebound/backoff.hpp"
+#include "rebound/classify.hpp"
+#include "rebound/clock.hpp"
+#include "rebound/events.hpp"
+#include "rebound/jitter.hpp"
+#include "rebound/random.hpp"
+#include "rebound/stop.hpp"
+
+namespace rebound {
+
+/// What the blocking loop does when a call that failed with an exception ends.
+enum class give_up_mode : std::uint8_t {
+  rethrow_last,       ///< rethrow the last attempt's exception as it was
+  throw_retry_error,  ///< throw rebound::retry_error (reason, attempts, elapsed, nested last)
+};
+
+/// What to do when a server asks for a longer delay than max_server_delay.
+enum class server_delay_mode : std::uint8_t {
+  clamp,    ///< wait max_server_delay instead
+  give_up,  ///< stop at once with stop_reason::server_delay_too_long
+};
+
+/// An immutable retry policy. Setters return a modified copy.
+///
+/// Defaults: stop after 3 attempts; exponential backoff 100ms * 2^(n-2) up
+/// to 5s; full jitter; every exception and expected error is transient until
+/// a rule says otherwise; server delays capped at 60s (clamped); a fresh
+/// random seed per call; the system clock; no observer; rethrow the last
+/// exception on give-up.
+class retry_policy {
+ public:
+  retry_policy();
+
+  [[nodiscard]] retry_policy stop(stop_condition s) const;
+  [[nodiscard]] retry_policy backoff(::rebound::backoff b) const;
+  [[nodiscard]] retry_policy jitter(::rebound::jitter j) const;
+  /// Replaces all classification rules.
+  [[nodiscard]] retry_policy classify(::rebound::classifier c) const;
+  /// Cap on server-given delays (verdict::retry_after), and what to do past it.
+  [[nodiscard]] retry_policy max_server_delay(duration cap,
+                                              server_delay_mode mode = server_delay_mode::clamp) const;
+  /// Every call's random stream starts from `seed` (reproducible schedules).
+  [[nodiscard]] retry_policy seed(std::uint64_t seed) const;
+  /// Every call draws a fresh seed (the default).
+  [[nodiscard]] retry_policy unseeded() const;
+  [[nodiscard]] retry_policy observer(std::shared_ptr<::rebound::observer> o) const;
+  /// The clock to read and sleep on. It must outlive every call that uses
+  /// this policy. Default: system_clock().
+  [[nodiscard]] retry_policy clock(::rebound::clock& c) const;
+  [[nodiscard]] retry_policy on_give_up(give_up_mode m) const;
+
+  // Classification shortcuts (see classify.hpp); rules are appended.
+  template <class... E>
+  [[nodiscard]] retry_policy retry_on() const {
+    return classify(classifier_.template retry_on<E...>());
+  }
+  template <class... E>
+  [[nodiscard]] retry_policy abort_on() const {
+    return classify(classifier_.template abort_on<E...>());
+  }
+  template <class F>
+  [[nodiscard]] retry_policy retry_if_exception(F pred) const {
+    return classify(classifier_.retry_if_exception(std::move(pred)));
+  }
+  template <class F>
+  [[nodiscard]] retry_policy retry_if_result(F pred) const {
+    return classify(classifier_.retry_if_result(std::move(pred)));
+  }
+  template <class F>
+  [[nodiscard]] retry_policy retry_if_error(F pred) const {
+    return classify(classifier_.retry_if_error(std::move(pred)));
+  }
+
+  [[nodiscard]] const stop_condition& stop() const noexcept { return stop_; }
+  /// True when the stop condition depends on time.
+  [[nodiscard]] bool stop_uses_time() const noexcept { return stop_uses_time_; }
+  [[nodiscard]] const ::rebound::backoff& backoff() const noexcept { return backoff_; }
+  [[nodiscard]] const ::rebound::jitter& jitter() const noexcept { return jitter_; }
+  [[nodiscard]] const ::rebound::classifier& classifier() const noexcept { return classifier_; }
+  [[nodiscard]] duration max_server_delay() const noexcept { return max_server_delay_; }
+  [[nodiscard]] server_delay_mode server_delay() const noexcept { return server_delay_mode_; }
+  [[nodiscard]] std::optional<std::uint64_t> seed() const noexcept { return seed_; }
+  [[nodiscard]] const std::shared_ptr<::rebound::observer>& observer() const noexcept {
+    return observer_;
+  }
+  /// The clock set with clock(c), or nullptr for the system clock.
+  [[nodiscard]] ::rebound::clock* custom_clock() const noexcept { return clock_; }
+  /// The clock calls use: the custom one, or system_clock().
+  [[nodiscard]] ::rebound::clock& clock() const noexcept;
+  [[nodiscard]] give_up_mode on_give_up() const noexcept { return give_up_; }
+
+  friend bool operator==(const retry_policy& a, const retry_policy& b) noexcept;
+
+ private:
+  stop_condition stop_;
+  bool stop_uses_time_ = false;
+  ::rebound::backoff backoff_;
+  ::rebound::jitter jitter_;
+  ::rebound::classifier classifier_;
+  duration max_server_delay_;
+  server_delay_mode server_delay_mode_ = server_delay_mode::clamp;
+  std::optional<std::uint64_t> seed_;
+  std::shared_ptr<::rebound::observer> observer_;
+  ::rebound::clock* clock_ = nullptr;
+  give_up_mode give_up_ = give_up_mode::rethrow_last;
+};
+
+/// The answer of one decision step.
+struct decision {
+  bool retry = false;                          ///< true: sleep `delay`, then attempt again
+  stop_reason reason = stop_reason::succeeded;  ///< when !retry: why the call ends
+  duration delay{};                            ///< when retry: the wait before the next attempt
+
+  [[nodiscard]] static constexpr decision stop(stop_reason r) noexcept { return {false, r, {}}; }
+  [[nodiscard]] static constexpr decision retry_after(duration d) noexcept {
+    return {true, stop_reason::succeeded, d};
+  }
+};
+
+/// Per-call state. Not thread-safe: one call, one state. Holds a reference
+/// to the policy, which must outlive it.
+class retry_state {
+ public:
+  /// A call whose first attempt started at `start`.
+  retry_state(const retry_policy& p, time_point start) noexcept
+      : policy_(&p), start_(start) {}
+
+  /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
+  /// A retry advances attempt() by one and remembers the delay.
+  [[nodiscard]] decision decide(const verdict& v, time_point now);
+
+  /// The attempt that is running or just ended (1-based).
+  [[nodiscard]] int attempt() const noexcept { return attempt_; }
+  [[nodiscard]] time_point start() const noexcept { return start_; }
+  /// The last delay decided (0 before the first retry).
+  [[nodiscard]] duration previous_delay() const noexcept { return previous_delay_; }
+  [[nodiscard]] const retry_policy& policy() const noexcept { return *policy_; }
+  /// Moves the start, for loops that read the clock lazily.
+  void restart_at(time_point start) noexcept { start_ = start; }
+
+ private:
+  const retry_policy* policy_;
+  time_point start_;
+  int attempt_ = 1;
+  duration previous_delay_{};
+  std::optional<random_stream> rng_;  // seeded on first use
+};
+
+}  // namespace rebound

@@ -1,0 +1,281 @@
+// rebound/retry.hpp: the blocking retry loop.
+//
+// `rebound::retry(policy, fn)` calls `fn` until it succeeds or the policy says
+// stop, sleeping on the policy's clock in between. `fn` takes no argument or
+// a `const rebound::attempt&` (attempt number, elapsed, remaining time, stop
+// token). Both error styles are first class:
+//   - exceptions: classified by type; on give-up the last exception is
+//     rethrown (default) or a rebound::retry_error is thrown
+//     (`.on_give_up(rebound::give_up_mode::throw_retry_error)`);
+//   - expected-like results (`has_value()`/`error()`): the last result is
+//     returned as it is; pass a call_report to learn why the loop stopped.
+//
+//   auto run = rebound::retry(policy, [&] { return api.get_run(id); });
+//
+//   rebound::call_report report;
+//   auto r = rebound::retry(policy, [&](const rebound::attempt& a) {
+//     return api.try_get_run(id, a.remaining());
+//   }, {.stop = token, .report = &report});
+//   if (!r) log("gave up: {}", rebound::to_string(report.reason));
+//
+// Cancellation: a stop request ends a back-off sleep at once; it is checked
+// before the first attempt and after every sleep, and no attempt starts after
+// it. A call cancelled before any attempt ran, or after an attempt that threw,
+// throws retry_error with reason cancelled.
+//
+// Cost: with no observer and no report, the success path allocates nothing.
+// When the policy has no time-based stop, no observer and `fn` takes no
+// attempt context, the clock is first read when an attempt fails (so
+// `elapsed` then starts at the end of the first attempt).
+#pragma once
+
+#include <concepts>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "rebound/classify.hpp"
+#include "rebound/clock.hpp"
+#include "rebound/policy.hpp"
+#include "rebound/stop.hpp"
+
+namespace rebound {
+
+/// How a call ended.
+struct call_report {
+  stop_reason reason = stop_reason::succeeded;
+  int attempts = 0;
+  duration elapsed{};
+};
+
+/// Per-call options (designated initializers: `{.stop = token}`).
+struct call_options {
+  std::stop_token stop;            ///< cancels the call
+  call_report* report = nullptr;   ///< filled in when the call ends
+};
+
+/// Thrown when a call that failed with exceptions gives up (in
+/// throw_retry_error mode, or on cancellation). It carries the last attempt's
+/// exception, if any: last_error(), rethrow_last_error().
+/// what(): "gave up after 3 attempts in 1.2s (attempts_exhausted): <last what()>".
+class retry_error : public std::runtime_error {
+ public:
+  retry_error(stop_reason reason, int attempts, duration elapsed, std::exception_ptr last);
+  [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
+  [[nodiscard]] int attempts() const noexcept { return attempts_; }
+  [[nodiscard]] duration elapsed() const noexcept { return elapsed_; }
+  /// The last attempt's exception, or null when no attempt ran.
+  [[nodiscard]] const std::exception_ptr& last_error() const noexcept { return last_; }
+  /// Rethrows last_error() when there is one; returns otherwise.
+  void rethrow_last_error() const {
+    if (last_) std::rethrow_exception(last_);
+  }
+
+ private:
+  stop_reason reason_;
+  int attempts_;
+  duration elapsed_;
+  std::exception_ptr last_;
+};
+
+namespace detail {
+class loop;
+std::string describe(const std::exception_ptr& e);
+template <class T>
+std::string describe_value(const T& v) {
+  if constexpr (requires { std::string(v.message()); }) {
+    return std::string(v.message());
+  } else if constexpr (requires { std::string(v.what()); }) {
+    return std::string(v.what());
+  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    return std::string(std::string_view(v));
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return std::to_string(v);
+  } else {
+    return "error value";
+  }
+}
+template <class R>
+std::string describe_result(const R& r) {
+  if constexpr (expected_like<R>) {
+    if (!r.has_value()) return describe_value(r.error());
+    return "result rejected by the policy";
+  } else {
+    return "result rejected by the policy";
+  }
+}
+}  // namespace detail
+
+/// The context an attempt may take: which attempt it is and how much time is left.
+class attempt {
+ public:
+  /// 1 for the first attempt.
+  [[nodiscard]] int number() const noexcept;
+  /// The policy's attempt limit, when it has one.
+  [[nodiscard]] std::optional<int> max_attempts() const noexcept;
+  /// Time since the first attempt started.
+  [[nodiscard]] duration elapsed() const noexcept;
+  /// Time left before the policy's time limit (after_elapsed, before_elapsed,
+  /// deadline), or nullopt when the policy has none. Never negative.
+  [[nodiscard]] std::optional<duration> remaining() const noexcept;
+  /// Requested when the call is cancelled.
+  [[nodiscard]] std::stop_token stop_token() const noexcept;
+
+ private:
+  friend class detail::loop;
+  explicit attempt(const detail::loop* l) noexcept : loop_(l) {}
+  const detail::loop* loop_;
+};
+
+namespace detail {
+
+// The non-template engine behind retry(): reads the clock, decides, sleeps,
+// notifies. Not API.
+class loop {
+ public:
+  loop(const retry_policy& p, const call_options& o, bool eager_start) noexcept
+      : policy_(p),
+        options_(o),
+        clock_(p.custom_clock()),
+        observer_(p.observer().get()),
+        state_(p, time_point{}) {
+    if (eager_start || observer_ != nullptr || options_.report != nullptr ||
+        p.stop_uses_time()) {
+      state_.restart_at(now());
+      started_ = true;
+    }
+  }
+
+  /// Before the first attempt. False when already cancelled (then the end is
+  /// recorded and reason() is cancelled).
+  bool begin() noexcept {
+    if (options_.stop.stop_requested()) [[unlikely]] {
+      end(stop_reason::cancelled, 0);
+      return false;
+    }
+    if (observer_ != nullptr) [[unlikely]] notify_started();
+    return true;
+  }
+  /// After a success.
+  void succeeded() noexcept {
+    if (observer_ != nullptr || options_.report != nullptr) [[unlikely]] {
+      end(stop_reason::succeeded, state_.attempt());
+    }
+  }
+  /// After a failure: decides, notifies, sleeps. True: run the next attempt.
+  /// False: the call ends with reason().
+  bool failed(const verdict& v, std::string cause);
+  [[nodiscard]] bool observed() const noexcept { return observer_ != nullptr; }
+
+  /// Runs one attempt of `fn`, with an attempt context when it takes one.
+  template <class F>
+  decltype(auto) invoke(F& fn) const {
+    if constexpr (std::invocable<F&, const attempt&>) {
+      return std::invoke(fn, attempt(this));
+    } else {
+      return std::invoke(fn);
+    }
+  }
+
+  /// Ends a call whose last attempt threw `e`.
+  [[noreturn]] void give_up(const std::exception_ptr& e) const;
+  /// Ends a call cancelled before its first attempt.
+  [[noreturn]] void throw_cancelled_before_start() const;
+
+  [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
+  [[nodiscard]] time_point now() const noexcept {
+    return clock_ != nullptr ? clock_->now()
+                             : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+  }
+
+ private:
+  friend class rebound::attempt;
+  void notify_started() noexcept;
+  void end(stop_reason r, int attempts) noexcept;
+  [[nodiscard]] duration elapsed() const noexcept;
+
+  const retry_policy& policy_;
+  const call_options& options_;
+  clock* clock_;
+  observer* observer_;
+  retry_state state_;
+  bool started_ = false;
+  stop_reason reason_ = stop_reason::succeeded;
+  int attempts_made_ = 0;
+  std::string last_cause_;
+};
+
+}  // namespace detail
+
+/// The result type of retry(policy, fn).
+template <class F>
+using retry_result_t = std::remove_cvref_t<typename std::conditional_t<
+    std::invocable<F&, const attempt&>, std::invoke_result<F&, const attempt&>,
+    std::invoke_result<F&>>::type>;
+
+/// Calls `fn` under `policy`. See the header comment.
+template <class F>
+  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
+retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
+  using R = retry_result_t<F>;
+  constexpr bool takes_attempt = std::invocable<F&, const attempt&>;
+  detail::loop core(policy, options, takes_attempt);
+  if (!core.begin()) core.throw_cancelled_before_start();
+  for (;;) {
+    std::exception_ptr error;
+    if constexpr (std::is_void_v<R>) {
+      try {
+        core.invoke(fn);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (!error) [[likely]] {
+        core.succeeded();
+        return;
+      }
+    } else {
+      std::optional<R> result;
+      try {
+        result.emplace(core.invoke(fn));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (!error) [[likely]] {
+        const verdict v = policy.classifier().classify_result(*result);
+        if (v.kind == verdict_kind::success) [[likely]] {
+          core.succeeded();
+          return std::move(*result);
+        }
+        if (core.failed(v, core.observed() ? detail::describe_result(*result) : std::string()))
+          continue;
+        return std::move(*result);
+      }
+    }
+    const verdict v = policy.classifier().classify_exception(error);
+    if (core.failed(v, core.observed() ? detail::describe(error) : std::string())) continue;
+    core.give_up(error);
+  }
+}
+
+/// Calls `fn` under `policy` until it succeeds, the policy stops, or `stop` is requested.
+template <class F>
+  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
+retry_result_t<F> retry(const retry_policy& policy, F&& fn, std::stop_token stop) {
+  const call_options options{.stop = std::move(stop)};
+  return retry(policy, std::forward<F>(fn), options);
+}
+
+/// Calls `fn` under `policy`.
+template <class F>
+  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
+retry_result_t<F> retry(const retry_policy& policy, F&& fn) {
+  const call_options options{};
+  return retry(policy, std::forward<F>(fn), options);
+}
+
+}  // namespace rebound

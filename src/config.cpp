@@ -1,0 +1,487 @@
+#include "rebound/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "rebound/duration.hpp"
+
+extern char** environ;
+
+namespace rebound {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int max_attempts_limit = 1'000'000;
+constexpr double max_multiplier = 1000.0;
+
+std::string join(std::initializer_list<std::string_view> names) {
+  std::string s;
+  for (auto n : names) {
+    if (!s.empty()) s += ", ";
+    s += n;
+  }
+  return s;
+}
+
+std::string type_name(const json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
+  if (v.is_number_float()) return "a number";
+  return std::string("a ") + v.type_name();
+}
+
+[[noreturn]] void fail(const std::string& field, const std::string& problem) {
+  throw config_error(field, problem);
+}
+
+duration to_duration(std::string_view text, const std::string& field) {
+  try {
+    return parse_duration(text);
+  } catch (const std::invalid_argument& e) {
+    fail(field, e.what());
+  }
+}
+
+duration json_duration(const json& v, const std::string& field) {
+  if (!v.is_string()) {
+    fail(field, "expected a duration string such as \"250ms\", \"2s\" or \"1.5m\", got " +
+                    type_name(v) + " " + v.dump());
+  }
+  return to_duration(v.get<std::string>(), field);
+}
+
+int attempts_from(long double v, const std::string& field, const std::string& shown) {
+  if (v < 1 || v > max_attempts_limit) {
+    fail(field, shown + " is out of range; allowed: 1.." + std::to_string(max_attempts_limit));
+  }
+  return static_cast<int>(v);
+}
+
+int json_attempts(const json& v, const std::string& field) {
+  if (v.is_number_unsigned()) {
+    const auto n = v.get<std::uint64_t>();
+    return attempts_from(static_cast<long double>(std::min<std::uint64_t>(n, 1ULL << 40)), field,
+                         v.dump());
+  }
+  if (v.is_number_integer()) return attempts_from(v.get<std::int64_t>(), field, v.dump());
+  fail(field, "expected an integer in 1.." + std::to_string(max_attempts_limit) + ", got " +
+                  type_name(v) + " " + v.dump());
+}
+
+double checked_multiplier(double m, const std::string& field, const std::string& shown) {
+  if (!std::isfinite(m)) fail(field, shown + " is not a finite number; allowed: 1..1000");
+  if (m < 1.0 || m > max_multiplier) {
+    fail(field, shown + " is out of range; allowed: 1..1000 (a multiplier below 1 would shrink "
+                        "the delays)");
+  }
+  return m;
+}
+
+double json_number(const json& v, const std::string& field) {
+  if (!v.is_number()) fail(field, "expected a number, got " + type_name(v) + " " + v.dump());
+  return v.get<double>();
+}
+
+std::uint64_t json_seed(const json& v, const std::string& field) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer()) fail(field, v.dump() + " is negative; allowed: 0..2^64-1");
+  fail(field, "expected an integer in 0..2^64-1, got " + type_name(v) + " " + v.dump());
+}
+
+std::string json_string(const json& v, const std::string& field) {
+  if (!v.is_string()) fail(field, "expected a string, got " + type_name(v) + " " + v.dump());
+  return v.get<std::string>();
+}
+
+server_delay_mode parse_server_delay_mode(std::string_view s, const std::string& field) {
+  if (s == "clamp") return server_delay_mode::clamp;
+  if (s == "give_up") return server_delay_mode::give_up;
+  fail(field, "\"" + std::string(s) + "\" is not allowed; allowed: clamp, give_up");
+}
+
+template <class T>
+bool parse_integer(std::string_view s, T& out) {
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+double parse_double(std::string_view s, const std::string& field) {
+  double v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+    fail(field, "\"" + std::string(s) + "\" is not a number");
+  }
+  return v;
+}
+
+int text_attempts(std::string_view s, const std::string& field) {
+  long long n = 0;
+  const std::string shown = "\"" + std::string(s) + "\"";
+  if (!parse_integer(s, n)) {
+    // Distinguish an overflowing integer from text that is no integer at all.
+    const bool all_digits =
+        !s.empty() && std::all_of(s.begin() + (s.front() == '-' ? 1 : 0), s.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+    if (all_digits) {
+      fail(field, shown + " is out of range; allowed: 1.." + std::to_string(max_attempts_limit));
+    }
+    fail(field, shown + " is not an integer; allowed: 1.." + std::to_string(max_attempts_limit));
+  }
+  return attempts_from(static_cast<long double>(n), field, shown);
+}
+
+std::uint64_t text_seed(std::string_view s, const std::string& field) {
+  std::uint64_t n = 0;
+  if (!parse_integer(s, n)) {
+    fail(field, "\"" + std::string(s) + "\" is not an integer in 0..2^64-1");
+  }
+  return n;
+}
+
+std::vector<duration> text_delays(std::string_view s, const std::string& field) {
+  std::vector<duration> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = s.find(',', start);
+    const auto item = s.substr(start, comma == std::string_view::npos ? s.npos : comma - start);
+    out.push_back(to_duration(item, field + "[" + std::to_string(out.size()) + "]"));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+void read_backoff(const json& b, policy_settings& s) {
+  if (!b.is_object()) {
+    fail("backoff", "expected an object such as {\"type\": \"exponential\", \"initial\": "
+                    "\"500ms\"}, got " + type_name(b));
+  }
+  for (const auto& [key, v] : b.items()) {
+    const std::string field = "backoff." + key;
+    if (key == "type") {
+      s.backoff_type = parse_backoff_kind(json_string(v, field), field);
+    } else if (key == "initial") {
+      s.initial = json_duration(v, field);
+    } else if (key == "multiplier") {
+      s.multiplier = checked_multiplier(json_number(v, field), field, v.dump());
+    } else if (key == "step") {
+      s.step = json_duration(v, field);
+    } else if (key == "max") {
+      s.max_delay = json_duration(v, field);
+    } else if (key == "delays") {
+      if (!v.is_array()) fail(field, "expected an array of durations, got " + type_name(v));
+      s.delays.clear();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        s.delays.push_back(json_duration(v[i], field + "[" + std::to_string(i) + "]"));
+      }
+    } else {
+      fail(field, "unknown key; allowed: " +
+                      join({"type", "initial", "multiplier", "step", "max", "delays"}));
+    }
+  }
+}
+
+rebound::jitter read_jitter(const json& j) {
+  if (j.is_string()) return parse_jitter(j.get<std::string>(), "jitter");
+  if (!j.is_object()) {
+    fail("jitter", "expected a string such as \"full\" or an object such as {\"type\": "
+                   "\"proportional\", \"factor\": 0.2}, got " + type_name(j));
+  }
+  std::string type = "full";
+  std::optional<double> factor;
+  std::optional<duration> amount;
+  for (const auto& [key, v] : j.items()) {
+    const std::string field = "jitter." + key;
+    if (key == "type") {
+      type = json_string(v, field);
+    } else if (key == "factor") {
+      factor = json_number(v, field);
+      if (!(*factor >= 0.0 && *factor <= 1.0)) {
+        fail(field, v.dump() + " is out of range; allowed: 0..1");
+      }
+    } else if (key == "amount") {
+      amount = json_duration(v, field);
+    } else {
+      fail(field, "unknown key; allowed: type, factor, amount");
+    }
+  }
+  if (type == "proportional") {
+    if (!factor) fail("jitter.factor", "required for type proportional (0..1)");
+    if (amount) fail("jitter.amount", "not used by type proportional");
+    return rebound::jitter::proportional(*factor);
+  }
+  if (type == "additive") {
+    if (!amount) fail("jitter.amount", "required for type additive (a duration)");
+    if (factor) fail("jitter.factor", "not used by type additive");
+    return rebound::jitter::additive(*amount);
+  }
+  if (factor) fail("jitter.factor", "only used by type proportional");
+  if (amount) fail("jitter.amount", "only used by type additive");
+  return parse_jitter(type, "jitter.type");
+}
+
+}  // namespace
+
+config_error::config_error(std::string field, const std::string& problem)
+    : std::invalid_argument(field + ": " + problem), field_(std::move(field)) {}
+
+std::string_view to_string(backoff::kind k) noexcept {
+  switch (k) {
+    case backoff::kind::constant: return "constant";
+    case backoff::kind::linear: return "linear";
+    case backoff::kind::exponential: return "exponential";
+    case backoff::kind::list: return "list";
+    case backoff::kind::function: return "function";
+  }
+  return "unknown";
+}
+
+std::string to_string(const rebound::jitter& j) {
+  switch (j.type()) {
+    case jitter::kind::none: return "none";
+    case jitter::kind::full: return "full";
+    case jitter::kind::equal: return "equal";
+    case jitter::kind::decorrelated: return "decorrelated";
+    case jitter::kind::proportional: {
+      std::ostringstream o;
+      o << "proportional:" << j.factor();
+      return o.str();
+    }
+    case jitter::kind::additive: return "additive:" + format_duration(j.amount());
+  }
+  return "unknown";
+}
+
+backoff::kind parse_backoff_kind(std::string_view text, const std::string& field) {
+  if (text == "constant") return backoff::kind::constant;
+  if (text == "linear") return backoff::kind::linear;
+  if (text == "exponential") return backoff::kind::exponential;
+  if (text == "list") return backoff::kind::list;
+  fail(field, "\"" + std::string(text) +
+                  "\" is not a backoff type; allowed: constant, linear, exponential, list");
+}
+
+rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
+  const auto colon = text.find(':');
+  const std::string_view name = text.substr(0, colon);
+  const std::string_view arg = colon == text.npos ? std::string_view() : text.substr(colon + 1);
+  const std::string allowed =
+      "; allowed: none, full, equal, decorrelated, proportional:F (F in 0..1), additive:DUR";
+  auto no_arg = [&](rebound::jitter j) {
+    if (colon != text.npos) fail(field, "\"" + std::string(text) + "\" takes no parameter" + allowed);
+    return j;
+  };
+  if (name == "none") return no_arg(jitter::none());
+  if (name == "full") return no_arg(jitter::full());
+  if (name == "equal") return no_arg(jitter::equal());
+  if (name == "decorrelated") return no_arg(jitter::decorrelated());
+  if (name == "proportional") {
+    if (colon == text.npos) fail(field, "proportional needs a factor, e.g. proportional:0.2");
+    const double f = parse_double(arg, field);
+    if (!(f >= 0.0 && f <= 1.0)) {
+      fail(field, "factor \"" + std::string(arg) + "\" is out of range; allowed: 0..1");
+    }
+    return jitter::proportional(f);
+  }
+  if (name == "additive") {
+    if (colon == text.npos) fail(field, "additive needs an amount, e.g. additive:100ms");
+    return jitter::additive(to_duration(arg, field));
+  }
+  fail(field, "\"" + std::string(text) + "\" is not a jitter" + allowed);
+}
+
+duration policy_settings::effective_max_delay() const {
+  switch (backoff_type) {
+    case backoff::kind::constant: return initial;
+    case backoff::kind::list:
+      return delays.empty() ? duration::zero() : *std::max_element(delays.begin(), delays.end());
+    default: return max_delay ? *max_delay : std::max<duration>(std::chrono::seconds(5), initial);
+  }
+}
+
+void policy_settings::validate() const {
+  if (max_attempts && (*max_attempts < 1 || *max_attempts > max_attempts_limit)) {
+    fail("max_attempts", std::to_string(*max_attempts) + " is out of range; allowed: 1.." +
+                             std::to_string(max_attempts_limit));
+  }
+  auto check_duration = [](const std::optional<duration>& d, const std::string& field) {
+    if (d && (*d < duration::zero() || *d > max_config_duration)) {
+      fail(field, std::to_string(d->count()) + "ns is out of range; allowed: 0s..87600h");
+    }
+  };
+  check_duration(max_elapsed, "max_elapsed");
+  check_duration(before_elapsed, "before_elapsed");
+  check_duration(initial, "backoff.initial");
+  check_duration(step, "backoff.step");
+  check_duration(max_delay, "backoff.max");
+  check_duration(max_server_delay, "max_server_delay");
+  for (std::size_t i = 0; i < delays.size(); ++i) {
+    check_duration(delays[i], "backoff.delays[" + std::to_string(i) + "]");
+  }
+  if (backoff_type == backoff::kind::function) {
+    fail("backoff.type", "function backoffs cannot come from configuration");
+  }
+  if (backoff_type == backoff::kind::exponential) {
+    std::ostringstream shown;
+    shown << multiplier;
+    checked_multiplier(multiplier, "backoff.multiplier", shown.str());
+  }
+  if ((backoff_type == backoff::kind::exponential || backoff_type == backoff::kind::linear) &&
+      max_delay && *max_delay < initial) {
+    fail("backoff.max", format_duration(*max_delay) + " is less than backoff.initial " +
+                            format_duration(initial) + "; allowed: max >= initial");
+  }
+  if (backoff_type == backoff::kind::list && delays.empty()) {
+    fail("backoff.delays", "a list backoff needs at least one delay, e.g. [\"1s\", \"2s\"]");
+  }
+  if (jitter.type() == jitter::kind::proportional &&
+      !(jitter.factor() >= 0.0 && jitter.factor() <= 1.0)) {
+    fail("jitter", "factor out of range; allowed: 0..1");
+  }
+}
+
+retry_policy policy_settings::to_policy() const {
+  validate();
+  stop_condition stop;
+  if (max_attempts) stop = stop | stop::after_attempts(*max_attempts);
+  if (max_elapsed) stop = stop | stop::after_elapsed(*max_elapsed);
+  if (before_elapsed) stop = stop | stop::before_elapsed(*before_elapsed);
+  if (!max_attempts && !max_elapsed && !before_elapsed) stop = stop::after_attempts(3);
+
+  const duration max = effective_max_delay();
+  rebound::backoff b;
+  switch (backoff_type) {
+    case backoff::kind::constant: b = backoff::constant(initial); break;
+    case backoff::kind::linear: b = backoff::linear(initial, step, max); break;
+    case backoff::kind::exponential: b = backoff::exponential(initial, multiplier, max); break;
+    case backoff::kind::list: b = backoff::list(delays); break;
+    case backoff::kind::function: break;  // rejected by validate()
+  }
+  retry_policy p = retry_policy{}.stop(stop).backoff(b).jitter(jitter).max_server_delay(
+      max_server_delay, server_delay);
+  if (seed) p = p.seed(*seed);
+  return p;
+}
+
+policy_settings settings_from_json(std::string_view text, policy_settings s) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("(document)", std::string("not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) fail("(document)", "expected a JSON object, got " + type_name(doc));
+  for (const auto& [key, v] : doc.items()) {
+    if (key == "max_attempts") {
+      s.max_attempts = json_attempts(v, key);
+    } else if (key == "max_elapsed") {
+      s.max_elapsed = json_duration(v, key);
+    } else if (key == "before_elapsed") {
+      s.before_elapsed = json_duration(v, key);
+    } else if (key == "backoff") {
+      read_backoff(v, s);
+    } else if (key == "jitter") {
+      s.jitter = read_jitter(v);
+    } else if (key == "max_server_delay") {
+      s.max_server_delay = json_duration(v, key);
+    } else if (key == "server_delay_exceeded") {
+      s.server_delay = parse_server_delay_mode(json_string(v, key), key);
+    } else if (key == "seed") {
+      s.seed = json_seed(v, key);
+    } else {
+      fail(key, "unknown key; allowed: " +
+                    join({"max_attempts", "max_elapsed", "before_elapsed", "backoff", "jitter",
+                          "max_server_delay", "server_delay_exceeded", "seed"}));
+    }
+  }
+  s.validate();
+  return s;
+}
+
+policy_settings settings_from_json_file(const std::filesystem::path& file, policy_settings base) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(file.string(), "cannot open the configuration file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return settings_from_json(text.str(), std::move(base));
+  } catch (const config_error& e) {
+    throw config_error(file.string() + ": " + e.field(),
+                       std::string(e.what()).substr(e.field().size() + 2));
+  }
+}
+
+policy_settings apply_env(policy_settings s, std::string_view prefix,
+                          const std::map<std::string, std::string>& vars) {
+  const std::string head = std::string(prefix) + "_";
+  for (const auto& [name, value] : vars) {
+    if (name.rfind(head, 0) != 0) continue;
+    const std::string key = name.substr(head.size());
+    if (key == "MAX_ATTEMPTS") {
+      s.max_attempts = text_attempts(value, name);
+    } else if (key == "MAX_ELAPSED") {
+      s.max_elapsed = to_duration(value, name);
+    } else if (key == "BEFORE_ELAPSED") {
+      s.before_elapsed = to_duration(value, name);
+    } else if (key == "BACKOFF_TYPE" || key == "BACKOFF") {
+      s.backoff_type = parse_backoff_kind(value, name);
+    } else if (key == "BACKOFF_INITIAL") {
+      s.initial = to_duration(value, name);
+    } else if (key == "BACKOFF_MULTIPLIER") {
+      s.multiplier = checked_multiplier(parse_double(value, name), name, "\"" + value + "\"");
+    } else if (key == "BACKOFF_STEP") {
+      s.step = to_duration(value, name);
+    } else if (key == "BACKOFF_MAX") {
+      s.max_delay = to_duration(value, name);
+    } else if (key == "BACKOFF_DELAYS") {
+      s.delays = text_delays(value, name);
+    } else if (key == "JITTER") {
+      s.jitter = parse_jitter(value, name);
+    } else if (key == "MAX_SERVER_DELAY") {
+      s.max_server_delay = to_duration(value, name);
+    } else if (key == "SERVER_DELAY_EXCEEDED") {
+      s.server_delay = parse_server_delay_mode(value, name);
+    } else if (key == "SEED") {
+      s.seed = text_seed(value, name);
+    } else {
+      fail(name, "unknown setting; allowed: " + head + "{" +
+                     join({"MAX_ATTEMPTS", "MAX_ELAPSED", "BEFORE_ELAPSED", "BACKOFF_TYPE",
+                           "BACKOFF_INITIAL", "BACKOFF_MULTIPLIER", "BACKOFF_STEP", "BACKOFF_MAX",
+                           "BACKOFF_DELAYS", "JITTER", "MAX_SERVER_DELAY",
+                           "SERVER_DELAY_EXCEEDED", "SEED"}) +
+                     "}");
+    }
+  }
+  try {
+    s.validate();
+  } catch (const config_error& e) {
+    // Name the setting as the environment spells it when it came from there.
+    throw config_error(e.field() + " (after " + head + "* overrides)",
+                       std::string(e.what()).substr(e.field().size() + 2));
+  }
+  return s;
+}
+
+policy_settings apply_env(policy_settings base, std::string_view prefix) {
+  std::map<std::string, std::string> vars;
+  const std::string head = std::string(prefix) + "_";
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq == entry.npos || entry.rfind(head, 0) != 0) continue;
+    vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return apply_env(std::move(base), prefix, vars);
+}
+
+retry_policy policy_from_json(std::string_view json_text) {
+  return settings_from_json(json_text).to_policy();
+}
+
+}  // namespace rebound

@@ -1,0 +1,114 @@
+#include "rebound/policy.hpp"
+
+#include "detail/arith.hpp"
+
+namespace rebound {
+
+retry_policy::retry_policy()
+    : stop_(stop::after_attempts(3)), max_server_delay_(std::chrono::seconds(60)) {}
+
+retry_policy retry_policy::stop(stop_condition s) const {
+  retry_policy p = *this;
+  p.stop_uses_time_ = s.uses_time();
+  p.stop_ = std::move(s);
+  return p;
+}
+retry_policy retry_policy::backoff(::rebound::backoff b) const {
+  retry_policy p = *this;
+  p.backoff_ = std::move(b);
+  return p;
+}
+retry_policy retry_policy::jitter(::rebound::jitter j) const {
+  retry_policy p = *this;
+  p.jitter_ = j;
+  return p;
+}
+retry_policy retry_policy::classify(::rebound::classifier c) const {
+  retry_policy p = *this;
+  p.classifier_ = std::move(c);
+  return p;
+}
+retry_policy retry_policy::max_server_delay(duration cap, server_delay_mode mode) const {
+  retry_policy p = *this;
+  p.max_server_delay_ = std::max(cap, duration::zero());
+  p.server_delay_mode_ = mode;
+  return p;
+}
+retry_policy retry_policy::seed(std::uint64_t s) const {
+  retry_policy p = *this;
+  p.seed_ = s;
+  return p;
+}
+retry_policy retry_policy::unseeded() const {
+  retry_policy p = *this;
+  p.seed_.reset();
+  return p;
+}
+retry_policy retry_policy::observer(std::shared_ptr<::rebound::observer> o) const {
+  retry_policy p = *this;
+  p.observer_ = std::move(o);
+  return p;
+}
+retry_policy retry_policy::clock(::rebound::clock& c) const {
+  retry_policy p = *this;
+  p.clock_ = &c;
+  return p;
+}
+retry_policy retry_policy::on_give_up(give_up_mode m) const {
+  retry_policy p = *this;
+  p.give_up_ = m;
+  return p;
+}
+
+::rebound::clock& retry_policy::clock() const noexcept {
+  return clock_ != nullptr ? *clock_ : system_clock();
+}
+
+bool operator==(const retry_policy& a, const retry_policy& b) noexcept {
+  return a.stop_ == b.stop_ && a.backoff_ == b.backoff_ && a.jitter_ == b.jitter_ &&
+         a.classifier_ == b.classifier_ && a.max_server_delay_ == b.max_server_delay_ &&
+         a.server_delay_mode_ == b.server_delay_mode_ && a.seed_ == b.seed_ &&
+         a.observer_ == b.observer_ && a.clock_ == b.clock_ && a.give_up_ == b.give_up_;
+}
+
+decision retry_state::decide(const verdict& v, time_point now) {
+  switch (v.kind) {
+    case verdict_kind::success: return decision::stop(stop_reason::succeeded);
+    case verdict_kind::permanent: return decision::stop(stop_reason::permanent_error);
+    case verdict_kind::overloaded: return decision::stop(stop_reason::overloaded);
+    case verdict_kind::transient: break;
+  }
+  const retry_policy& p = *policy_;
+  const duration elapsed = now > start_ ? now - start_ : duration::zero();
+  duration delay;
+  if (v.retry_after) {
+    // The server's delay replaces the backoff, within the policy's cap.
+    delay = *v.retry_after;
+    if (delay > p.max_server_delay()) {
+      if (p.server_delay() == server_delay_mode::give_up) {
+        return decision::stop(stop_reason::server_delay_too_long);
+      }
+      delay = p.max_server_delay();
+    }
+  } else {
+    const duration computed = p.backoff().delay(
+        {.next_attempt = attempt_ + 1, .previous_delay = previous_delay_, .elapsed = elapsed});
+    if (p.jitter().is_random()) {
+      if (!rng_) rng_.emplace(p.seed() ? *p.seed() : random_stream::fresh_seed());
+      delay = p.jitter().apply({.computed = computed,
+                                .previous = previous_delay_,
+                                .initial = p.backoff().initial(),
+                                .max = p.backoff().max()},
+                               *rng_);
+    } else {
+      delay = computed;
+    }
+  }
+  const stop_context ctx{.attempts = attempt_, .elapsed = elapsed, .next_delay = delay, .now = now};
+  if (auto reason = p.stop().check(ctx)) return decision::stop(*reason);
+  ++attempt_;
+  previous_delay_ = delay;
+  return decision::retry_after(delay);
+}
+
+}  // namespace rebound
