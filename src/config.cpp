@@ -1,6 +1,7 @@
 #include "rebound/config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -461,8 +462,12 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
   try {
     s.validate();
   } catch (const config_error& e) {
-    // Name the setting as the environment spells it when it came from there.
-    throw config_error(e.field() + " (after " + head + "* overrides)",
+    // Name the setting as the environment spells it.
+    std::string env_name = head;
+    for (char c : e.field()) {
+      env_name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    throw config_error(env_name + " (" + e.field() + ")",
                        std::string(e.what()).substr(e.field().size() + 2));
   }
   return s;

@@ -84,7 +84,7 @@ std::string format_duration(duration d) {
     s = std::to_string(d.count()) + "ns";
   } else if (ns < 1e6 - 50) {
     s = one_decimal(ns / 1e3, "us");
-  } else if (ns < 1e9 - 5e7) {
+  } else if (ns < 1e9 - 5e4) {
     s = one_decimal(ns / 1e6, "ms");
   } else if (ns < 60e9 - 5e7) {
     s = one_decimal(ns / 1e9, "s");

@@ -55,7 +55,7 @@ struct call_report {
 
 /// Per-call options (designated initializers: `{.stop = token}`).
 struct call_options {
-  std::stop_token stop;            ///< cancels the call
+  std::stop_token stop{};          ///< cancels the call
   call_report* report = nullptr;   ///< filled in when the call ends
 };
 

@@ -16,6 +16,7 @@ bool simulated_clock::sleep_until(time_point deadline, std::stop_token stop) {
     sleeps_.push_back(deadline - now());
     hook = hook_;
   }
+  cv_.notify_all();
   if (hook) hook(deadline - now());
   if (stop.stop_requested()) return false;
   if (mode_ == mode::auto_advance) {
@@ -67,6 +68,11 @@ std::size_t simulated_clock::sleepers() const {
 bool simulated_clock::wait_for_sleepers(std::size_t n, std::chrono::milliseconds real_timeout) const {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, real_timeout, [&] { return sleepers_ >= n; });
+}
+
+bool simulated_clock::wait_for_sleeps(std::size_t n, std::chrono::milliseconds real_timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, real_timeout, [&] { return sleeps_.size() >= n; });
 }
 
 }  // namespace rebound::testing

@@ -55,6 +55,11 @@ class simulated_clock final : public clock {
   /// Blocks until at least `n` threads are sleeping, or `real_timeout` passes
   /// (a real wait, for synchronising with a loop thread). True if reached.
   bool wait_for_sleepers(std::size_t n, std::chrono::milliseconds real_timeout) const;
+  /// Blocks until at least `n` sleeps have begun since the clock was made
+  /// (sleeps().size() >= n), or `real_timeout` passes. True if reached. A
+  /// sleep that has begun reacts to advance() and to stop requests even if
+  /// its thread has not blocked yet, so this is enough to synchronise with.
+  bool wait_for_sleeps(std::size_t n, std::chrono::milliseconds real_timeout) const;
 
  private:
   mutable std::mutex mu_;

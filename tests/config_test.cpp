@@ -1,0 +1,227 @@
+#include "rebound/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::config_error;
+using rebound::policy_settings;
+using rebound::settings_from_json;
+
+TEST(ConfigTest, ReadsEveryField) {
+  const auto s = settings_from_json(R"({
+    "max_attempts": 7, "max_elapsed": "5s", "before_elapsed": "1m",
+    "backoff": {"type": "exponential", "initial": "500ms", "multiplier": 1.5, "max": "3s"},
+    "jitter": {"type": "proportional", "factor": 0.25},
+    "max_server_delay": "20s", "server_delay_exceeded": "give_up", "seed": 18446744073709551615
+  })");
+  EXPECT_EQ(s.max_attempts, 7);
+  EXPECT_EQ(s.max_elapsed, 5s);
+  EXPECT_EQ(s.before_elapsed, 60s);
+  EXPECT_EQ(s.backoff_type, rebound::backoff::kind::exponential);
+  EXPECT_EQ(s.initial, 500ms);
+  EXPECT_EQ(s.multiplier, 1.5);
+  EXPECT_EQ(s.max_delay, 3s);
+  EXPECT_EQ(s.jitter, rebound::jitter::proportional(0.25));
+  EXPECT_EQ(s.max_server_delay, 20s);
+  EXPECT_EQ(s.server_delay, rebound::server_delay_mode::give_up);
+  EXPECT_EQ(s.seed, 18446744073709551615ULL);
+
+  const auto p = s.to_policy();
+  EXPECT_EQ(p.stop(), rebound::stop::after_attempts(7) | rebound::stop::after_elapsed(5s) |
+                          rebound::stop::before_elapsed(60s));
+  EXPECT_EQ(p.backoff(), rebound::backoff::exponential(500ms, 1.5, 3s));
+  EXPECT_EQ(p.seed(), 18446744073709551615ULL);
+}
+
+TEST(ConfigTest, OtherBackoffsAndJitterForms) {
+  auto s = settings_from_json(R"({"backoff": {"type": "list", "delays": ["1s", "2s", "5s"]},
+                                  "jitter": "none"})");
+  EXPECT_EQ(s.to_policy().backoff(), rebound::backoff::list({1s, 2s, 5s}));
+  s = settings_from_json(R"({"backoff": {"type": "linear", "initial": "1s", "step": "500ms",
+                             "max": "4s"}, "jitter": "additive:100ms"})");
+  EXPECT_EQ(s.to_policy().backoff(), rebound::backoff::linear(1s, 500ms, 4s));
+  EXPECT_EQ(s.jitter, rebound::jitter::additive(100ms));
+  s = settings_from_json(R"({"backoff": {"type": "constant", "initial": "2s"},
+                             "jitter": {"type": "additive", "amount": "1s"}})");
+  EXPECT_EQ(s.to_policy().backoff(), rebound::backoff::constant(2s));
+  EXPECT_EQ(settings_from_json(R"({"jitter": "proportional:0.5"})").jitter,
+            rebound::jitter::proportional(0.5));
+  EXPECT_EQ(settings_from_json(R"({"jitter": "decorrelated"})").jitter,
+            rebound::jitter::decorrelated());
+}
+
+TEST(ConfigTest, EmptyDocumentGivesTheDefaults) {
+  const auto p = settings_from_json("{}").to_policy();
+  EXPECT_EQ(p.stop(), rebound::stop::after_attempts(3));
+  EXPECT_EQ(p.backoff(), rebound::backoff::exponential(100ms, 2.0, 5s));
+}
+
+// Every bad input: the error names the field and says what is allowed.
+struct bad_case {
+  const char* json;
+  const char* field;
+  const char* fragment;
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(ConfigErrorTest, NamesTheFieldAndTheProblem) {
+  const auto& c = GetParam();
+  try {
+    (void)settings_from_json(c.json).to_policy();
+    ADD_FAILURE() << "accepted " << c.json;
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.field(), c.field) << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.fragment), std::string::npos)
+        << "message: " << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllCases, ConfigErrorTest,
+    ::testing::Values(
+        bad_case{R"({"max_atempts": 3})", "max_atempts", "unknown key; allowed: max_attempts"},
+        bad_case{R"({"backoff": {"intial": "1s"}})", "backoff.intial", "unknown key"},
+        bad_case{R"({"jitter": {"type": "full", "spread": 1}})", "jitter.spread", "unknown key"},
+        bad_case{R"({"max_elapsed": "-1s"})", "max_elapsed", "negative"},
+        bad_case{R"({"backoff": {"initial": "-5ms"}})", "backoff.initial", "negative"},
+        bad_case{R"({"backoff": {"initial": "5s", "max": "1s"}})", "backoff.max",
+                 "less than backoff.initial"},
+        bad_case{R"({"backoff": {"multiplier": 0.5}})", "backoff.multiplier", "allowed: 1..1000"},
+        bad_case{R"({"backoff": {"multiplier": 1e308}})", "backoff.multiplier", "out of range"},
+        bad_case{R"({"max_attempts": 0})", "max_attempts", "allowed: 1..1000000"},
+        bad_case{R"({"max_attempts": -3})", "max_attempts", "out of range"},
+        bad_case{R"({"max_attempts": 2.5})", "max_attempts", "expected an integer"},
+        bad_case{R"({"max_attempts": 99999999999999999999999})", "max_attempts",
+                 "expected an integer"},
+        bad_case{R"({"max_attempts": 18446744073709551615})", "max_attempts", "out of range"},
+        bad_case{R"({"max_attempts": "3"})", "max_attempts", "got a string"},
+        bad_case{R"({"max_elapsed": 5})", "max_elapsed", "expected a duration string"},
+        bad_case{R"({"max_elapsed": "5"})", "max_elapsed", "no unit"},
+        bad_case{R"({"max_elapsed": "5 parsecs"})", "max_elapsed", "unknown unit"},
+        bad_case{R"({"max_elapsed": "1000000h"})", "max_elapsed", "too large"},
+        bad_case{R"({"backoff": {"type": "fibonacci"}})", "backoff.type",
+                 "allowed: constant, linear, exponential, list"},
+        bad_case{R"({"backoff": {"type": "list"}})", "backoff.delays", "at least one delay"},
+        bad_case{R"({"backoff": {"delays": "1s"}})", "backoff.delays", "expected an array"},
+        bad_case{R"({"backoff": {"delays": ["1s", 2]}})", "backoff.delays[1]", "expected a duration"},
+        bad_case{R"({"backoff": 3})", "backoff", "expected an object"},
+        bad_case{R"({"jitter": "wobbly"})", "jitter", "allowed: none, full"},
+        bad_case{R"({"jitter": "proportional:1.5"})", "jitter", "allowed: 0..1"},
+        bad_case{R"({"jitter": "proportional:nan"})", "jitter", "out of range"},
+        bad_case{R"({"jitter": "proportional"})", "jitter", "needs a factor"},
+        bad_case{R"({"jitter": "full:3"})", "jitter", "takes no parameter"},
+        bad_case{R"({"jitter": {"type": "proportional"}})", "jitter.factor", "required"},
+        bad_case{R"({"jitter": {"type": "proportional", "factor": -0.1}})", "jitter.factor",
+                 "allowed: 0..1"},
+        bad_case{R"({"seed": -1})", "seed", "negative"},
+        bad_case{R"({"seed": "x"})", "seed", "expected an integer"},
+        bad_case{R"({"server_delay_exceeded": "wait"})", "server_delay_exceeded",
+                 "allowed: clamp, give_up"},
+        bad_case{R"([1, 2])", "(document)", "expected a JSON object"},
+        bad_case{R"({"max_attempts": 3,})", "(document)", "not valid JSON"}),
+    [](const ::testing::TestParamInfo<bad_case>& param) { return "case" + std::to_string(param.index); });
+
+TEST(ConfigTest, ProgrammaticSettingsAreValidatedToo) {
+  policy_settings s;
+  s.multiplier = std::numeric_limits<double>::infinity();
+  EXPECT_THROW((void)s.to_policy(), config_error);
+  s = {};
+  s.initial = -1s;
+  EXPECT_THROW((void)s.to_policy(), config_error);
+  s = {};
+  s.max_attempts = 0;
+  EXPECT_THROW((void)s.to_policy(), config_error);
+}
+
+TEST(ConfigEnvTest, OverridesSingleFields) {
+  const auto base = settings_from_json(R"({"max_attempts": 3, "backoff": {"max": "10s"}})");
+  const auto s = rebound::apply_env(base, "MYAPP_RETRY",
+                                    {{"MYAPP_RETRY_MAX_ATTEMPTS", "8"},
+                                     {"MYAPP_RETRY_BACKOFF_MAX", "3s"},
+                                     {"MYAPP_RETRY_BACKOFF_INITIAL", "500ms"},
+                                     {"MYAPP_RETRY_BACKOFF_MULTIPLIER", "3"},
+                                     {"MYAPP_RETRY_JITTER", "equal"},
+                                     {"MYAPP_RETRY_SEED", "12"},
+                                     {"OTHER_VAR", "ignored"}});
+  EXPECT_EQ(s.max_attempts, 8);
+  EXPECT_EQ(s.max_delay, 3s);
+  EXPECT_EQ(s.initial, 500ms);
+  EXPECT_EQ(s.multiplier, 3.0);
+  EXPECT_EQ(s.jitter, rebound::jitter::equal());
+  EXPECT_EQ(s.seed, 12u);
+  const auto list = rebound::apply_env({}, "X", {{"X_BACKOFF_TYPE", "list"},
+                                                 {"X_BACKOFF_DELAYS", "1s,2s,3s"}});
+  EXPECT_EQ(list.delays, (std::vector<rebound::duration>{1s, 2s, 3s}));
+}
+
+struct env_case {
+  const char* name;
+  const char* value;
+  const char* fragment;
+};
+
+class ConfigEnvErrorTest : public ::testing::TestWithParam<env_case> {};
+
+TEST_P(ConfigEnvErrorTest, NamesTheVariable) {
+  const auto& c = GetParam();
+  try {
+    (void)rebound::apply_env({}, "APP_RETRY", {{c.name, c.value}});
+    ADD_FAILURE() << "accepted " << c.name << "=" << c.value;
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find(c.name), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.fragment), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllCases, ConfigEnvErrorTest,
+    ::testing::Values(env_case{"APP_RETRY_MAX_ATEMPTS", "3", "unknown setting"},
+                      env_case{"APP_RETRY_MAX_ATTEMPTS", "0", "allowed: 1..1000000"},
+                      env_case{"APP_RETRY_MAX_ATTEMPTS", "ten", "not an integer"},
+                      env_case{"APP_RETRY_MAX_ATTEMPTS", "99999999999999999999", "out of range"},
+                      env_case{"APP_RETRY_BACKOFF_MAX", "3", "no unit"},
+                      env_case{"APP_RETRY_BACKOFF_MAX", "-3s", "negative"},
+                      env_case{"APP_RETRY_BACKOFF_MULTIPLIER", "nan", "finite"},
+                      env_case{"APP_RETRY_BACKOFF_MULTIPLIER", "inf", "finite"},
+                      env_case{"APP_RETRY_BACKOFF_MULTIPLIER", "0.9", "allowed: 1..1000"},
+                      env_case{"APP_RETRY_BACKOFF_MULTIPLIER", "2x", "not a number"},
+                      env_case{"APP_RETRY_BACKOFF_TYPE", "random", "allowed: constant"},
+                      env_case{"APP_RETRY_BACKOFF_DELAYS", "1s,,2s", "APP_RETRY_BACKOFF_DELAYS[1]"},
+                      env_case{"APP_RETRY_SEED", "-4", "not an integer"},
+                      env_case{"APP_RETRY_BACKOFF_MAX", "1ms", "less than backoff.initial"}),
+    [](const ::testing::TestParamInfo<env_case>& param) { return "case" + std::to_string(param.index); });
+
+TEST(ConfigEnvTest, ReadsTheProcessEnvironment) {
+  ::setenv("REBOUND_CONFIG_TEST_MAX_ELAPSED", "9s", 1);
+  const auto s = rebound::apply_env({}, "REBOUND_CONFIG_TEST");
+  ::unsetenv("REBOUND_CONFIG_TEST_MAX_ELAPSED");
+  EXPECT_EQ(s.max_elapsed, 9s);
+}
+
+TEST(ConfigFileTest, ReadsAFileAndNamesItInErrors) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto good = dir / "rebound_config_test_good.json";
+  const auto bad = dir / "rebound_config_test_bad.json";
+  std::ofstream(good) << R"({"max_attempts": 4})";
+  std::ofstream(bad) << R"({"max_attempts": "many"})";
+  EXPECT_EQ(rebound::settings_from_json_file(good).max_attempts, 4);
+  try {
+    (void)rebound::settings_from_json_file(bad);
+    ADD_FAILURE();
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.field(), bad.string() + ": max_attempts");
+  }
+  EXPECT_THROW((void)rebound::settings_from_json_file(dir / "no_such_rebound_file.json"),
+               config_error);
+  std::filesystem::remove(good);
+  std::filesystem::remove(bad);
+}
+
+}  // namespace
