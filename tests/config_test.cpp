@@ -69,6 +69,8 @@ struct bad_case {
   const char* fragment;
 };
 
+void PrintTo(const bad_case& c, std::ostream* os) { *os << c.json; }
+
 class ConfigErrorTest : public ::testing::TestWithParam<bad_case> {};
 
 TEST_P(ConfigErrorTest, NamesTheFieldAndTheProblem) {
@@ -166,6 +168,8 @@ struct env_case {
   const char* value;
   const char* fragment;
 };
+
+void PrintTo(const env_case& c, std::ostream* os) { *os << c.name << '=' << c.value; }
 
 class ConfigEnvErrorTest : public ::testing::TestWithParam<env_case> {};
 

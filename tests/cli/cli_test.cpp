@@ -1,0 +1,370 @@
+// The rebound executable, run for real against small shell scripts.
+// Back-offs here are milliseconds of real time: the tool is a separate
+// process, so this is the process boundary where real waiting is allowed.
+// Every child process is bounded by a watchdog.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct outcome {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int count_lines(const fs::path& p) {
+  std::ifstream in(p);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// Waits for `pid` with a bound; kills it (and fails the test) past the bound.
+int wait_bounded(pid_t pid, int limit_ms) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  pollfd p{pidfd, POLLIN, 0};
+  if (::poll(&p, 1, limit_ms) == 0) {
+    ADD_FAILURE() << "the rebound process did not end within " << limit_ms << " ms";
+    ::kill(pid, SIGKILL);
+  }
+  ::close(pidfd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("rebound_cli_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    state_ = dir_ / "runs";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string script(const char* name) const {
+    return std::string(REBOUND_CLI_SCRIPTS) + "/" + name;
+  }
+
+  pid_t spawn(const std::vector<std::string>& args) {
+    const auto out = dir_ / "stdout";
+    const auto err = dir_ / "stderr";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      std::vector<char*> argv;
+      static std::string exe = REBOUND_EXE;
+      argv.push_back(exe.data());
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(99);
+    }
+    return pid;
+  }
+
+  outcome collect(pid_t pid, int limit_ms = 30'000) {
+    outcome r;
+    r.status = wait_bounded(pid, limit_ms);
+    r.out = read_file(dir_ / "stdout");
+    r.err = read_file(dir_ / "stderr");
+    return r;
+  }
+
+  outcome run(const std::vector<std::string>& args, int limit_ms = 30'000) {
+    return collect(spawn(args), limit_ms);
+  }
+
+  // Waits (bounded) until the tool's stderr contains `text`.
+  bool wait_for_stderr(const std::string& text, int limit_ms = 10'000) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (read_file(dir_ / "stderr").find(text) != std::string::npos) return true;
+      ::poll(nullptr, 0, 5);  // a real 5 ms pause between looks at another process's output
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  fs::path state_;
+};
+
+TEST_F(CliTest, FlakyCommandSucceedsOnTheThirdAttempt) {
+  const auto r = run({"run", "--attempts", "5", "--initial", "10ms", "--jitter", "none", "--",
+                      script("flaky.sh"), state_, "2"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(count_lines(state_), 3);
+  EXPECT_NE(r.err.find("attempt 1/5 failed: exit 1; retrying in 10ms\n"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("attempt 2/5 failed: exit 1; retrying in 20ms\n"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("attempt 3/5 succeeded"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, ExhaustionExitsWithTheLastStatus) {
+  const auto r = run({"run", "--attempts", "3", "--initial", "1ms", "--", script("fail.sh"),
+                      state_, "3"});
+  EXPECT_EQ(r.status, 3);
+  EXPECT_EQ(count_lines(state_), 3);
+  EXPECT_NE(r.err.find("attempt 3/3 failed: exit 3; giving up (attempts_exhausted)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(CliTest, NoRetryOnExitStopsAtOnce) {
+  const auto r = run({"run", "--attempts", "5", "--initial", "1ms", "--no-retry-on-exit", "3,4",
+                      "--", script("fail.sh"), state_, "3"});
+  EXPECT_EQ(r.status, 3);
+  EXPECT_EQ(count_lines(state_), 1);
+  EXPECT_NE(r.err.find("giving up (permanent_error)"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, RetryOnExitRetriesOnlyTheListed) {
+  auto r = run({"run", "--attempts", "5", "--initial", "1ms", "--retry-on-exit", "1,75", "--",
+                script("fail.sh"), state_, "3"});
+  EXPECT_EQ(r.status, 3);
+  EXPECT_EQ(count_lines(state_), 1);
+  fs::remove(state_);
+  r = run({"run", "--attempts", "2", "--initial", "1ms", "--retry-on-exit", "1,75", "--",
+           script("fail.sh"), state_, "75"});
+  EXPECT_EQ(r.status, 75);
+  EXPECT_EQ(count_lines(state_), 2);
+}
+
+TEST_F(CliTest, PerAttemptTimeoutKillsAndRetries) {
+  const auto r = run({"run", "--attempts", "2", "--initial", "1ms", "--timeout", "200ms", "--",
+                      script("hang.sh"), state_});
+  EXPECT_EQ(r.status, 124);
+  EXPECT_EQ(count_lines(state_), 2);
+  EXPECT_NE(r.err.find("attempt 1/2 failed: timed out after 200ms; retrying in"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(CliTest, AChildIgnoringSigtermIsKilled) {
+  const auto r = run({"run", "--attempts", "1", "--timeout", "100ms", "--kill-after", "100ms",
+                      "--", script("ignore_term.sh"), state_},
+                     10'000);
+  EXPECT_EQ(r.status, 124);
+  EXPECT_EQ(count_lines(state_), 1);
+}
+
+TEST_F(CliTest, MaxTimeGivesUpWithItsOwnStatus) {
+  const auto r = run({"run", "--attempts", "1000", "--backoff", "constant", "--initial", "50ms",
+                      "--jitter", "none", "--max-time", "300ms", "--", script("fail.sh"), state_,
+                      "1"});
+  EXPECT_EQ(r.status, 123) << r.err;
+  EXPECT_GE(count_lines(state_), 3);
+  EXPECT_LE(count_lines(state_), 8);
+  EXPECT_NE(r.err.find("giving up (time_exhausted)"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, MaxTimeAlsoCutsARunningAttempt) {
+  const auto r = run({"run", "--attempts", "5", "--max-time", "300ms", "--kill-after", "100ms",
+                      "--", script("hang.sh"), state_},
+                     10'000);
+  EXPECT_EQ(r.status, 123) << r.err;
+  EXPECT_EQ(count_lines(state_), 1);
+}
+
+TEST_F(CliTest, CommandNotFoundIsNotRetried) {
+  const auto r = run({"run", "--attempts", "5", "--initial", "1ms", "--",
+                      (dir_ / "no-such-command").string()});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_NE(r.err.find("command not found"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("permanent_error"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, EventsAsJsonLines) {
+  const auto r = run({"run", "--attempts", "3", "--initial", "5ms", "--jitter", "none",
+                      "--events", "json", "--", script("flaky.sh"), state_, "1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> kinds;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);  // every line is one JSON object
+    kinds.push_back(j.at("event").get<std::string>());
+    if (kinds.back() == "retry_scheduled") {
+      EXPECT_EQ(j.at("delay_ms").get<double>(), 5.0);
+      EXPECT_EQ(j.at("attempt").get<int>(), 2);
+      EXPECT_EQ(j.at("max_attempts").get<int>(), 3);
+      EXPECT_EQ(j.at("cause").get<std::string>(), "exit 1");
+    }
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"attempt_started", "attempt_failed",
+                                             "retry_scheduled", "attempt_started",
+                                             "succeeded"}));
+}
+
+TEST_F(CliTest, EventsFileKeepsProgressLinesOnStderr) {
+  const auto events = dir_ / "events.jsonl";
+  const auto r = run({"run", "--attempts", "2", "--initial", "1ms", "--events-file",
+                      events.string(), "--", script("fail.sh"), state_, "1"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos);
+  const std::string text = read_file(events);
+  EXPECT_NE(text.find("\"event\":\"gave_up\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"reason\":\"attempts_exhausted\""), std::string::npos) << text;
+}
+
+TEST_F(CliTest, SigtermEndsTheBackoffAtOnce) {
+  const pid_t pid = spawn({"run", "--attempts", "5", "--backoff", "constant", "--initial", "30s", "--jitter", "none",
+                           "--", script("fail.sh"), state_, "1"});
+  ASSERT_TRUE(wait_for_stderr("retrying in 30s")) << read_file(dir_ / "stderr");
+  ::kill(pid, SIGTERM);
+  const auto r = collect(pid, 5'000);  // far less than the 30 s back-off
+  EXPECT_EQ(r.status, 130);
+  EXPECT_EQ(count_lines(state_), 1);
+  EXPECT_NE(r.err.find("interrupted by SIGTERM after 1 attempt"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, SigintIsForwardedToTheRunningChild) {
+  const pid_t pid = spawn({"run", "--attempts", "5", "--initial", "1ms", "--", script("trap_int.sh"),
+                           state_});
+  // Wait until the child has started (it records its run first).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (count_lines(state_) < 1 && std::chrono::steady_clock::now() < until) {
+    ::poll(nullptr, 0, 5);  // a real pause while another process starts
+  }
+  ::poll(nullptr, 0, 50);  // let the shell install its trap before the signal
+  ::kill(pid, SIGINT);
+  const auto r = collect(pid, 10'000);
+  EXPECT_EQ(r.status, 130);
+  const std::string runs = read_file(state_);
+  EXPECT_NE(runs.find("INT"), std::string::npos) << runs;  // the child got the SIGINT
+  EXPECT_EQ(count_lines(state_), 2);                       // one run + "INT": no second attempt
+}
+
+// Bad input: exit 2 and a message naming the flag or field.
+struct bad_flags {
+  std::vector<std::string> args;
+  std::string fragment;
+};
+
+void PrintTo(const bad_flags& b, std::ostream* os) {
+  for (const auto& a : b.args) *os << a << ' ';
+}
+
+class CliBadInputTest : public CliTest, public ::testing::WithParamInterface<bad_flags> {};
+
+TEST_P(CliBadInputTest, ExitsTwoAndNamesTheProblem) {
+  auto args = GetParam().args;
+  for (auto& a : args) {
+    if (a == "DIR") a = dir_.string();
+  }
+  const auto r = run(args);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find(GetParam().fragment), std::string::npos) << r.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllCases, CliBadInputTest,
+    ::testing::Values(
+        bad_flags{{"run", "--attempts", "0", "--", "true"}, "--attempts: \"0\" is out of range"},
+        bad_flags{{"run", "--attempts", "many", "--", "true"}, "--attempts: \"many\" is not an integer"},
+        bad_flags{{"run", "--initial", "5s", "--max-delay", "1s", "--", "true"},
+                  "--max-delay: 1s is less than backoff.initial 5s"},
+        bad_flags{{"run", "--jitter", "wobbly", "--", "true"}, "--jitter: \"wobbly\" is not a jitter"},
+        bad_flags{{"run", "--multiplier", "0.5", "--", "true"}, "--multiplier"},
+        bad_flags{{"run", "--timeout", "abc", "--", "true"}, "--timeout: \"abc\" is not a duration"},
+        bad_flags{{"run", "--timeout", "0", "--", "true"}, "--timeout: must be more than 0"},
+        bad_flags{{"run", "--max-time", "-1s", "--", "true"}, "--max-time: \"-1s\" is negative"},
+        bad_flags{{"run", "--retry-on-exit", "1,x", "--", "true"}, "--retry-on-exit: \"x\""},
+        bad_flags{{"run", "--retry-on-exit", "256", "--", "true"}, "0..255"},
+        bad_flags{{"run", "--events", "xml", "--", "true"}, "--events: \"xml\" is not supported"},
+        bad_flags{{"run", "--delays", "1s,,2s", "--backoff", "list", "--", "true"}, "--delays[1]"},
+        bad_flags{{"run", "--config", "DIR/missing.json", "--", "true"},
+                  "cannot open the configuration file"},
+        bad_flags{{"run", "--atempts", "3", "--", "true"}, "--atempts"},
+        bad_flags{{"run"}, "command is required"},
+        bad_flags{{"policy", "show", "--samples", "0"}, "--samples: \"0\" is not allowed"},
+        bad_flags{{"frobnicate"}, "unknown command \"frobnicate\""},
+        bad_flags{{"run", "--timeout=abc", "--", "true"}, "--timeout"}),
+    [](const ::testing::TestParamInfo<bad_flags>& param) {
+      return "case" + std::to_string(param.index);
+    });
+
+TEST_F(CliTest, BadConfigFileNamesTheFileAndKey) {
+  const auto cfg = dir_ / "policy.json";
+  std::ofstream(cfg) << R"({"backoff": {"initial": "fast"}})";
+  const auto r = run({"policy", "show", "--config", cfg.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find(cfg.string() + ": backoff.initial: \"fast\""), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
+  const auto r = run({"policy", "show", "--attempts", "5", "--initial", "500ms", "--max-delay",
+                      "3s", "--jitter", "none", "--samples", "10", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  const auto& a = j.at("attempts");
+  ASSERT_EQ(a.size(), 4u);
+  const double want[] = {500, 1000, 2000, 3000};
+  double cumulative = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    cumulative += want[i];
+    EXPECT_EQ(a[i].at("attempt").get<int>(), static_cast<int>(i) + 2);
+    EXPECT_EQ(a[i].at("delay_min_ms").get<double>(), want[i]);
+    EXPECT_EQ(a[i].at("delay_median_ms").get<double>(), want[i]);
+    EXPECT_EQ(a[i].at("delay_max_ms").get<double>(), want[i]);
+    EXPECT_EQ(a[i].at("cumulative_max_ms").get<double>(), cumulative);
+  }
+}
+
+TEST_F(CliTest, PolicyShowSpreadsFullJitter) {
+  const auto r = run({"policy", "show", "--attempts", "3", "--initial", "1s", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  const auto& first = j.at("attempts").at(0);
+  EXPECT_EQ(j.at("samples").get<int>(), 1000);
+  EXPECT_GE(first.at("delay_min_ms").get<double>(), 0);
+  EXPECT_LT(first.at("delay_min_ms").get<double>(), 20);
+  EXPECT_LE(first.at("delay_max_ms").get<double>(), 1000);
+  EXPECT_GT(first.at("delay_max_ms").get<double>(), 980);
+  EXPECT_NEAR(first.at("delay_median_ms").get<double>(), 500, 60);
+}
+
+TEST_F(CliTest, PolicyShowTableForScenario000) {
+  const auto cfg = dir_ / "scenario000.json";
+  std::ofstream(cfg) << R"({"max_elapsed": "5s", "backoff": {"type": "exponential",
+      "initial": "500ms", "multiplier": 2, "max": "3s"}, "jitter": "full"})";
+  const auto r = run({"policy", "show", "--config", cfg.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("stop: 5s elapsed; backoff: exponential 500ms x2 up to 3s; jitter: full"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("wait median"), std::string::npos);
+  EXPECT_NE(r.out.find("gives up: time_exhausted 1000"), std::string::npos) << r.out;
+}
+
+}  // namespace

@@ -1,0 +1,45 @@
+// Shared parts of the rebound command-line tool: exit codes and policy flags.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "rebound/config.hpp"
+
+namespace rebound::cli {
+
+/// Exit statuses of the rebound tool (documented in docs/cli.md).
+namespace exit_code {
+inline constexpr int ok = 0;
+inline constexpr int usage = 2;            ///< bad flags, bad configuration
+inline constexpr int time_exhausted = 123;  ///< gave up: --max-time ran out
+inline constexpr int timeout = 124;        ///< gave up: the last attempt hit --timeout
+inline constexpr int internal = 125;       ///< rebound itself failed (fork, pipe, ...)
+inline constexpr int cannot_execute = 126;  ///< the command exists but cannot run
+inline constexpr int not_found = 127;      ///< the command was not found
+inline constexpr int cancelled = 130;      ///< SIGINT/SIGTERM/SIGHUP ended the retries
+}  // namespace exit_code
+
+/// The policy flags every subcommand shares. All are kept as text and parsed
+/// by rebound itself, so errors name the flag and what is allowed.
+struct policy_flags {
+  std::optional<std::string> attempts, max_time, backoff, initial, multiplier, max_delay, step,
+      delays, jitter, config, seed;
+};
+
+/// Adds --attempts, --max-time, --backoff, --initial, --multiplier,
+/// --max-delay, --step, --delays, --jitter, --config, --seed to `app`.
+void add_policy_flags(CLI::App& app, policy_flags& flags);
+
+/// Defaults, then --config FILE, then the flags. Throws config_error whose
+/// field names the flag (or the file and key) that is wrong.
+[[nodiscard]] policy_settings settings_from_flags(const policy_flags& flags);
+
+/// One line describing a policy: "stop after 5 attempts; exponential 500ms x2 up to 3s; full jitter".
+[[nodiscard]] std::string describe(const policy_settings& s);
+
+/// Prints "rebound: <message>" to stderr and returns exit_code::usage.
+int usage_error(const std::string& message);
+
+}  // namespace rebound::cli
