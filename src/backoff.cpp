@@ -68,7 +68,8 @@ backoff backoff::function(std::function<duration(const backoff_context&)> fn, du
 duration backoff::delay(const backoff_context& ctx) const {
   const int k = std::max(ctx.next_attempt, 2) - 2;  // retries before this one
   switch (kind_) {
-    case kind::constant: return initial_;
+    case kind::constant:
+      return initial_;
     case kind::linear:
       return clamp_ns(static_cast<double>(initial_.count()) +
                           static_cast<double>(k) * static_cast<double>(step_.count()),
@@ -97,8 +98,8 @@ const std::vector<duration>& backoff::delays() const noexcept {
 }
 
 bool operator==(const backoff& a, const backoff& b) noexcept {
-  if (a.kind_ != b.kind_ || a.initial_ != b.initial_ || a.step_ != b.step_ ||
-      a.max_ != b.max_ || a.multiplier_ != b.multiplier_) {
+  if (a.kind_ != b.kind_ || a.initial_ != b.initial_ || a.step_ != b.step_ || a.max_ != b.max_ ||
+      a.multiplier_ != b.multiplier_) {
     return false;
   }
   if (a.kind_ == backoff::kind::list) return a.delays() == b.delays();

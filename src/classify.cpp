@@ -4,10 +4,14 @@ namespace rebound {
 
 std::string_view to_string(verdict_kind k) noexcept {
   switch (k) {
-    case verdict_kind::success: return "success";
-    case verdict_kind::transient: return "transient";
-    case verdict_kind::permanent: return "permanent";
-    case verdict_kind::overloaded: return "overloaded";
+    case verdict_kind::success:
+      return "success";
+    case verdict_kind::transient:
+      return "transient";
+    case verdict_kind::permanent:
+      return "permanent";
+    case verdict_kind::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }
@@ -22,15 +26,13 @@ verdict classifier::classify_exception(const std::exception_ptr& e) const {
 }
 
 void classifier::add_exception(exception_fn fn) {
-  add_typed(channel::exception, typeid(void),
-            std::make_shared<const exception_fn>(std::move(fn)));
+  add_typed(channel::exception, typeid(void), std::make_shared<const exception_fn>(std::move(fn)));
 }
 
-void classifier::add_typed(channel ch, const std::type_info& type,
-                           std::shared_ptr<const void> fn) {
+void classifier::add_typed(channel ch, const std::type_info& type, std::shared_ptr<const void> fn) {
   // Copy on write: other copies of this classifier keep their rules.
-  auto rules = rules_ ? std::make_shared<std::vector<rule>>(*rules_)
-                      : std::make_shared<std::vector<rule>>();
+  auto rules =
+      rules_ ? std::make_shared<std::vector<rule>>(*rules_) : std::make_shared<std::vector<rule>>();
   rules->push_back(rule{ch, std::type_index(type), std::move(fn)});
   rules_ = std::move(rules);
   has_exception_rules_ |= ch == channel::exception;

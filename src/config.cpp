@@ -78,8 +78,9 @@ int json_attempts(const json& v, const std::string& field) {
 double checked_multiplier(double m, const std::string& field, const std::string& shown) {
   if (!std::isfinite(m)) fail(field, shown + " is not a finite number; allowed: 1..1000");
   if (m < 1.0 || m > max_multiplier) {
-    fail(field, shown + " is out of range; allowed: 1..1000 (a multiplier below 1 would shrink "
-                        "the delays)");
+    fail(field, shown +
+                    " is out of range; allowed: 1..1000 (a multiplier below 1 would shrink "
+                    "the delays)");
   }
   return m;
 }
@@ -160,8 +161,10 @@ std::vector<duration> text_delays(std::string_view s, const std::string& field) 
 
 void read_backoff(const json& b, policy_settings& s) {
   if (!b.is_object()) {
-    fail("backoff", "expected an object such as {\"type\": \"exponential\", \"initial\": "
-                    "\"500ms\"}, got " + type_name(b));
+    fail("backoff",
+         "expected an object such as {\"type\": \"exponential\", \"initial\": "
+         "\"500ms\"}, got " +
+             type_name(b));
   }
   for (const auto& [key, v] : b.items()) {
     const std::string field = "backoff." + key;
@@ -191,8 +194,10 @@ void read_backoff(const json& b, policy_settings& s) {
 rebound::jitter read_jitter(const json& j) {
   if (j.is_string()) return parse_jitter(j.get<std::string>(), "jitter");
   if (!j.is_object()) {
-    fail("jitter", "expected a string such as \"full\" or an object such as {\"type\": "
-                   "\"proportional\", \"factor\": 0.2}, got " + type_name(j));
+    fail("jitter",
+         "expected a string such as \"full\" or an object such as {\"type\": "
+         "\"proportional\", \"factor\": 0.2}, got " +
+             type_name(j));
   }
   std::string type = "full";
   std::optional<double> factor;
@@ -234,27 +239,37 @@ config_error::config_error(std::string field, const std::string& problem)
 
 std::string_view to_string(backoff::kind k) noexcept {
   switch (k) {
-    case backoff::kind::constant: return "constant";
-    case backoff::kind::linear: return "linear";
-    case backoff::kind::exponential: return "exponential";
-    case backoff::kind::list: return "list";
-    case backoff::kind::function: return "function";
+    case backoff::kind::constant:
+      return "constant";
+    case backoff::kind::linear:
+      return "linear";
+    case backoff::kind::exponential:
+      return "exponential";
+    case backoff::kind::list:
+      return "list";
+    case backoff::kind::function:
+      return "function";
   }
   return "unknown";
 }
 
 std::string to_string(const rebound::jitter& j) {
   switch (j.type()) {
-    case jitter::kind::none: return "none";
-    case jitter::kind::full: return "full";
-    case jitter::kind::equal: return "equal";
-    case jitter::kind::decorrelated: return "decorrelated";
+    case jitter::kind::none:
+      return "none";
+    case jitter::kind::full:
+      return "full";
+    case jitter::kind::equal:
+      return "equal";
+    case jitter::kind::decorrelated:
+      return "decorrelated";
     case jitter::kind::proportional: {
       std::ostringstream o;
       o << "proportional:" << j.factor();
       return o.str();
     }
-    case jitter::kind::additive: return "additive:" + format_duration(j.amount());
+    case jitter::kind::additive:
+      return "additive:" + format_duration(j.amount());
   }
   return "unknown";
 }
@@ -275,7 +290,8 @@ rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
   const std::string allowed =
       "; allowed: none, full, equal, decorrelated, proportional:F (F in 0..1), additive:DUR";
   auto no_arg = [&](rebound::jitter j) {
-    if (colon != text.npos) fail(field, "\"" + std::string(text) + "\" takes no parameter" + allowed);
+    if (colon != text.npos)
+      fail(field, "\"" + std::string(text) + "\" takes no parameter" + allowed);
     return j;
   };
   if (name == "none") return no_arg(jitter::none());
@@ -299,10 +315,12 @@ rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
 
 duration policy_settings::effective_max_delay() const {
   switch (backoff_type) {
-    case backoff::kind::constant: return initial;
+    case backoff::kind::constant:
+      return initial;
     case backoff::kind::list:
       return delays.empty() ? duration::zero() : *std::max_element(delays.begin(), delays.end());
-    default: return max_delay ? *max_delay : std::max<duration>(std::chrono::seconds(5), initial);
+    default:
+      return max_delay ? *max_delay : std::max<duration>(std::chrono::seconds(5), initial);
   }
 }
 
@@ -358,11 +376,20 @@ retry_policy policy_settings::to_policy() const {
   const duration max = effective_max_delay();
   rebound::backoff b;
   switch (backoff_type) {
-    case backoff::kind::constant: b = backoff::constant(initial); break;
-    case backoff::kind::linear: b = backoff::linear(initial, step, max); break;
-    case backoff::kind::exponential: b = backoff::exponential(initial, multiplier, max); break;
-    case backoff::kind::list: b = backoff::list(delays); break;
-    case backoff::kind::function: break;  // rejected by validate()
+    case backoff::kind::constant:
+      b = backoff::constant(initial);
+      break;
+    case backoff::kind::linear:
+      b = backoff::linear(initial, step, max);
+      break;
+    case backoff::kind::exponential:
+      b = backoff::exponential(initial, multiplier, max);
+      break;
+    case backoff::kind::list:
+      b = backoff::list(delays);
+      break;
+    case backoff::kind::function:
+      break;  // rejected by validate()
   }
   retry_policy p = retry_policy{}.stop(stop).backoff(b).jitter(jitter).max_server_delay(
       max_server_delay, server_delay);
@@ -454,8 +481,8 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
       fail(name, "unknown setting; allowed: " + head + "{" +
                      join({"MAX_ATTEMPTS", "MAX_ELAPSED", "BEFORE_ELAPSED", "BACKOFF_TYPE",
                            "BACKOFF_INITIAL", "BACKOFF_MULTIPLIER", "BACKOFF_STEP", "BACKOFF_MAX",
-                           "BACKOFF_DELAYS", "JITTER", "MAX_SERVER_DELAY",
-                           "SERVER_DELAY_EXCEEDED", "SEED"}) +
+                           "BACKOFF_DELAYS", "JITTER", "MAX_SERVER_DELAY", "SERVER_DELAY_EXCEEDED",
+                           "SEED"}) +
                      "}");
     }
   }

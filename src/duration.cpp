@@ -30,8 +30,9 @@ duration parse_duration(std::string_view text) {
     }
   }
   if (!digits) {
-    throw std::invalid_argument(shown + " is not a duration; write a number and a unit, e.g. "
-                                        "\"250ms\", \"2s\", \"1.5m\"");
+    throw std::invalid_argument(shown +
+                                " is not a duration; write a number and a unit, e.g. "
+                                "\"250ms\", \"2s\", \"1.5m\"");
   }
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + i, value);
@@ -40,12 +41,18 @@ duration parse_duration(std::string_view text) {
   }
   const std::string_view unit = text.substr(i);
   double scale = 0;
-  if (unit == "ns") scale = 1;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "s") scale = 1e9;
-  else if (unit == "m") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
+  if (unit == "ns")
+    scale = 1;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "s")
+    scale = 1e9;
+  else if (unit == "m")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
   else if (unit.empty()) {
     throw std::invalid_argument(shown + " has no unit; allowed units: ns, us, ms, s, m, h");
   } else {

@@ -4,11 +4,16 @@ namespace rebound {
 
 std::string_view to_string(event_kind k) noexcept {
   switch (k) {
-    case event_kind::attempt_started: return "attempt_started";
-    case event_kind::attempt_failed: return "attempt_failed";
-    case event_kind::retry_scheduled: return "retry_scheduled";
-    case event_kind::gave_up: return "gave_up";
-    case event_kind::succeeded: return "succeeded";
+    case event_kind::attempt_started:
+      return "attempt_started";
+    case event_kind::attempt_failed:
+      return "attempt_failed";
+    case event_kind::retry_scheduled:
+      return "retry_scheduled";
+    case event_kind::gave_up:
+      return "gave_up";
+    case event_kind::succeeded:
+      return "succeeded";
   }
   return "unknown";
 }
@@ -24,16 +29,27 @@ void function_observer::on_event(const event& e) noexcept {
 void counters_observer::on_event(const event& e) noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   switch (e.kind) {
-    case event_kind::attempt_started: attempts_.fetch_add(1, relaxed); break;
+    case event_kind::attempt_started:
+      attempts_.fetch_add(1, relaxed);
+      break;
     case event_kind::attempt_failed:
       switch (e.verdict.kind) {
-        case verdict_kind::transient: transient_.fetch_add(1, relaxed); break;
-        case verdict_kind::permanent: permanent_.fetch_add(1, relaxed); break;
-        case verdict_kind::overloaded: overloaded_.fetch_add(1, relaxed); break;
-        case verdict_kind::success: break;
+        case verdict_kind::transient:
+          transient_.fetch_add(1, relaxed);
+          break;
+        case verdict_kind::permanent:
+          permanent_.fetch_add(1, relaxed);
+          break;
+        case verdict_kind::overloaded:
+          overloaded_.fetch_add(1, relaxed);
+          break;
+        case verdict_kind::success:
+          break;
       }
       break;
-    case event_kind::retry_scheduled: retries_.fetch_add(1, relaxed); break;
+    case event_kind::retry_scheduled:
+      retries_.fetch_add(1, relaxed);
+      break;
     case event_kind::gave_up:
     case event_kind::succeeded: {
       const auto i = static_cast<std::size_t>(e.reason);

@@ -9,9 +9,12 @@ namespace rebound {
 duration jitter::apply(const jitter_input& in, random_stream& rng) const noexcept {
   const double c = static_cast<double>(in.computed.count());
   switch (kind_) {
-    case kind::none: return std::clamp(in.computed, duration::zero(), in.max);
-    case kind::full: return detail::clamp_ns(c * rng.uniform(), in.max);
-    case kind::equal: return detail::clamp_ns(c / 2 + rng.uniform() * (c / 2), in.max);
+    case kind::none:
+      return std::clamp(in.computed, duration::zero(), in.max);
+    case kind::full:
+      return detail::clamp_ns(c * rng.uniform(), in.max);
+    case kind::equal:
+      return detail::clamp_ns(c / 2 + rng.uniform() * (c / 2), in.max);
     case kind::decorrelated: {
       const double lo = static_cast<double>(in.initial.count());
       const duration prev = in.previous > duration::zero() ? in.previous : in.initial;

@@ -73,10 +73,14 @@ bool operator==(const retry_policy& a, const retry_policy& b) noexcept {
 
 decision retry_state::decide(const verdict& v, time_point now) {
   switch (v.kind) {
-    case verdict_kind::success: return decision::stop(stop_reason::succeeded);
-    case verdict_kind::permanent: return decision::stop(stop_reason::permanent_error);
-    case verdict_kind::overloaded: return decision::stop(stop_reason::overloaded);
-    case verdict_kind::transient: break;
+    case verdict_kind::success:
+      return decision::stop(stop_reason::succeeded);
+    case verdict_kind::permanent:
+      return decision::stop(stop_reason::permanent_error);
+    case verdict_kind::overloaded:
+      return decision::stop(stop_reason::overloaded);
+    case verdict_kind::transient:
+      break;
   }
   const retry_policy& p = *policy_;
   const duration elapsed = now > start_ ? now - start_ : duration::zero();

@@ -124,8 +124,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     observer_->on_event(e);
   }
   clock& c = clock_ != nullptr ? *clock_ : system_clock();
-  if (options_.stop.stop_requested() ||
-      !c.sleep_until(saturating_add(t, d.delay), options_.stop) ||
+  if (options_.stop.stop_requested() || !c.sleep_until(saturating_add(t, d.delay), options_.stop) ||
       options_.stop.stop_requested()) {
     end(stop_reason::cancelled, made);
     return false;

@@ -9,16 +9,26 @@ namespace rebound {
 
 std::string_view to_string(stop_reason r) noexcept {
   switch (r) {
-    case stop_reason::succeeded: return "succeeded";
-    case stop_reason::permanent_error: return "permanent_error";
-    case stop_reason::attempts_exhausted: return "attempts_exhausted";
-    case stop_reason::time_exhausted: return "time_exhausted";
-    case stop_reason::budget_exhausted: return "budget_exhausted";
-    case stop_reason::overloaded: return "overloaded";
-    case stop_reason::not_idempotent: return "not_idempotent";
-    case stop_reason::cancelled: return "cancelled";
-    case stop_reason::deferred_to_outer: return "deferred_to_outer";
-    case stop_reason::server_delay_too_long: return "server_delay_too_long";
+    case stop_reason::succeeded:
+      return "succeeded";
+    case stop_reason::permanent_error:
+      return "permanent_error";
+    case stop_reason::attempts_exhausted:
+      return "attempts_exhausted";
+    case stop_reason::time_exhausted:
+      return "time_exhausted";
+    case stop_reason::budget_exhausted:
+      return "budget_exhausted";
+    case stop_reason::overloaded:
+      return "overloaded";
+    case stop_reason::not_idempotent:
+      return "not_idempotent";
+    case stop_reason::cancelled:
+      return "cancelled";
+    case stop_reason::deferred_to_outer:
+      return "deferred_to_outer";
+    case stop_reason::server_delay_too_long:
+      return "server_delay_too_long";
   }
   return "unknown";
 }
@@ -54,7 +64,8 @@ using detail::saturating_add;
 
 std::optional<stop_reason> stop_condition::check(const stop_context& ctx) const noexcept {
   switch (kind_) {
-    case kind::never: return std::nullopt;
+    case kind::never:
+      return std::nullopt;
     case kind::attempts:
       if (ctx.attempts >= value_) return stop_reason::attempts_exhausted;
       return std::nullopt;
@@ -91,7 +102,8 @@ std::optional<stop_reason> stop_condition::check(const stop_context& ctx) const 
 
 std::optional<int> stop_condition::max_attempts() const noexcept {
   switch (kind_) {
-    case kind::attempts: return static_cast<int>(value_);
+    case kind::attempts:
+      return static_cast<int>(value_);
     case kind::any: {
       auto a = children_->a.max_attempts();
       auto b = children_->b.max_attempts();
@@ -104,15 +116,18 @@ std::optional<int> stop_condition::max_attempts() const noexcept {
       if (a && b) return std::max(*a, *b);
       return std::nullopt;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
 std::optional<time_point> stop_condition::time_limit(time_point start) const noexcept {
   switch (kind_) {
     case kind::elapsed:
-    case kind::before_elapsed: return saturating_add(start, duration(value_));
-    case kind::deadline: return time_point(duration(value_));
+    case kind::before_elapsed:
+      return saturating_add(start, duration(value_));
+    case kind::deadline:
+      return time_point(duration(value_));
     case kind::any: {
       auto a = children_->a.time_limit(start);
       auto b = children_->b.time_limit(start);
@@ -125,7 +140,8 @@ std::optional<time_point> stop_condition::time_limit(time_point start) const noe
       if (a && b) return std::max(*a, *b);
       return std::nullopt;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -133,10 +149,13 @@ bool stop_condition::uses_time() const noexcept {
   switch (kind_) {
     case kind::elapsed:
     case kind::before_elapsed:
-    case kind::deadline: return true;
+    case kind::deadline:
+      return true;
     case kind::any:
-    case kind::all: return children_->a.uses_time() || children_->b.uses_time();
-    default: return false;
+    case kind::all:
+      return children_->a.uses_time() || children_->b.uses_time();
+    default:
+      return false;
   }
 }
 

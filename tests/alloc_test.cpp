@@ -12,7 +12,7 @@
 namespace {
 std::atomic<long> allocations{0};
 int* volatile escape = nullptr;  // keeps the compiler from eliding a new/delete pair
-}
+}  // namespace
 
 void* operator new(std::size_t n) {
   allocations.fetch_add(1, std::memory_order_relaxed);
@@ -53,7 +53,9 @@ TEST(AllocTest, SuccessPathAllocatesNothing) {
             0);
   std::stop_source s;
   EXPECT_EQ(allocations_during([&] {
-              for (int i = 0; i < 1000; ++i) x += rebound::retry(timed, [&] { return i; }, s.get_token());
+              for (int i = 0; i < 1000; ++i)
+                x += rebound::retry(
+                    timed, [&] { return i; }, s.get_token());
             }),
             0);
   EXPECT_GT(x, 0);

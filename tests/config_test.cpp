@@ -80,8 +80,7 @@ TEST_P(ConfigErrorTest, NamesTheFieldAndTheProblem) {
     ADD_FAILURE() << "accepted " << c.json;
   } catch (const config_error& e) {
     EXPECT_EQ(e.field(), c.field) << e.what();
-    EXPECT_NE(std::string(e.what()).find(c.fragment), std::string::npos)
-        << "message: " << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.fragment), std::string::npos) << "message: " << e.what();
   }
 }
 
@@ -112,7 +111,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "allowed: constant, linear, exponential, list"},
         bad_case{R"({"backoff": {"type": "list"}})", "backoff.delays", "at least one delay"},
         bad_case{R"({"backoff": {"delays": "1s"}})", "backoff.delays", "expected an array"},
-        bad_case{R"({"backoff": {"delays": ["1s", 2]}})", "backoff.delays[1]", "expected a duration"},
+        bad_case{R"({"backoff": {"delays": ["1s", 2]}})", "backoff.delays[1]",
+                 "expected a duration"},
         bad_case{R"({"backoff": 3})", "backoff", "expected an object"},
         bad_case{R"({"jitter": "wobbly"})", "jitter", "allowed: none, full"},
         bad_case{R"({"jitter": "proportional:1.5"})", "jitter", "allowed: 0..1"},
@@ -128,7 +128,9 @@ INSTANTIATE_TEST_SUITE_P(
                  "allowed: clamp, give_up"},
         bad_case{R"([1, 2])", "(document)", "expected a JSON object"},
         bad_case{R"({"max_attempts": 3,})", "(document)", "not valid JSON"}),
-    [](const ::testing::TestParamInfo<bad_case>& param) { return "case" + std::to_string(param.index); });
+    [](const ::testing::TestParamInfo<bad_case>& param) {
+      return "case" + std::to_string(param.index);
+    });
 
 TEST(ConfigTest, ProgrammaticSettingsAreValidatedToo) {
   policy_settings s;
@@ -158,8 +160,8 @@ TEST(ConfigEnvTest, OverridesSingleFields) {
   EXPECT_EQ(s.multiplier, 3.0);
   EXPECT_EQ(s.jitter, rebound::jitter::equal());
   EXPECT_EQ(s.seed, 12u);
-  const auto list = rebound::apply_env({}, "X", {{"X_BACKOFF_TYPE", "list"},
-                                                 {"X_BACKOFF_DELAYS", "1s,2s,3s"}});
+  const auto list =
+      rebound::apply_env({}, "X", {{"X_BACKOFF_TYPE", "list"}, {"X_BACKOFF_DELAYS", "1s,2s,3s"}});
   EXPECT_EQ(list.delays, (std::vector<rebound::duration>{1s, 2s, 3s}));
 }
 
@@ -200,7 +202,9 @@ INSTANTIATE_TEST_SUITE_P(
                       env_case{"APP_RETRY_BACKOFF_DELAYS", "1s,,2s", "APP_RETRY_BACKOFF_DELAYS[1]"},
                       env_case{"APP_RETRY_SEED", "-4", "not an integer"},
                       env_case{"APP_RETRY_BACKOFF_MAX", "1ms", "less than backoff.initial"}),
-    [](const ::testing::TestParamInfo<env_case>& param) { return "case" + std::to_string(param.index); });
+    [](const ::testing::TestParamInfo<env_case>& param) {
+      return "case" + std::to_string(param.index);
+    });
 
 TEST(ConfigEnvTest, ReadsTheProcessEnvironment) {
   ::setenv("REBOUND_CONFIG_TEST_MAX_ELAPSED", "9s", 1);

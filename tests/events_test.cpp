@@ -75,8 +75,10 @@ TEST_F(EventsTest, ExpectedErrorsAreDescribedByTheirMessage) {
 TEST(CountersObserverTest, CountsOutcomes) {
   rebound::testing::simulated_clock clock;
   auto counters = std::make_shared<rebound::counters_observer>();
-  const auto p = rebound::retry_policy{}.stop(rebound::stop::after_attempts(3)).clock(clock).observer(
-      counters);
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(3))
+                     .clock(clock)
+                     .observer(counters);
   int calls = 0;
   rebound::retry(p, [&] {
     if (++calls < 3) throw rebound_test::not_found_error();

@@ -100,8 +100,10 @@ TEST(JitterTest, EveryKindClampsToMax) {
     EXPECT_LE(sample(j, big, 2000).max_ms, 9000) << static_cast<int>(j.type());
   }
   // And a delay at duration::max() does not overflow.
-  const jitter_input huge{.computed = duration::max(), .previous = duration::max(),
-                          .initial = 1s, .max = duration::max()};
+  const jitter_input huge{.computed = duration::max(),
+                          .previous = duration::max(),
+                          .initial = 1s,
+                          .max = duration::max()};
   rebound::random_stream rng(1);
   for (const auto& j : {jitter::full(), jitter::equal(), jitter::decorrelated(),
                         jitter::proportional(1.0), jitter::additive(1h)}) {

@@ -110,8 +110,8 @@ TEST(PolicyTest, SeededPoliciesRepeatTheirSchedule) {
 
 TEST(PolicyTest, UnseededCallsGetTheirOwnStreams) {
   // Copies of one policy never share a stream: eight calls, eight schedules.
-  const auto p = retry_policy{}.stop(stop::after_attempts(6)).backoff(
-      rebound::backoff::constant(1s));
+  const auto p =
+      retry_policy{}.stop(stop::after_attempts(6)).backoff(rebound::backoff::constant(1s));
   std::set<std::vector<rebound::duration>> seen;
   for (int i = 0; i < 8; ++i) {
     const retry_policy copy = p;

@@ -95,9 +95,8 @@ TEST_F(RetryTest, ExpectedLikeResultsAreReturnedWithTheReason) {
   int calls = 0;
   call_report report;
   const auto p = policy_.retry_if_error([](const api_error& e) { return e.code == 503; });
-  const R r = rebound::retry(
-      p, [&] { return ++calls < 3 ? R::failure({503}) : R::failure({403}); },
-      {.report = &report});
+  const R r = rebound::retry(p, [&] { return ++calls < 3 ? R::failure({503}) : R::failure({403}); },
+                             {.report = &report});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, 403);
   EXPECT_EQ(calls, 3);
@@ -139,13 +138,12 @@ TEST_F(RetryTest, OverloadedStopsAtOnce) {
   call_report report;
   const auto p = policy_.retry_if_exception(
       [](const http_status_error&) { return rebound::verdict::overloaded(); });
-  EXPECT_THROW(rebound::retry(
-                   p,
-                   [&] {
-                     ++calls;
-                     throw http_status_error(503);
-                   },
-                   {.report = &report}),
+  EXPECT_THROW(rebound::retry(p,
+                              [&] {
+                                ++calls;
+                                throw http_status_error(503);
+                              },
+                              {.report = &report}),
                http_status_error);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(report.reason, stop_reason::overloaded);
@@ -170,7 +168,8 @@ TEST_F(RetryTest, CancelledBeforeTheFirstAttemptRunsNothing) {
   source.request_stop();
   int calls = 0;
   try {
-    rebound::retry(policy_, [&] { ++calls; }, source.get_token());
+    rebound::retry(
+        policy_, [&] { ++calls; }, source.get_token());
     FAIL() << "no exception";
   } catch (const rebound::retry_error& e) {
     EXPECT_EQ(e.reason(), stop_reason::cancelled);
@@ -187,10 +186,13 @@ TEST_F(RetryTest, CancelDuringBackoffEndsTheSleepAndStartsNoAttempt) {
   const auto before = clock_.now();
   int calls = 0;
   try {
-    rebound::retry(policy_, [&] {
-      ++calls;
-      throw not_found_error();
-    }, source.get_token());
+    rebound::retry(
+        policy_,
+        [&] {
+          ++calls;
+          throw not_found_error();
+        },
+        source.get_token());
     FAIL() << "no exception";
   } catch (const rebound::retry_error& e) {
     EXPECT_EQ(e.reason(), stop_reason::cancelled);
@@ -206,15 +208,14 @@ TEST_F(RetryTest, CancelDuringAnAttemptStartsNoFurtherAttempt) {
   using R = result<int, api_error>;
   call_report report;
   int calls = 0;
-  const R r = rebound::retry(
-      policy_,
-      [&](const rebound::attempt& a) {
-        ++calls;
-        source.request_stop();  // e.g. the user pressed cancel mid-request
-        EXPECT_TRUE(a.stop_token().stop_requested());
-        return R::failure({503});
-      },
-      {.stop = source.get_token(), .report = &report});
+  const R r = rebound::retry(policy_,
+                             [&](const rebound::attempt& a) {
+                               ++calls;
+                               source.request_stop();  // e.g. the user pressed cancel mid-request
+                               EXPECT_TRUE(a.stop_token().stop_requested());
+                               return R::failure({503});
+                             },
+                             {.stop = source.get_token(), .report = &report});
   EXPECT_FALSE(r.has_value());
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(report.reason, stop_reason::cancelled);
@@ -222,16 +223,15 @@ TEST_F(RetryTest, CancelDuringAnAttemptStartsNoFurtherAttempt) {
 
 TEST(RetryManualClockTest, AThreadCancelsALoopBlockedInItsBackoff) {
   simulated_clock clock(simulated_clock::mode::manual);
-  const auto p = retry_policy{}.stop(stop::never()).backoff(rebound::backoff::constant(1h)).clock(
-      clock);
+  const auto p =
+      retry_policy{}.stop(stop::never()).backoff(rebound::backoff::constant(1h)).clock(clock);
   std::stop_source source;
   std::atomic<int> calls{0};
   call_report report;
   std::thread loop([&] {
     using R = result<int, api_error>;
-    (void)rebound::retry(
-        p, [&] { return ++calls, R::failure({1}); },
-        {.stop = source.get_token(), .report = &report});
+    (void)rebound::retry(p, [&] { return ++calls, R::failure({1}); },
+                         {.stop = source.get_token(), .report = &report});
   });
   // A real wait bounded at 10s, only to synchronise with the loop thread.
   ASSERT_TRUE(clock.wait_for_sleeps(1, std::chrono::milliseconds(10'000)));

@@ -65,9 +65,8 @@ TEST(Scenario000Test, PersistentNotFoundGivesUpAfterFiveSecondsWithFewCalls) {
     lagging_api api(clock, 1h);
     api.submit();
     rebound::call_report report;
-    const auto policy = scenario_000_policy(clock)
-                            .seed(seed)
-                            .on_give_up(rebound::give_up_mode::throw_retry_error);
+    const auto policy =
+        scenario_000_policy(clock).seed(seed).on_give_up(rebound::give_up_mode::throw_retry_error);
     try {
       (void)rebound::retry(policy, [&] { return api.details(); }, {.report = &report});
       FAIL() << "a run that never appears cannot be read";
@@ -97,12 +96,11 @@ TEST(Scenario000Test, ForbiddenIsNeverRetried) {
 TEST(Scenario000Test, TheSameScheduleComesFromConfiguration) {
   // Scenario 000's reviewers asked for settings instead of hard-coded numbers.
   rebound::testing::simulated_clock clock;
-  const auto from_config =
-      rebound::policy_from_json(R"({"max_elapsed": "5s",
+  const auto from_config = rebound::policy_from_json(R"({"max_elapsed": "5s",
           "backoff": {"type": "exponential", "initial": "500ms", "multiplier": 2, "max": "3s"},
           "jitter": "full"})")
-          .retry_on<not_found_error>()
-          .clock(clock);
+                               .retry_on<not_found_error>()
+                               .clock(clock);
   EXPECT_EQ(from_config.stop(), scenario_000_policy(clock).stop());
   EXPECT_EQ(from_config.backoff(), scenario_000_policy(clock).backoff());
   EXPECT_EQ(from_config.jitter(), scenario_000_policy(clock).jitter());

@@ -53,9 +53,9 @@ TEST(StopTest, DeadlineComparesTheEndOfTheSleep) {
   EXPECT_FALSE(s.check({.attempts = 1, .elapsed = 0s, .next_delay = 10s, .now = t0}));
   EXPECT_EQ(s.check({.attempts = 1, .elapsed = 0s, .next_delay = 11s, .now = t0}),
             stop_reason::time_exhausted);
-  EXPECT_EQ(s.check({.attempts = 1, .elapsed = 0s, .next_delay = rebound::duration::max(),
-                     .now = t0}),
-            stop_reason::time_exhausted);
+  EXPECT_EQ(
+      s.check({.attempts = 1, .elapsed = 0s, .next_delay = rebound::duration::max(), .now = t0}),
+      stop_reason::time_exhausted);
   EXPECT_EQ(s.time_limit(t0), t0 + 10s);
 }
 

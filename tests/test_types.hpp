@@ -15,7 +15,8 @@ struct forbidden_error : std::runtime_error {
   forbidden_error() : std::runtime_error("forbidden") {}
 };
 struct http_status_error : std::runtime_error {
-  explicit http_status_error(int s) : std::runtime_error("status " + std::to_string(s)), status(s) {}
+  explicit http_status_error(int s)
+      : std::runtime_error("status " + std::to_string(s)), status(s) {}
   int status;
 };
 

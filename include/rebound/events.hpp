@@ -41,13 +41,13 @@ enum class event_kind : std::uint8_t {
 /// One event. Views in it are valid only during the on_event call.
 struct event {
   event_kind kind = event_kind::attempt_started;
-  int attempt = 1;                   ///< see event_kind
-  std::optional<int> max_attempts;   ///< the attempt limit, when the policy has one
-  duration elapsed{};                ///< since the first attempt started
-  duration delay{};                  ///< retry_scheduled: the wait before `attempt`
-  rebound::verdict verdict{};        ///< attempt_failed: how the failure was classified
+  int attempt = 1;                              ///< see event_kind
+  std::optional<int> max_attempts;              ///< the attempt limit, when the policy has one
+  duration elapsed{};                           ///< since the first attempt started
+  duration delay{};                             ///< retry_scheduled: the wait before `attempt`
+  rebound::verdict verdict{};                   ///< attempt_failed: how the failure was classified
   stop_reason reason = stop_reason::succeeded;  ///< gave_up, succeeded
-  std::string_view cause;            ///< attempt_failed, gave_up: what failed (what(), ...)
+  std::string_view cause;  ///< attempt_failed, gave_up: what failed (what(), ...)
 };
 
 /// Receives events. Derive and override on_event.

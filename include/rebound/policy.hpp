@@ -61,8 +61,8 @@ class retry_policy {
   /// Replaces all classification rules.
   [[nodiscard]] retry_policy classify(::rebound::classifier c) const;
   /// Cap on server-given delays (verdict::retry_after), and what to do past it.
-  [[nodiscard]] retry_policy max_server_delay(duration cap,
-                                              server_delay_mode mode = server_delay_mode::clamp) const;
+  [[nodiscard]] retry_policy max_server_delay(
+      duration cap, server_delay_mode mode = server_delay_mode::clamp) const;
   /// Every call's random stream starts from `seed` (reproducible schedules).
   [[nodiscard]] retry_policy seed(std::uint64_t seed) const;
   /// Every call draws a fresh seed (the default).
@@ -131,9 +131,9 @@ class retry_policy {
 
 /// The answer of one decision step.
 struct decision {
-  bool retry = false;                          ///< true: sleep `delay`, then attempt again
+  bool retry = false;                           ///< true: sleep `delay`, then attempt again
   stop_reason reason = stop_reason::succeeded;  ///< when !retry: why the call ends
-  duration delay{};                            ///< when retry: the wait before the next attempt
+  duration delay{};                             ///< when retry: the wait before the next attempt
 
   [[nodiscard]] static constexpr decision stop(stop_reason r) noexcept { return {false, r, {}}; }
   [[nodiscard]] static constexpr decision retry_after(duration d) noexcept {
@@ -146,8 +146,7 @@ struct decision {
 class retry_state {
  public:
   /// A call whose first attempt started at `start`.
-  retry_state(const retry_policy& p, time_point start) noexcept
-      : policy_(&p), start_(start) {}
+  retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {}
 
   /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
   /// A retry advances attempt() by one and remembers the delay.

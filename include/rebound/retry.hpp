@@ -41,6 +41,7 @@
 
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
+#include "rebound/detail/coarse_clock.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/stop.hpp"
 
@@ -55,8 +56,8 @@ struct call_report {
 
 /// Per-call options (designated initializers: `{.stop = token}`).
 struct call_options {
-  std::stop_token stop{};          ///< cancels the call
-  call_report* report = nullptr;   ///< filled in when the call ends
+  std::stop_token stop{};         ///< cancels the call
+  call_report* report = nullptr;  ///< filled in when the call ends
 };
 
 /// Thrown when a call that failed with exceptions gives up (in
@@ -144,9 +145,8 @@ class loop {
         clock_(p.custom_clock()),
         observer_(p.observer().get()),
         state_(p, time_point{}) {
-    if (eager_start || observer_ != nullptr || options_.report != nullptr ||
-        p.stop_uses_time()) {
-      state_.restart_at(now());
+    if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time()) {
+      state_.restart_at(start_now());
       started_ = true;
     }
   }
@@ -158,7 +158,8 @@ class loop {
       end(stop_reason::cancelled, 0);
       return false;
     }
-    if (observer_ != nullptr) [[unlikely]] notify_started();
+    if (observer_ != nullptr) [[unlikely]]
+      notify_started();
     return true;
   }
   /// After a success.
@@ -188,9 +189,16 @@ class loop {
   [[noreturn]] void throw_cancelled_before_start() const;
 
   [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
+  /// The time a call starts. On the system clock this is the coarse
+  /// monotonic clock (same time line, one tick of resolution, a fifth of the
+  /// cost): elapsed then reads at most one tick long, never short.
+  [[nodiscard]] time_point start_now() const noexcept {
+    return clock_ != nullptr ? clock_->now() : detail::coarse_steady_now();
+  }
   [[nodiscard]] time_point now() const noexcept {
-    return clock_ != nullptr ? clock_->now()
-                             : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+    return clock_ != nullptr
+               ? clock_->now()
+               : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
   }
 
  private:
@@ -214,14 +222,15 @@ class loop {
 
 /// The result type of retry(policy, fn).
 template <class F>
-using retry_result_t = std::remove_cvref_t<typename std::conditional_t<
-    std::invocable<F&, const attempt&>, std::invoke_result<F&, const attempt&>,
-    std::invoke_result<F&>>::type>;
+using retry_result_t =
+    std::remove_cvref_t<typename std::conditional_t<std::invocable<F&, const attempt&>,
+                                                    std::invoke_result<F&, const attempt&>,
+                                                    std::invoke_result<F&>>::type>;
 
 /// Calls `fn` under `policy`. See the header comment.
 template <class F>
-  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
+requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
+    retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
   using R = retry_result_t<F>;
   constexpr bool takes_attempt = std::invocable<F&, const attempt&>;
   detail::loop core(policy, options, takes_attempt);
@@ -264,16 +273,18 @@ retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& 
 
 /// Calls `fn` under `policy` until it succeeds, the policy stops, or `stop` is requested.
 template <class F>
-  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-retry_result_t<F> retry(const retry_policy& policy, F&& fn, std::stop_token stop) {
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn, std::stop_token stop) {
   const call_options options{.stop = std::move(stop)};
   return retry(policy, std::forward<F>(fn), options);
 }
 
 /// Calls `fn` under `policy`.
 template <class F>
-  requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-retry_result_t<F> retry(const retry_policy& policy, F&& fn) {
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn) {
   const call_options options{};
   return retry(policy, std::forward<F>(fn), options);
 }

@@ -18,15 +18,15 @@ namespace rebound {
 
 /// Why a retried call ended. Every end has one.
 enum class stop_reason : std::uint8_t {
-  succeeded,           ///< an attempt succeeded
-  permanent_error,     ///< the last failure was classified permanent
-  attempts_exhausted,  ///< the attempt limit was reached
-  time_exhausted,      ///< a time limit (elapsed, before_elapsed, deadline) was reached
-  budget_exhausted,    ///< a retry budget refused the retry
-  overloaded,          ///< the server said "overloaded, do not retry"
-  not_idempotent,      ///< the operation is not safe to repeat
-  cancelled,           ///< the caller's stop token was requested
-  deferred_to_outer,   ///< an inner loop handed the failure to an enclosing loop
+  succeeded,              ///< an attempt succeeded
+  permanent_error,        ///< the last failure was classified permanent
+  attempts_exhausted,     ///< the attempt limit was reached
+  time_exhausted,         ///< a time limit (elapsed, before_elapsed, deadline) was reached
+  budget_exhausted,       ///< a retry budget refused the retry
+  overloaded,             ///< the server said "overloaded, do not retry"
+  not_idempotent,         ///< the operation is not safe to repeat
+  cancelled,              ///< the caller's stop token was requested
+  deferred_to_outer,      ///< an inner loop handed the failure to an enclosing loop
   server_delay_too_long,  ///< a server-given delay exceeded the policy's cap (give_up mode)
 };
 
@@ -35,10 +35,10 @@ enum class stop_reason : std::uint8_t {
 
 /// What a stop condition looks at after a failed attempt.
 struct stop_context {
-  int attempts = 0;          ///< attempts made so far (>= 1)
-  duration elapsed{};        ///< since the first attempt started
-  duration next_delay{};     ///< the wait that would precede the next attempt
-  time_point now{};          ///< the current time
+  int attempts = 0;       ///< attempts made so far (>= 1)
+  duration elapsed{};     ///< since the first attempt started
+  duration next_delay{};  ///< the wait that would precede the next attempt
+  time_point now{};       ///< the current time
 };
 
 /// An immutable rule for giving up. Cheap to copy (composites share their

@@ -65,7 +65,8 @@ std::size_t simulated_clock::sleepers() const {
   return sleepers_;
 }
 
-bool simulated_clock::wait_for_sleepers(std::size_t n, std::chrono::milliseconds real_timeout) const {
+bool simulated_clock::wait_for_sleepers(std::size_t n,
+                                        std::chrono::milliseconds real_timeout) const {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, real_timeout, [&] { return sleepers_ >= n; });
 }

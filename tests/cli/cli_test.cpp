@@ -132,8 +132,8 @@ TEST_F(CliTest, FlakyCommandSucceedsOnTheThirdAttempt) {
 }
 
 TEST_F(CliTest, ExhaustionExitsWithTheLastStatus) {
-  const auto r = run({"run", "--attempts", "3", "--initial", "1ms", "--", script("fail.sh"),
-                      state_, "3"});
+  const auto r =
+      run({"run", "--attempts", "3", "--initial", "1ms", "--", script("fail.sh"), state_, "3"});
   EXPECT_EQ(r.status, 3);
   EXPECT_EQ(count_lines(state_), 3);
   EXPECT_NE(r.err.find("attempt 3/3 failed: exit 3; giving up (attempts_exhausted)"),
@@ -166,23 +166,22 @@ TEST_F(CliTest, PerAttemptTimeoutKillsAndRetries) {
                       script("hang.sh"), state_});
   EXPECT_EQ(r.status, 124);
   EXPECT_EQ(count_lines(state_), 2);
-  EXPECT_NE(r.err.find("attempt 1/2 failed: timed out after 200ms; retrying in"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("attempt 1/2 failed: timed out after 200ms; retrying in"), std::string::npos)
       << r.err;
 }
 
 TEST_F(CliTest, AChildIgnoringSigtermIsKilled) {
-  const auto r = run({"run", "--attempts", "1", "--timeout", "100ms", "--kill-after", "100ms",
-                      "--", script("ignore_term.sh"), state_},
+  const auto r = run({"run", "--attempts", "1", "--timeout", "100ms", "--kill-after", "100ms", "--",
+                      script("ignore_term.sh"), state_},
                      10'000);
   EXPECT_EQ(r.status, 124);
   EXPECT_EQ(count_lines(state_), 1);
 }
 
 TEST_F(CliTest, MaxTimeGivesUpWithItsOwnStatus) {
-  const auto r = run({"run", "--attempts", "1000", "--backoff", "constant", "--initial", "50ms",
-                      "--jitter", "none", "--max-time", "300ms", "--", script("fail.sh"), state_,
-                      "1"});
+  const auto r =
+      run({"run", "--attempts", "1000", "--backoff", "constant", "--initial", "50ms", "--jitter",
+           "none", "--max-time", "300ms", "--", script("fail.sh"), state_, "1"});
   EXPECT_EQ(r.status, 123) << r.err;
   EXPECT_GE(count_lines(state_), 3);
   EXPECT_LE(count_lines(state_), 8);
@@ -198,16 +197,16 @@ TEST_F(CliTest, MaxTimeAlsoCutsARunningAttempt) {
 }
 
 TEST_F(CliTest, CommandNotFoundIsNotRetried) {
-  const auto r = run({"run", "--attempts", "5", "--initial", "1ms", "--",
-                      (dir_ / "no-such-command").string()});
+  const auto r = run(
+      {"run", "--attempts", "5", "--initial", "1ms", "--", (dir_ / "no-such-command").string()});
   EXPECT_EQ(r.status, 127);
   EXPECT_NE(r.err.find("command not found"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("permanent_error"), std::string::npos) << r.err;
 }
 
 TEST_F(CliTest, EventsAsJsonLines) {
-  const auto r = run({"run", "--attempts", "3", "--initial", "5ms", "--jitter", "none",
-                      "--events", "json", "--", script("flaky.sh"), state_, "1"});
+  const auto r = run({"run", "--attempts", "3", "--initial", "5ms", "--jitter", "none", "--events",
+                      "json", "--", script("flaky.sh"), state_, "1"});
   ASSERT_EQ(r.status, 0) << r.err;
   std::vector<std::string> kinds;
   std::istringstream lines(r.err);
@@ -221,9 +220,8 @@ TEST_F(CliTest, EventsAsJsonLines) {
       EXPECT_EQ(j.at("cause").get<std::string>(), "exit 1");
     }
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{"attempt_started", "attempt_failed",
-                                             "retry_scheduled", "attempt_started",
-                                             "succeeded"}));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"attempt_started", "attempt_failed", "retry_scheduled",
+                                             "attempt_started", "succeeded"}));
 }
 
 TEST_F(CliTest, EventsFileKeepsProgressLinesOnStderr) {
@@ -238,8 +236,8 @@ TEST_F(CliTest, EventsFileKeepsProgressLinesOnStderr) {
 }
 
 TEST_F(CliTest, SigtermEndsTheBackoffAtOnce) {
-  const pid_t pid = spawn({"run", "--attempts", "5", "--backoff", "constant", "--initial", "30s", "--jitter", "none",
-                           "--", script("fail.sh"), state_, "1"});
+  const pid_t pid = spawn({"run", "--attempts", "5", "--backoff", "constant", "--initial", "30s",
+                           "--jitter", "none", "--", script("fail.sh"), state_, "1"});
   ASSERT_TRUE(wait_for_stderr("retrying in 30s")) << read_file(dir_ / "stderr");
   ::kill(pid, SIGTERM);
   const auto r = collect(pid, 5'000);  // far less than the 30 s back-off
@@ -249,8 +247,8 @@ TEST_F(CliTest, SigtermEndsTheBackoffAtOnce) {
 }
 
 TEST_F(CliTest, SigintIsForwardedToTheRunningChild) {
-  const pid_t pid = spawn({"run", "--attempts", "5", "--initial", "1ms", "--", script("trap_int.sh"),
-                           state_});
+  const pid_t pid =
+      spawn({"run", "--attempts", "5", "--initial", "1ms", "--", script("trap_int.sh"), state_});
   // Wait until the child has started (it records its run first).
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (count_lines(state_) < 1 && std::chrono::steady_clock::now() < until) {
@@ -291,12 +289,15 @@ INSTANTIATE_TEST_SUITE_P(
     AllCases, CliBadInputTest,
     ::testing::Values(
         bad_flags{{"run", "--attempts", "0", "--", "true"}, "--attempts: \"0\" is out of range"},
-        bad_flags{{"run", "--attempts", "many", "--", "true"}, "--attempts: \"many\" is not an integer"},
+        bad_flags{{"run", "--attempts", "many", "--", "true"},
+                  "--attempts: \"many\" is not an integer"},
         bad_flags{{"run", "--initial", "5s", "--max-delay", "1s", "--", "true"},
                   "--max-delay: 1s is less than backoff.initial 5s"},
-        bad_flags{{"run", "--jitter", "wobbly", "--", "true"}, "--jitter: \"wobbly\" is not a jitter"},
+        bad_flags{{"run", "--jitter", "wobbly", "--", "true"},
+                  "--jitter: \"wobbly\" is not a jitter"},
         bad_flags{{"run", "--multiplier", "0.5", "--", "true"}, "--multiplier"},
-        bad_flags{{"run", "--timeout", "abc", "--", "true"}, "--timeout: \"abc\" is not a duration"},
+        bad_flags{{"run", "--timeout", "abc", "--", "true"},
+                  "--timeout: \"abc\" is not a duration"},
         bad_flags{{"run", "--timeout", "0", "--", "true"}, "--timeout: must be more than 0"},
         bad_flags{{"run", "--max-time", "-1s", "--", "true"}, "--max-time: \"-1s\" is negative"},
         bad_flags{{"run", "--retry-on-exit", "1,x", "--", "true"}, "--retry-on-exit: \"x\""},

@@ -41,8 +41,8 @@ bool wait_readable(int pidfd, int wake_fd, std::optional<clock_type::time_point>
   for (;;) {
     int wait_ms = -1;
     if (until) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          *until - clock_type::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*until - clock_type::now());
       if (left.count() <= 0) return false;
       wait_ms = static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30));
     }
@@ -140,8 +140,8 @@ child_result run_child(const std::vector<std::string>& argv,
   if (pidfd >= 0) ::close(pidfd);
 
   if (exec_failed) {
-    r.how = exec_errno == ENOENT ? child_result::kind::not_found
-                                 : child_result::kind::cannot_execute;
+    r.how =
+        exec_errno == ENOENT ? child_result::kind::not_found : child_result::kind::cannot_execute;
     r.detail = std::strerror(exec_errno);
     r.shell_status = exec_errno == ENOENT ? 127 : 126;
     return r;

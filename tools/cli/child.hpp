@@ -15,11 +15,19 @@ namespace rebound::cli {
 
 /// How one run of the child ended.
 struct child_result {
-  enum class kind { exited, signalled, timed_out, cancelled, not_found, cannot_execute, spawn_failed };
+  enum class kind {
+    exited,
+    signalled,
+    timed_out,
+    cancelled,
+    not_found,
+    cannot_execute,
+    spawn_failed
+  };
   kind how = kind::exited;
-  int code = 0;         ///< exit code, or signal number when signalled
+  int code = 0;          ///< exit code, or signal number when signalled
   int shell_status = 0;  ///< the shell's view: code, 128 + signal, 124, 126, 127
-  std::string detail;   ///< for spawn failures: strerror
+  std::string detail;    ///< for spawn failures: strerror
 };
 
 /// Interrupts from the signal thread: which signal arrived, and a pipe the

@@ -39,12 +39,16 @@ namespace {
 
 // Which flag sets which configuration field, to name the flag in errors.
 const std::map<std::string, std::string>& flag_for_field() {
-  static const std::map<std::string, std::string> m = {
-      {"max_attempts", "--attempts"},    {"before_elapsed", "--max-time"},
-      {"backoff.type", "--backoff"},     {"backoff.initial", "--initial"},
-      {"backoff.multiplier", "--multiplier"}, {"backoff.max", "--max-delay"},
-      {"backoff.step", "--step"},        {"backoff.delays", "--delays"},
-      {"jitter", "--jitter"},            {"seed", "--seed"}};
+  static const std::map<std::string, std::string> m = {{"max_attempts", "--attempts"},
+                                                       {"before_elapsed", "--max-time"},
+                                                       {"backoff.type", "--backoff"},
+                                                       {"backoff.initial", "--initial"},
+                                                       {"backoff.multiplier", "--multiplier"},
+                                                       {"backoff.max", "--max-delay"},
+                                                       {"backoff.step", "--step"},
+                                                       {"backoff.delays", "--delays"},
+                                                       {"jitter", "--jitter"},
+                                                       {"seed", "--seed"}};
   return m;
 }
 
@@ -81,11 +85,16 @@ policy_settings settings_from_flags(const policy_flags& f) {
       path = field.substr(open + 2, field.size() - open - 3);
     } else {
       static const std::map<std::string, std::string> env_to_path = {
-          {"MAX_ATTEMPTS", "max_attempts"},  {"BEFORE_ELAPSED", "before_elapsed"},
-          {"BACKOFF_TYPE", "backoff.type"},  {"BACKOFF_INITIAL", "backoff.initial"},
-          {"BACKOFF_MULTIPLIER", "backoff.multiplier"}, {"BACKOFF_MAX", "backoff.max"},
-          {"BACKOFF_STEP", "backoff.step"},  {"BACKOFF_DELAYS", "backoff.delays"},
-          {"JITTER", "jitter"},              {"SEED", "seed"}};
+          {"MAX_ATTEMPTS", "max_attempts"},
+          {"BEFORE_ELAPSED", "before_elapsed"},
+          {"BACKOFF_TYPE", "backoff.type"},
+          {"BACKOFF_INITIAL", "backoff.initial"},
+          {"BACKOFF_MULTIPLIER", "backoff.multiplier"},
+          {"BACKOFF_MAX", "backoff.max"},
+          {"BACKOFF_STEP", "backoff.step"},
+          {"BACKOFF_DELAYS", "backoff.delays"},
+          {"JITTER", "jitter"},
+          {"SEED", "seed"}};
       std::string key = field.substr(std::string("REBOUND_FLAG_").size());
       std::string index;
       if (const auto b = key.find('['); b != std::string::npos) {
@@ -97,9 +106,8 @@ policy_settings settings_from_flags(const policy_flags& f) {
     }
     std::string base_path = path.substr(0, path.find('['));
     const auto flag = flag_for_field().find(base_path);
-    std::string name = flag != flag_for_field().end()
-                           ? flag->second + path.substr(base_path.size())
-                           : path;
+    std::string name =
+        flag != flag_for_field().end() ? flag->second + path.substr(base_path.size()) : path;
     if (f.config && flag != flag_for_field().end()) name += " (or " + path + " in --config)";
     throw config_error(name, detail);
   }
@@ -116,7 +124,9 @@ std::string describe(const policy_settings& s) {
   for (std::size_t i = 0; i < stops.size(); ++i) o << (i ? " or " : "") << stops[i];
   o << "; backoff: " << to_string(s.backoff_type);
   switch (s.backoff_type) {
-    case backoff::kind::constant: o << " " << format_duration(s.initial); break;
+    case backoff::kind::constant:
+      o << " " << format_duration(s.initial);
+      break;
     case backoff::kind::linear:
       o << " " << format_duration(s.initial) << " +" << format_duration(s.step) << " up to "
         << format_duration(s.effective_max_delay());
@@ -133,7 +143,8 @@ std::string describe(const policy_settings& s) {
       o << "]";
       break;
     }
-    case backoff::kind::function: break;
+    case backoff::kind::function:
+      break;
   }
   o << "; jitter: " << to_string(s.jitter);
   return o.str();

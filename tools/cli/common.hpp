@@ -12,13 +12,13 @@ namespace rebound::cli {
 /// Exit statuses of the rebound tool (documented in docs/cli.md).
 namespace exit_code {
 inline constexpr int ok = 0;
-inline constexpr int usage = 2;            ///< bad flags, bad configuration
+inline constexpr int usage = 2;             ///< bad flags, bad configuration
 inline constexpr int time_exhausted = 123;  ///< gave up: --max-time ran out
-inline constexpr int timeout = 124;        ///< gave up: the last attempt hit --timeout
-inline constexpr int internal = 125;       ///< rebound itself failed (fork, pipe, ...)
+inline constexpr int timeout = 124;         ///< gave up: the last attempt hit --timeout
+inline constexpr int internal = 125;        ///< rebound itself failed (fork, pipe, ...)
 inline constexpr int cannot_execute = 126;  ///< the command exists but cannot run
-inline constexpr int not_found = 127;      ///< the command was not found
-inline constexpr int cancelled = 130;      ///< SIGINT/SIGTERM/SIGHUP ended the retries
+inline constexpr int not_found = 127;       ///< the command was not found
+inline constexpr int cancelled = 130;       ///< SIGINT/SIGTERM/SIGHUP ended the retries
 }  // namespace exit_code
 
 /// The policy flags every subcommand shares. All are kept as text and parsed
@@ -36,7 +36,8 @@ void add_policy_flags(CLI::App& app, policy_flags& flags);
 /// field names the flag (or the file and key) that is wrong.
 [[nodiscard]] policy_settings settings_from_flags(const policy_flags& flags);
 
-/// One line describing a policy: "stop after 5 attempts; exponential 500ms x2 up to 3s; full jitter".
+/// One line describing a policy: "stop after 5 attempts; exponential 500ms x2 up to 3s; full
+/// jitter".
 [[nodiscard]] std::string describe(const policy_settings& s);
 
 /// Prints "rebound: <message>" to stderr and returns exit_code::usage.

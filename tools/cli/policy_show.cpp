@@ -94,8 +94,8 @@ int policy_show_main(const policy_show_options& o) {
     std::printf("%zu seeded samples (seeds %llu..%llu); attempts take no time here\n\n",
                 static_cast<std::size_t>(samples), static_cast<unsigned long long>(first_seed),
                 static_cast<unsigned long long>(first_seed + samples - 1));
-    std::printf("%-8s %12s %12s %12s %16s %9s\n", "attempt", "wait min", "wait median",
-                "wait max", "cumulative max", "reached");
+    std::printf("%-8s %12s %12s %12s %16s %9s\n", "attempt", "wait min", "wait median", "wait max",
+                "cumulative max", "reached");
   }
   for (std::size_t n = 0; n < rows.size(); ++n) {
     auto& w = rows[n].waits;

@@ -38,7 +38,8 @@ struct attempt_outcome {
 std::string describe_failure(const child_result& r, const std::string& command,
                              std::optional<duration> timeout) {
   switch (r.how) {
-    case child_result::kind::exited: return "exit " + std::to_string(r.code);
+    case child_result::kind::exited:
+      return "exit " + std::to_string(r.code);
     case child_result::kind::signalled: {
       const char* name = ::sigabbrev_np(r.code);
       return "killed by signal " + std::to_string(r.code) +
@@ -46,10 +47,14 @@ std::string describe_failure(const child_result& r, const std::string& command,
     }
     case child_result::kind::timed_out:
       return "timed out after " + (timeout ? format_duration(*timeout) : std::string("its limit"));
-    case child_result::kind::cancelled: return "cancelled";
-    case child_result::kind::not_found: return "command not found: " + command;
-    case child_result::kind::cannot_execute: return "cannot execute " + command + ": " + r.detail;
-    case child_result::kind::spawn_failed: return "cannot start the command: " + r.detail;
+    case child_result::kind::cancelled:
+      return "cancelled";
+    case child_result::kind::not_found:
+      return "command not found: " + command;
+    case child_result::kind::cannot_execute:
+      return "cannot execute " + command + ": " + r.detail;
+    case child_result::kind::spawn_failed:
+      return "cannot start the command: " + r.detail;
   }
   return "failed";
 }
@@ -59,13 +64,14 @@ std::set<int> parse_exit_list(const std::string& text, const std::string& flag) 
   std::size_t start = 0;
   while (true) {
     const auto comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                            : comma - start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     int v = -1;
     const auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 0 || v > 255) {
-      throw config_error(flag, "\"" + item + "\" is not an exit status; allowed: a comma "
-                                             "separated list of integers 0..255, e.g. 1,75");
+      throw config_error(flag, "\"" + item +
+                                   "\" is not an exit status; allowed: a comma "
+                                   "separated list of integers 0..255, e.g. 1,75");
     }
     out.insert(v);
     if (comma == std::string::npos) break;
@@ -104,12 +110,13 @@ class run_observer final : public observer {
       case event_kind::gave_up:
         if (const int sig = irq_->signal(); sig != 0) {
           const char* name = ::sigabbrev_np(sig);
-          std::cerr << "interrupted by " << (name != nullptr ? std::string("SIG") + name : "a signal")
-                    << " after " << e.attempt << (e.attempt == 1 ? " attempt" : " attempts")
+          std::cerr << "interrupted by "
+                    << (name != nullptr ? std::string("SIG") + name : "a signal") << " after "
+                    << e.attempt << (e.attempt == 1 ? " attempt" : " attempts")
                     << "; not retrying\n";
         } else if (e.reason == stop_reason::cancelled) {
-          std::cerr << "cancelled after " << e.attempt << (e.attempt == 1 ? " attempt" : " attempts")
-                    << "\n";
+          std::cerr << "cancelled after " << e.attempt
+                    << (e.attempt == 1 ? " attempt" : " attempts") << "\n";
         } else if (e.attempt > 0) {
           std::cerr << "attempt " << of(e.attempt, e.max_attempts) << " failed: " << e.cause
                     << "; giving up (" << to_string(e.reason) << ")\n";
@@ -120,7 +127,8 @@ class run_observer final : public observer {
           std::cerr << "attempt " << of(e.attempt, e.max_attempts) << " succeeded\n";
         }
         break;
-      default: break;
+      default:
+        break;
     }
     std::cerr.flush();
   }
@@ -144,8 +152,11 @@ class run_observer final : public observer {
         j["reason"] = std::string(to_string(e.reason));
         j["cause"] = std::string(e.cause);
         break;
-      case event_kind::succeeded: j["reason"] = "succeeded"; break;
-      case event_kind::attempt_started: break;
+      case event_kind::succeeded:
+        j["reason"] = "succeeded";
+        break;
+      case event_kind::attempt_started:
+        break;
     }
     *json_ << j.dump() << "\n";
     json_->flush();
@@ -162,11 +173,11 @@ class run_observer final : public observer {
 CLI::App* add_run(CLI::App& app, run_options& o) {
   auto* run = app.add_subcommand("run", "Run a command, retrying it when it fails");
   add_policy_flags(*run, o.policy);
-  run->add_option("--timeout", o.timeout, "Per-attempt limit: the command's process group gets "
-                                          "SIGTERM, then SIGKILL after --kill-after")
+  run->add_option("--timeout", o.timeout,
+                  "Per-attempt limit: the command's process group gets "
+                  "SIGTERM, then SIGKILL after --kill-after")
       ->type_name("DUR");
-  run->add_option("--kill-after", o.kill_after,
-                  "Grace between SIGTERM and SIGKILL (default 2s)")
+  run->add_option("--kill-after", o.kill_after, "Grace between SIGTERM and SIGKILL (default 2s)")
       ->type_name("DUR");
   run->add_option("--retry-on-exit", o.retry_on_exit,
                   "Retry only these exit statuses (default: any non-zero)")
@@ -204,7 +215,8 @@ int run_main(const run_options& o) {
     }
     if (o.kill_after) kill_after = flag_duration(*o.kill_after, "--kill-after");
     if (o.retry_on_exit) retry_on = parse_exit_list(*o.retry_on_exit, "--retry-on-exit");
-    if (o.no_retry_on_exit) no_retry_on = parse_exit_list(*o.no_retry_on_exit, "--no-retry-on-exit");
+    if (o.no_retry_on_exit)
+      no_retry_on = parse_exit_list(*o.no_retry_on_exit, "--no-retry-on-exit");
     if (o.events && *o.events != "json") {
       throw config_error("--events", "\"" + *o.events + "\" is not supported; allowed: json");
     }
@@ -248,46 +260,46 @@ int run_main(const run_options& o) {
 
   auto obs = std::make_shared<run_observer>(human, json, &irq);
   const auto policy =
-      settings.to_policy()
-          .observer(obs)
-          .retry_if_error([&](const child_failure& f) -> verdict {
-            const child_result& r = f.result;
-            switch (r.how) {
-              case child_result::kind::timed_out: return verdict::transient();
-              case child_result::kind::exited:
-              case child_result::kind::signalled: {
-                const int status = r.shell_status;
-                if (no_retry_on.count(status) != 0) return verdict::permanent();
-                if (!retry_on.empty() && retry_on.count(status) == 0) return verdict::permanent();
-                return verdict::transient();
-              }
-              default: return verdict::permanent();  // not found, cancelled, cannot start
-            }
-          });
+      settings.to_policy().observer(obs).retry_if_error([&](const child_failure& f) -> verdict {
+        const child_result& r = f.result;
+        switch (r.how) {
+          case child_result::kind::timed_out:
+            return verdict::transient();
+          case child_result::kind::exited:
+          case child_result::kind::signalled: {
+            const int status = r.shell_status;
+            if (no_retry_on.count(status) != 0) return verdict::permanent();
+            if (!retry_on.empty() && retry_on.count(status) == 0) return verdict::permanent();
+            return verdict::transient();
+          }
+          default:
+            return verdict::permanent();  // not found, cancelled, cannot start
+        }
+      });
 
   const std::string& program = o.command.front();
   child_result last;
   call_report report;
-  const auto outcome = retry(
-      policy,
-      [&](const attempt& a) {
-        // Each attempt gets --timeout, cut to what is left of --max-time.
-        std::optional<duration> limit = timeout;
-        if (const auto left = a.remaining()) {
-          const duration floor = std::chrono::milliseconds(1);
-          const duration cap = std::max(*left, floor);
-          limit = limit ? std::min(*limit, cap) : cap;
-        }
-        std::optional<std::chrono::milliseconds> ms;
-        if (limit) ms = std::chrono::ceil<std::chrono::milliseconds>(*limit);
-        last = run_child(o.command, ms, std::chrono::ceil<std::chrono::milliseconds>(kill_after),
-                         irq);
-        attempt_outcome out;
-        out.ok = last.how == child_result::kind::exited && last.code == 0;
-        out.failure = {last, describe_failure(last, program, limit)};
-        return out;
-      },
-      {.stop = stop.get_token(), .report = &report});
+  const auto outcome =
+      retry(policy,
+            [&](const attempt& a) {
+              // Each attempt gets --timeout, cut to what is left of --max-time.
+              std::optional<duration> limit = timeout;
+              if (const auto left = a.remaining()) {
+                const duration floor = std::chrono::milliseconds(1);
+                const duration cap = std::max(*left, floor);
+                limit = limit ? std::min(*limit, cap) : cap;
+              }
+              std::optional<std::chrono::milliseconds> ms;
+              if (limit) ms = std::chrono::ceil<std::chrono::milliseconds>(*limit);
+              last = run_child(o.command, ms,
+                               std::chrono::ceil<std::chrono::milliseconds>(kill_after), irq);
+              attempt_outcome out;
+              out.ok = last.how == child_result::kind::exited && last.code == 0;
+              out.failure = {last, describe_failure(last, program, limit)};
+              return out;
+            },
+            {.stop = stop.get_token(), .report = &report});
 
   if (irq.signal() != 0 || report.reason == stop_reason::cancelled) return exit_code::cancelled;
   if (outcome.has_value()) return exit_code::ok;

@@ -1,0 +1,115 @@
+// rebound's benchmarks. Names are an interface (docs/PERFORMANCE.md records them).
+//   build/bench/rebound_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "rebound/policy.hpp"
+#include "rebound/retry.hpp"
+
+namespace {
+std::atomic<std::int64_t> allocations{0};
+}
+
+// Counts every allocation in the process, for the allocs_per_iter counters.
+void* operator new(std::size_t n) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// The function every success-path benchmark calls: cheap, not optimised away.
+int payload(int& x) {
+  benchmark::DoNotOptimize(x);
+  return ++x;
+}
+
+void report_allocs(benchmark::State& state, std::int64_t before) {
+  state.counters["allocs_per_iter"] = benchmark::Counter(
+      static_cast<double>(allocations.load() - before) / static_cast<double>(state.iterations()));
+}
+
+void BM_direct_call(benchmark::State& state) {
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(payload(x));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_direct_call);
+
+void BM_retry_success(benchmark::State& state) {
+  const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_elapsed(5s));
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(rebound::retry(policy, [&] { return payload(x); }));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_retry_success);
+
+void BM_retry_success_attempts_only(benchmark::State& state) {
+  const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_attempts(3));
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(rebound::retry(policy, [&] { return payload(x); }));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_retry_success_attempts_only);
+
+void BM_decide_transient(benchmark::State& state) {
+  const auto policy = rebound::retry_policy{}
+                          .stop(rebound::stop::after_elapsed(1h))
+                          .backoff(rebound::backoff::exponential(100ms, 2.0, 5s))
+                          .jitter(rebound::jitter::full())
+                          .seed(1);
+  const rebound::time_point now(1h);
+  const auto before = allocations.load();
+  std::optional<rebound::retry_state> s;
+  s.emplace(policy, now);
+  int n = 0;
+  for (auto _ : state) {
+    // A fresh state now and then keeps the attempt number realistic (< 64).
+    if (++n == 64) {
+      s.emplace(policy, now);
+      n = 0;
+    }
+    benchmark::DoNotOptimize(s->decide(rebound::verdict::transient(), now));
+  }
+  report_allocs(state, before);
+}
+BENCHMARK(BM_decide_transient);
+
+// How long after request_stop() a sleeper on the system clock is running
+// again. Manual time: only the wake-up is measured.
+void BM_cancel_wakeup(benchmark::State& state) {
+  auto& clock = rebound::system_clock();
+  for (auto _ : state) {
+    std::stop_source stop;
+    std::atomic<bool> sleeping{false};
+    std::chrono::steady_clock::time_point woke;
+    std::thread sleeper([&] {
+      sleeping = true;
+      clock.sleep_until(clock.now() + 1h, stop.get_token());
+      woke = std::chrono::steady_clock::now();
+    });
+    while (!sleeping) std::this_thread::yield();
+    std::this_thread::sleep_for(1ms);  // let it block for real
+    const auto asked = std::chrono::steady_clock::now();
+    stop.request_stop();
+    sleeper.join();
+    state.SetIterationTime(std::chrono::duration<double>(woke - asked).count());
+  }
+}
+BENCHMARK(BM_cancel_wakeup)->UseManualTime()->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

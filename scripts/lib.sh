@@ -1,0 +1,43 @@
+# Shared by scripts/test, scripts/demo and .ci/run. Source it; do not run it.
+
+# The Debian packages rebound builds and tests with.
+REBOUND_PACKAGES=(
+  cmake ninja-build g++ pkg-config
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+)
+
+# Installs the packages that are missing, and only those.
+rebound_ensure_packages() {
+  local missing=()
+  local p
+  for p in "${REBOUND_PACKAGES[@]}" "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "rebound: installing missing packages: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo=(sudo)
+    else
+      echo "rebound: these packages are missing and I am not root: ${missing[*]}" >&2
+      echo "rebound: install them with: apt-get install ${missing[*]}" >&2
+      return 1
+    fi
+  fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+}
+
+# Configures (once) and builds the main build tree in build/.
+rebound_build() {
+  local werror=${REBOUND_WERROR:-OFF}
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREBOUND_WERROR="$werror" "$@"
+  cmake --build build
+}
