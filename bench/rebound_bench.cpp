@@ -46,6 +46,17 @@ void BM_direct_call(benchmark::State& state) {
 }
 BENCHMARK(BM_direct_call);
 
+// For scale: one read of the precise and of the coarse steady clock.
+void BM_steady_clock_now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+}
+BENCHMARK(BM_steady_clock_now);
+
+void BM_coarse_clock_now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(rebound::detail::coarse_steady_now());
+}
+BENCHMARK(BM_coarse_clock_now);
+
 void BM_retry_success(benchmark::State& state) {
   const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_elapsed(5s));
   int x = 0;

@@ -327,7 +327,7 @@ TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
   const auto r = run({"policy", "show", "--attempts", "5", "--initial", "500ms", "--max-delay",
                       "3s", "--jitter", "none", "--samples", "10", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  const auto j = nlohmann::json::parse(r.out);
   const auto& a = j.at("attempts");
   ASSERT_EQ(a.size(), 4u);
   const double want[] = {500, 1000, 2000, 3000};
@@ -345,7 +345,7 @@ TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
 TEST_F(CliTest, PolicyShowSpreadsFullJitter) {
   const auto r = run({"policy", "show", "--attempts", "3", "--initial", "1s", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  const auto j = nlohmann::json::parse(r.out);
   const auto& first = j.at("attempts").at(0);
   EXPECT_EQ(j.at("samples").get<int>(), 1000);
   EXPECT_GE(first.at("delay_min_ms").get<double>(), 0);

@@ -89,8 +89,8 @@ int policy_show_main(const policy_show_options& o) {
   out["samples"] = samples;
   out["first_seed"] = first_seed;
   out["attempts"] = nlohmann::json::array();
-  std::printf("%s\n", describe(settings).c_str());
   if (!o.json) {
+    std::printf("%s\n", describe(settings).c_str());
     std::printf("%zu seeded samples (seeds %llu..%llu); attempts take no time here\n\n",
                 static_cast<std::size_t>(samples), static_cast<unsigned long long>(first_seed),
                 static_cast<unsigned long long>(first_seed + samples - 1));
