@@ -14,6 +14,10 @@ std::string_view to_string(event_kind k) noexcept {
       return "gave_up";
     case event_kind::succeeded:
       return "succeeded";
+    case event_kind::budget_rejected:
+      return "budget_rejected";
+    case event_kind::deferred:
+      return "deferred";
   }
   return "unknown";
 }
@@ -50,6 +54,11 @@ void counters_observer::on_event(const event& e) noexcept {
     case event_kind::retry_scheduled:
       retries_.fetch_add(1, relaxed);
       break;
+    case event_kind::budget_rejected:
+      budget_rejections_.fetch_add(1, relaxed);
+      break;
+    case event_kind::deferred:
+      break;
     case event_kind::gave_up:
     case event_kind::succeeded: {
       const auto i = static_cast<std::size_t>(e.reason);
@@ -67,6 +76,7 @@ counters_observer::counts counters_observer::snapshot() const noexcept {
   c.failures_transient = transient_.load(relaxed);
   c.failures_permanent = permanent_.load(relaxed);
   c.failures_overloaded = overloaded_.load(relaxed);
+  c.budget_rejections = budget_rejections_.load(relaxed);
   for (std::size_t i = 0; i < ends_.size(); ++i) c.ends[i] = ends_[i].load(relaxed);
   return c;
 }

@@ -41,6 +41,13 @@ void log_observer::on_event(const event& e) noexcept {
           logger_->trace("{}: succeeded on the first attempt", name_);
         }
         break;
+      case event_kind::budget_rejected:
+        logger_->warn("{}: retry budget exhausted; not retrying attempt {}", name_, e.attempt);
+        break;
+      case event_kind::deferred:
+        logger_->debug("{}: nested retry loop handed attempt {} to the enclosing loop", name_,
+                       e.attempt);
+        break;
     }
   } catch (...) {
     // Logging must never change the outcome of the call.

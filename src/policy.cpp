@@ -60,6 +60,22 @@ retry_policy retry_policy::on_give_up(give_up_mode m) const {
   return p;
 }
 
+retry_policy retry_policy::budget(std::shared_ptr<retry_budget> b) const {
+  retry_policy p = *this;
+  p.budget_ = std::move(b);
+  return p;
+}
+retry_policy retry_policy::throttle(std::shared_ptr<adaptive_throttle> t) const {
+  retry_policy p = *this;
+  p.throttle_ = std::move(t);
+  return p;
+}
+retry_policy retry_policy::nesting(::rebound::nesting n) const {
+  retry_policy p = *this;
+  p.nesting_ = n;
+  return p;
+}
+
 ::rebound::clock& retry_policy::clock() const noexcept {
   return clock_ != nullptr ? *clock_ : system_clock();
 }
@@ -68,21 +84,36 @@ bool operator==(const retry_policy& a, const retry_policy& b) noexcept {
   return a.stop_ == b.stop_ && a.backoff_ == b.backoff_ && a.jitter_ == b.jitter_ &&
          a.classifier_ == b.classifier_ && a.max_server_delay_ == b.max_server_delay_ &&
          a.server_delay_mode_ == b.server_delay_mode_ && a.seed_ == b.seed_ &&
-         a.observer_ == b.observer_ && a.clock_ == b.clock_ && a.give_up_ == b.give_up_;
+         a.observer_ == b.observer_ && a.clock_ == b.clock_ && a.give_up_ == b.give_up_ &&
+         a.budget_ == b.budget_ && a.throttle_ == b.throttle_ && a.nesting_ == b.nesting_;
 }
 
+random_stream& retry_state::rng() {
+  if (!rng_) rng_.emplace(policy_->seed() ? *policy_->seed() : random_stream::fresh_seed());
+  return *rng_;
+}
+
+void retry_state::record_success_slow() noexcept {
+  if (policy_->budget()) policy_->budget()->on_success(last_retry_ ? &*last_retry_ : nullptr);
+  if (policy_->throttle()) policy_->throttle()->record_accept();
+}
+
+bool retry_state::admit_attempt_slow() { return policy_->throttle()->admit(rng().uniform()); }
+
 decision retry_state::decide(const verdict& v, time_point now) {
-  switch (v.kind) {
-    case verdict_kind::success:
-      return decision::stop(stop_reason::succeeded);
-    case verdict_kind::permanent:
-      return decision::stop(stop_reason::permanent_error);
-    case verdict_kind::overloaded:
-      return decision::stop(stop_reason::overloaded);
-    case verdict_kind::transient:
-      break;
-  }
   const retry_policy& p = *policy_;
+  if (v.kind == verdict_kind::success) {
+    record_success();
+    return decision::stop(stop_reason::succeeded);
+  }
+  if (p.budget()) p.budget()->on_failure();
+  // The backend answered: a permanent error is still an accepted request.
+  if (v.kind == verdict_kind::permanent) {
+    if (p.throttle()) p.throttle()->record_accept();
+    return decision::stop(stop_reason::permanent_error);
+  }
+  if (v.kind == verdict_kind::overloaded) return decision::stop(stop_reason::overloaded);
+
   const duration elapsed = now > start_ ? now - start_ : duration::zero();
   duration delay;
   if (v.retry_after) {
@@ -98,18 +129,23 @@ decision retry_state::decide(const verdict& v, time_point now) {
     const duration computed = p.backoff().delay(
         {.next_attempt = attempt_ + 1, .previous_delay = previous_delay_, .elapsed = elapsed});
     if (p.jitter().is_random()) {
-      if (!rng_) rng_.emplace(p.seed() ? *p.seed() : random_stream::fresh_seed());
       delay = p.jitter().apply({.computed = computed,
                                 .previous = previous_delay_,
                                 .initial = p.backoff().initial(),
                                 .max = p.backoff().max()},
-                               *rng_);
+                               rng());
     } else {
       delay = computed;
     }
   }
   const stop_context ctx{.attempts = attempt_, .elapsed = elapsed, .next_delay = delay, .now = now};
   if (auto reason = p.stop().check(ctx)) return decision::stop(*reason);
+  // Charged now, before the back-off: retries waiting to run count too.
+  const retry_request request{.attempt = attempt_ + 1, .after_timeout = v.timeout};
+  if (p.budget() && !p.budget()->try_acquire(request)) {
+    return decision::stop(stop_reason::budget_exhausted);
+  }
+  last_retry_ = request;
   ++attempt_;
   previous_delay_ = delay;
   return decision::retry_after(delay);

@@ -1,6 +1,8 @@
 #include "rebound/retry.hpp"
 
 #include "detail/arith.hpp"
+#include "rebound/breaker.hpp"
+#include "rebound/throttle.hpp"
 #include "rebound/duration.hpp"
 
 namespace rebound {
@@ -17,12 +19,13 @@ std::string retry_error_message(stop_reason reason, int attempts, duration elaps
 }  // namespace
 
 retry_error::retry_error(stop_reason reason, int attempts, duration elapsed,
-                         std::exception_ptr last)
+                         std::exception_ptr last, verdict carried)
     : std::runtime_error(retry_error_message(reason, attempts, elapsed, last)),
       reason_(reason),
       attempts_(attempts),
       elapsed_(elapsed),
-      last_(std::move(last)) {}
+      last_(std::move(last)),
+      carried_(carried) {}
 
 int attempt::number() const noexcept { return loop_->state_.attempt(); }
 
@@ -33,7 +36,8 @@ std::optional<int> attempt::max_attempts() const noexcept {
 duration attempt::elapsed() const noexcept { return loop_->elapsed(); }
 
 std::optional<duration> attempt::remaining() const noexcept {
-  const auto limit = loop_->policy_.stop().time_limit(loop_->state_.start());
+  auto limit = loop_->policy_.stop().time_limit(loop_->state_.start());
+  if (const auto& d = loop_->options_.deadline) limit = limit ? std::min(*limit, *d) : *d;
   if (!limit) return std::nullopt;
   const time_point now = loop_->now();
   return *limit > now ? *limit - now : duration::zero();
@@ -53,6 +57,40 @@ std::string describe(const std::exception_ptr& e) {
     return "unknown exception";
   }
 }
+
+verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const retry_error& re) {
+    if (re.reason() == stop_reason::deferred_to_outer) return re.carried_verdict();
+    if (re.reason() == stop_reason::overloaded) return verdict::overloaded();
+  } catch (const throttled_error&) {
+    return verdict::overloaded();
+  } catch (const circuit_open_error&) {
+    return verdict::overloaded();
+  } catch (...) {
+  }
+  return p.classifier().classify_exception(e);
+}
+
+namespace {
+// The original failure behind the wrappers nested loops throw.
+std::exception_ptr innermost(std::exception_ptr e) {
+  for (int depth = 0; depth < 64; ++depth) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const retry_error& re) {
+      const bool wrapper = re.reason() == stop_reason::deferred_to_outer ||
+                           re.reason() == stop_reason::overloaded;
+      if (!wrapper || !re.last_error()) return e;
+      e = re.last_error();
+    } catch (...) {
+      return e;
+    }
+  }
+  return e;
+}
+}  // namespace
 
 duration loop::elapsed() const noexcept {
   if (!started_) return duration::zero();
@@ -107,8 +145,37 @@ bool loop::failed(const verdict& v, std::string cause) {
     e.cause = last_cause_;
     observer_->on_event(e);
   }
-  const decision d = state_.decide(v, t);
+  if (nested_ && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
+    // One retry layer per logical call: the enclosing loop decides.
+    last_verdict_ = v;
+    if (observer_ != nullptr) {
+      event e;
+      e.kind = event_kind::deferred;
+      e.attempt = made;
+      e.max_attempts = policy_.stop().max_attempts();
+      e.elapsed = elapsed();
+      e.verdict = v;
+      e.cause = last_cause_;
+      observer_->on_event(e);
+    }
+    end(stop_reason::deferred_to_outer, made);
+    return false;
+  }
+  decision d = state_.decide(v, t);
+  if (d.retry && options_.deadline && saturating_add(t, d.delay) > *options_.deadline) {
+    d = decision::stop(stop_reason::time_exhausted);
+  }
   if (!d.retry) {
+    if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
+      event e;
+      e.kind = event_kind::budget_rejected;
+      e.attempt = made + 1;
+      e.max_attempts = policy_.stop().max_attempts();
+      e.elapsed = elapsed();
+      e.verdict = v;
+      e.cause = last_cause_;
+      observer_->on_event(e);
+    }
     end(d.reason, made);
     return false;
   }
@@ -129,15 +196,31 @@ bool loop::failed(const verdict& v, std::string cause) {
     end(stop_reason::cancelled, made);
     return false;
   }
+  if (!state_.admit_attempt()) {
+    end(stop_reason::throttled, made);
+    return false;
+  }
   if (observer_ != nullptr) notify_started();
   return true;
 }
 
 void loop::give_up(const std::exception_ptr& e) const {
-  if (policy_.on_give_up() == give_up_mode::rethrow_last && reason_ != stop_reason::cancelled) {
-    std::rethrow_exception(e);
+  if (reason_ == stop_reason::deferred_to_outer) {
+    throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), last_verdict_);
   }
-  throw retry_error(reason_, attempts_made_, elapsed(), e);
+  if (reason_ == stop_reason::overloaded && nested_) {
+    // Pushback stays non-retryable for every enclosing loop.
+    throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), verdict::overloaded());
+  }
+  if (policy_.on_give_up() == give_up_mode::rethrow_last && reason_ != stop_reason::cancelled) {
+    std::rethrow_exception(innermost(e));
+  }
+  throw retry_error(reason_, attempts_made_, elapsed(), innermost(e));
+}
+
+void loop::throw_throttled() {
+  end(stop_reason::throttled, 0);
+  throw throttled_error(policy_.throttle()->rejection_probability());
 }
 
 void loop::throw_cancelled_before_start() const {

@@ -29,6 +29,8 @@ std::string_view to_string(stop_reason r) noexcept {
       return "deferred_to_outer";
     case stop_reason::server_delay_too_long:
       return "server_delay_too_long";
+    case stop_reason::throttled:
+      return "throttled";
   }
   return "unknown";
 }

@@ -51,19 +51,25 @@ struct verdict {
   /// For transient: a delay the server asked for (Retry-After, pushback). It
   /// replaces the backoff's delay, capped by the policy's max_server_delay.
   std::optional<duration> retry_after;
+  /// For transient: the attempt timed out (a token bucket charges such retries more).
+  bool timeout = false;
 
   [[nodiscard]] static constexpr verdict success() noexcept { return {}; }
   [[nodiscard]] static constexpr verdict transient() noexcept {
-    return {verdict_kind::transient, std::nullopt};
+    return {verdict_kind::transient, std::nullopt, false};
   }
   [[nodiscard]] static constexpr verdict transient_after(duration d) noexcept {
-    return {verdict_kind::transient, d < duration::zero() ? duration::zero() : d};
+    return {verdict_kind::transient, d < duration::zero() ? duration::zero() : d, false};
+  }
+  /// Transient, because the attempt timed out.
+  [[nodiscard]] static constexpr verdict timed_out() noexcept {
+    return {verdict_kind::transient, std::nullopt, true};
   }
   [[nodiscard]] static constexpr verdict permanent() noexcept {
-    return {verdict_kind::permanent, std::nullopt};
+    return {verdict_kind::permanent, std::nullopt, false};
   }
   [[nodiscard]] static constexpr verdict overloaded() noexcept {
-    return {verdict_kind::overloaded, std::nullopt};
+    return {verdict_kind::overloaded, std::nullopt, false};
   }
   [[nodiscard]] constexpr bool retryable() const noexcept {
     return kind == verdict_kind::transient;

@@ -33,6 +33,8 @@ enum class event_kind : std::uint8_t {
   retry_scheduled,  ///< attempt `attempt` will start after `delay`
   gave_up,          ///< the loop ended without success, because of `reason`
   succeeded,        ///< attempt `attempt` succeeded
+  budget_rejected,  ///< the retry budget refused the retry before `attempt`
+  deferred,         ///< a nested loop handed its failure to the enclosing loop
 };
 
 /// "attempt_started", ... (the enumerator's name).
@@ -77,8 +79,9 @@ class counters_observer final : public observer {
     std::uint64_t failures_transient = 0;
     std::uint64_t failures_permanent = 0;
     std::uint64_t failures_overloaded = 0;
+    std::uint64_t budget_rejections = 0;
     /// Ends of calls, indexed by stop_reason.
-    std::array<std::uint64_t, 10> ends{};
+    std::array<std::uint64_t, stop_reason_count> ends{};
     [[nodiscard]] std::uint64_t ended(stop_reason r) const noexcept {
       return ends[static_cast<std::size_t>(r)];
     }
@@ -90,8 +93,8 @@ class counters_observer final : public observer {
 
  private:
   std::atomic<std::uint64_t> attempts_{0}, retries_{0}, transient_{0}, permanent_{0},
-      overloaded_{0};
-  std::array<std::atomic<std::uint64_t>, 10> ends_{};
+      overloaded_{0}, budget_rejections_{0};
+  std::array<std::atomic<std::uint64_t>, stop_reason_count> ends_{};
 };
 
 }  // namespace rebound

@@ -23,12 +23,14 @@
 #include <optional>
 
 #include "rebound/backoff.hpp"
+#include "rebound/budget.hpp"
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/events.hpp"
 #include "rebound/jitter.hpp"
 #include "rebound/random.hpp"
 #include "rebound/stop.hpp"
+#include "rebound/throttle.hpp"
 
 namespace rebound {
 
@@ -42,6 +44,17 @@ enum class give_up_mode : std::uint8_t {
 enum class server_delay_mode : std::uint8_t {
   clamp,    ///< wait max_server_delay instead
   give_up,  ///< stop at once with stop_reason::server_delay_too_long
+};
+
+/// What a retry loop does when it runs inside an attempt of another retry
+/// loop (on the same thread, for the blocking loop).
+enum class nesting : std::uint8_t {
+  /// Make one attempt and hand a transient failure to the enclosing loop
+  /// (stop_reason::deferred_to_outer): one logical call never makes more
+  /// attempts than the outermost policy allows. The default.
+  defer,
+  /// Retry as if alone. Attempts multiply across layers (3 layers of 4 = 64).
+  independent,
 };
 
 /// An immutable retry policy. Setters return a modified copy.
@@ -72,6 +85,13 @@ class retry_policy {
   /// this policy. Default: system_clock().
   [[nodiscard]] retry_policy clock(::rebound::clock& c) const;
   [[nodiscard]] retry_policy on_give_up(give_up_mode m) const;
+  /// A budget shared with other calls (and policies) that every retry must
+  /// draw from; a refusal stops the call with budget_exhausted.
+  [[nodiscard]] retry_policy budget(std::shared_ptr<retry_budget> b) const;
+  /// Adaptive client-side throttling consulted before every attempt.
+  [[nodiscard]] retry_policy throttle(std::shared_ptr<adaptive_throttle> t) const;
+  /// Behaviour inside another retry loop's attempt (default: defer).
+  [[nodiscard]] retry_policy nesting(::rebound::nesting n) const;
 
   // Classification shortcuts (see classify.hpp); rules are appended.
   template <class... E>
@@ -112,6 +132,11 @@ class retry_policy {
   /// The clock calls use: the custom one, or system_clock().
   [[nodiscard]] ::rebound::clock& clock() const noexcept;
   [[nodiscard]] give_up_mode on_give_up() const noexcept { return give_up_; }
+  [[nodiscard]] const std::shared_ptr<retry_budget>& budget() const noexcept { return budget_; }
+  [[nodiscard]] const std::shared_ptr<adaptive_throttle>& throttle() const noexcept {
+    return throttle_;
+  }
+  [[nodiscard]] ::rebound::nesting nesting() const noexcept { return nesting_; }
 
   friend bool operator==(const retry_policy& a, const retry_policy& b) noexcept;
 
@@ -127,6 +152,9 @@ class retry_policy {
   std::shared_ptr<::rebound::observer> observer_;
   ::rebound::clock* clock_ = nullptr;
   give_up_mode give_up_ = give_up_mode::rethrow_last;
+  std::shared_ptr<retry_budget> budget_;
+  std::shared_ptr<adaptive_throttle> throttle_;
+  ::rebound::nesting nesting_ = ::rebound::nesting::defer;
 };
 
 /// The answer of one decision step.
@@ -145,12 +173,26 @@ struct decision {
 /// to the policy, which must outlive it.
 class retry_state {
  public:
-  /// A call whose first attempt started at `start`.
-  retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {}
+  /// A call whose first attempt started at `start`. Tells the policy's
+  /// budget that a call started.
+  retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
+    if (p.budget()) [[unlikely]] p.budget()->on_call();
+  }
 
   /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
-  /// A retry advances attempt() by one and remembers the delay.
+  /// A retry advances attempt() by one and remembers the delay. Informs the
+  /// policy's budget and throttle of the outcome; a retry the budget refuses
+  /// ends the call with budget_exhausted.
   [[nodiscard]] decision decide(const verdict& v, time_point now);
+
+  /// Bookkeeping for a success that does not go through decide() (the
+  /// blocking loop's fast path): budget refunds, throttle accepts.
+  void record_success() noexcept {
+    if (policy_->budget() || policy_->throttle()) [[unlikely]] record_success_slow();
+  }
+  /// Asks the policy's adaptive throttle (if any) whether the next attempt
+  /// may be sent. Counts the request.
+  [[nodiscard]] bool admit_attempt() { return !policy_->throttle() || admit_attempt_slow(); }
 
   /// The attempt that is running or just ended (1-based).
   [[nodiscard]] int attempt() const noexcept { return attempt_; }
@@ -162,11 +204,16 @@ class retry_state {
   void restart_at(time_point start) noexcept { start_ = start; }
 
  private:
+  void record_success_slow() noexcept;
+  bool admit_attempt_slow();
+  random_stream& rng();
+
   const retry_policy* policy_;
   time_point start_;
   int attempt_ = 1;
   duration previous_delay_{};
-  std::optional<random_stream> rng_;  // seeded on first use
+  std::optional<random_stream> rng_;         // seeded on first use
+  std::optional<retry_request> last_retry_;  // the granted retry that started this attempt
 };
 
 }  // namespace rebound

@@ -58,6 +58,9 @@ struct call_report {
 struct call_options {
   std::stop_token stop{};         ///< cancels the call
   call_report* report = nullptr;  ///< filled in when the call ends
+  /// A deadline for the whole call, on the policy's clock: no sleep that would
+  /// end past it starts (time_exhausted), and attempt::remaining() counts it.
+  std::optional<time_point> deadline{};
 };
 
 /// Thrown when a call that failed with exceptions gives up (in
@@ -66,7 +69,8 @@ struct call_options {
 /// what(): "gave up after 3 attempts in 1.2s (attempts_exhausted): <last what()>".
 class retry_error : public std::runtime_error {
  public:
-  retry_error(stop_reason reason, int attempts, duration elapsed, std::exception_ptr last);
+  retry_error(stop_reason reason, int attempts, duration elapsed, std::exception_ptr last,
+              verdict carried = verdict::permanent());
   [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
   [[nodiscard]] int attempts() const noexcept { return attempts_; }
   [[nodiscard]] duration elapsed() const noexcept { return elapsed_; }
@@ -76,17 +80,34 @@ class retry_error : public std::runtime_error {
   void rethrow_last_error() const {
     if (last_) std::rethrow_exception(last_);
   }
+  /// For deferred_to_outer: the inner loop's verdict on the failure, which
+  /// the enclosing loop uses instead of its own rules.
+  [[nodiscard]] const verdict& carried_verdict() const noexcept { return carried_; }
 
  private:
   stop_reason reason_;
   int attempts_;
   duration elapsed_;
   std::exception_ptr last_;
+  verdict carried_;
 };
 
 namespace detail {
 class loop;
 std::string describe(const std::exception_ptr& e);
+
+/// How many blocking retry loops are running an attempt on this thread.
+inline thread_local int loop_depth = 0;
+struct depth_guard {
+  depth_guard() noexcept { ++loop_depth; }
+  ~depth_guard() { --loop_depth; }
+  depth_guard(const depth_guard&) = delete;
+  depth_guard& operator=(const depth_guard&) = delete;
+};
+
+/// The verdict on an exception: the built-in kinds first (a nested loop's
+/// deferral or overload, local throttling, an open circuit), then the policy's rules.
+verdict classify_exception(const retry_policy& p, const std::exception_ptr& e);
 template <class T>
 std::string describe_value(const T& v) {
   if constexpr (requires { std::string(v.message()); }) {
@@ -144,7 +165,8 @@ class loop {
         options_(o),
         clock_(p.custom_clock()),
         observer_(p.observer().get()),
-        state_(p, time_point{}) {
+        state_(p, time_point{}),
+        nested_(loop_depth > 0) {
     if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time()) {
       state_.restart_at(start_now());
       started_ = true;
@@ -153,17 +175,19 @@ class loop {
 
   /// Before the first attempt. False when already cancelled (then the end is
   /// recorded and reason() is cancelled).
-  bool begin() noexcept {
+  bool begin() {
     if (options_.stop.stop_requested()) [[unlikely]] {
       end(stop_reason::cancelled, 0);
       return false;
     }
+    if (!state_.admit_attempt()) [[unlikely]] throw_throttled();
     if (observer_ != nullptr) [[unlikely]]
       notify_started();
     return true;
   }
   /// After a success.
   void succeeded() noexcept {
+    state_.record_success();
     if (observer_ != nullptr || options_.report != nullptr) [[unlikely]] {
       end(stop_reason::succeeded, state_.attempt());
     }
@@ -176,6 +200,7 @@ class loop {
   /// Runs one attempt of `fn`, with an attempt context when it takes one.
   template <class F>
   decltype(auto) invoke(F& fn) const {
+    const depth_guard nested_loops_see_this_one;
     if constexpr (std::invocable<F&, const attempt&>) {
       return std::invoke(fn, attempt(this));
     } else {
@@ -187,6 +212,8 @@ class loop {
   [[noreturn]] void give_up(const std::exception_ptr& e) const;
   /// Ends a call cancelled before its first attempt.
   [[noreturn]] void throw_cancelled_before_start() const;
+  /// Ends a call whose first attempt adaptive throttling refused.
+  [[noreturn]] void throw_throttled();
 
   [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
   /// The time a call starts. On the system clock this is the coarse
@@ -213,7 +240,9 @@ class loop {
   observer* observer_;
   retry_state state_;
   bool started_ = false;
+  bool nested_;  // runs inside another loop's attempt on this thread
   stop_reason reason_ = stop_reason::succeeded;
+  verdict last_verdict_{};
   int attempts_made_ = 0;
   std::string last_cause_;
 };
@@ -265,7 +294,7 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
         return std::move(*result);
       }
     }
-    const verdict v = policy.classifier().classify_exception(error);
+    const verdict v = detail::classify_exception(policy, error);
     if (core.failed(v, core.observed() ? detail::describe(error) : std::string())) continue;
     core.give_up(error);
   }

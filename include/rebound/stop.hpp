@@ -7,6 +7,7 @@
 //   auto s = rebound::stop::after_elapsed(5s) | rebound::stop::after_attempts(10);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,7 +29,11 @@ enum class stop_reason : std::uint8_t {
   cancelled,              ///< the caller's stop token was requested
   deferred_to_outer,      ///< an inner loop handed the failure to an enclosing loop
   server_delay_too_long,  ///< a server-given delay exceeded the policy's cap (give_up mode)
+  throttled,           ///< adaptive client-side throttling refused the next attempt
 };
+
+/// The number of stop reasons (for arrays indexed by stop_reason).
+inline constexpr std::size_t stop_reason_count = 11;
 
 /// "succeeded", "permanent_error", ... (the enumerator's name).
 [[nodiscard]] std::string_view to_string(stop_reason r) noexcept;

@@ -156,6 +156,8 @@ class run_observer final : public observer {
         j["reason"] = "succeeded";
         break;
       case event_kind::attempt_started:
+      case event_kind::budget_rejected:
+      case event_kind::deferred:
         break;
     }
     *json_ << j.dump() << "\n";

@@ -1,0 +1,113 @@
+#include "rebound/budget.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rebound {
+
+token_bucket_budget::token_bucket_budget(const options& o)
+    : options_(o), tokens_(std::max(0, o.capacity)) {}
+
+bool token_bucket_budget::try_acquire(const retry_request& r) noexcept {
+  const int c = cost(r);
+  int cur = tokens_.load(std::memory_order_relaxed);
+  do {
+    if (cur < c) return false;
+  } while (!tokens_.compare_exchange_weak(cur, cur - c, std::memory_order_relaxed));
+  return true;
+}
+
+void token_bucket_budget::refund(int n) noexcept {
+  if (n <= 0) return;
+  int cur = tokens_.load(std::memory_order_relaxed);
+  // A full bucket (the common case) costs one load and no write.
+  while (cur < options_.capacity &&
+         !tokens_.compare_exchange_weak(cur, std::min(options_.capacity, cur + n),
+                                        std::memory_order_relaxed)) {
+  }
+}
+
+void token_bucket_budget::on_success(const retry_request* last_retry) noexcept {
+  refund(last_retry != nullptr ? cost(*last_retry) : options_.success_refund);
+}
+
+ratio_budget::ratio_budget(const options& o, clock& c)
+    : options_(o),
+      clock_(c),
+      seconds_(static_cast<int>(std::clamp<std::int64_t>(
+          std::chrono::duration_cast<std::chrono::seconds>(o.window).count(), 1, 60))) {}
+
+ratio_budget::bucket& ratio_budget::current(std::int64_t second) {
+  bucket& b = buckets_[static_cast<std::size_t>(second % seconds_)];
+  if (b.second != second) b = bucket{second, 0, 0};
+  return b;
+}
+
+std::pair<std::int64_t, std::int64_t> ratio_budget::sums(std::int64_t second) const {
+  std::int64_t calls = 0;
+  std::int64_t retries = 0;
+  for (int i = 0; i < seconds_; ++i) {
+    const bucket& b = buckets_[static_cast<std::size_t>(i)];
+    if (b.second > second - seconds_ && b.second <= second) {
+      calls += b.calls;
+      retries += b.retries;
+    }
+  }
+  return {calls, retries};
+}
+
+namespace {
+std::int64_t whole_seconds(time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+void ratio_budget::on_call() noexcept {
+  const std::int64_t s = whole_seconds(clock_.now());
+  std::lock_guard lock(mu_);
+  ++current(s).calls;
+}
+
+bool ratio_budget::try_acquire(const retry_request&) noexcept {
+  const std::int64_t s = whole_seconds(clock_.now());
+  std::lock_guard lock(mu_);
+  const auto [calls, retries] = sums(s);
+  const double allowed = options_.ratio * static_cast<double>(calls) +
+                         static_cast<double>(options_.min_per_second) * seconds_;
+  if (static_cast<double>(retries + 1) > allowed) return false;
+  ++current(s).retries;
+  return true;
+}
+
+std::pair<std::int64_t, std::int64_t> ratio_budget::window_counts() const {
+  const std::int64_t s = whole_seconds(clock_.now());
+  std::lock_guard lock(mu_);
+  return sums(s);
+}
+
+throttle_budget::throttle_budget(const options& o)
+    : options_(o),
+      max_milli_(std::llround(std::clamp(o.max_tokens, 1.0, 1000.0) * 1000)),
+      ratio_milli_(std::llround(std::clamp(o.token_ratio, 0.001, o.max_tokens) * 1000)),
+      milli_(max_milli_) {}
+
+bool throttle_budget::try_acquire(const retry_request&) noexcept {
+  return milli_.load(std::memory_order_relaxed) > max_milli_ / 2;
+}
+
+void throttle_budget::on_success(const retry_request*) noexcept {
+  std::int64_t cur = milli_.load(std::memory_order_relaxed);
+  while (cur < max_milli_ &&
+         !milli_.compare_exchange_weak(cur, std::min(max_milli_, cur + ratio_milli_),
+                                       std::memory_order_relaxed)) {
+  }
+}
+
+void throttle_budget::on_failure() noexcept {
+  std::int64_t cur = milli_.load(std::memory_order_relaxed);
+  while (cur > 0 && !milli_.compare_exchange_weak(cur, std::max<std::int64_t>(0, cur - 1000),
+                                                  std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace rebound
