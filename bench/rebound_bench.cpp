@@ -7,6 +7,7 @@
 #include <new>
 #include <thread>
 
+#include "rebound/pipeline.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/retry.hpp"
 
@@ -120,6 +121,54 @@ void BM_cancel_wakeup(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_cancel_wakeup)->UseManualTime()->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+// Two threads on one shared token bucket: an acquire and a release (a
+// retried success's refund) per iteration. Reports items/s across threads.
+rebound::token_bucket_budget shared_budget_storage;
+rebound::token_bucket_budget* const shared_budget = &shared_budget_storage;
+
+void BM_budget_acquire_2threads(benchmark::State& state) {
+  const rebound::retry_request r{.attempt = 2};
+  const auto before = allocations.load();
+  std::int64_t granted = 0;
+  for (auto _ : state) {
+    if (shared_budget->try_acquire(r)) {
+      ++granted;
+      shared_budget->on_success(&r);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["granted_ratio"] =
+      benchmark::Counter(static_cast<double>(granted) / static_cast<double>(state.iterations()),
+                         benchmark::Counter::kAvgThreads);
+  if (state.thread_index() == 0) report_allocs(state, before);
+}
+BENCHMARK(BM_budget_acquire_2threads)->Threads(2)->UseRealTime();
+
+void BM_breaker_success(benchmark::State& state) {
+  rebound::circuit_breaker breaker;
+  const auto before = allocations.load();
+  for (auto _ : state) {
+    const auto permit = breaker.try_acquire();
+    benchmark::DoNotOptimize(permit);
+    breaker.record(permit, true);
+  }
+  report_allocs(state, before);
+}
+BENCHMARK(BM_breaker_success);
+
+// Total timeout + retry + budget + breaker around a no-op.
+void BM_pipeline_success(benchmark::State& state) {
+  const auto policy = rebound::retry_policy{}
+                          .stop(rebound::stop::after_attempts(3))
+                          .budget(std::make_shared<rebound::token_bucket_budget>());
+  const rebound::pipeline p(policy, std::make_shared<rebound::circuit_breaker>(), 5s);
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(p.execute([&] { return payload(x); }));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_pipeline_success);
 
 }  // namespace
 

@@ -37,26 +37,24 @@ class lagging_replica {
 
 int main() {
   using namespace std::chrono_literals;
-  const auto settings = rebound::apply_env(
-      rebound::settings_from_json(R"({"max_elapsed": "5s",
+  const auto settings = rebound::apply_env(rebound::settings_from_json(R"({"max_elapsed": "5s",
         "backoff": {"type": "exponential", "initial": "500ms", "multiplier": 2, "max": "3s"},
         "jitter": "full"})"),
-      "DEMO_RETRY");
-  const auto policy =
-      settings.to_policy()
-          .retry_on<not_found>()
-          .observer(std::make_shared<rebound::function_observer>([](const rebound::event& e) {
-            if (e.kind == rebound::event_kind::retry_scheduled) {
-              std::printf("  attempt %d failed (%.*s); retrying in %s\n", e.attempt - 1,
-                          static_cast<int>(e.cause.size()), e.cause.data(),
-                          rebound::format_duration(e.delay).c_str());
-            }
-          }));
+                                           "DEMO_RETRY");
+  const auto policy = settings.to_policy().retry_on<not_found>().observer(
+      std::make_shared<rebound::function_observer>([](const rebound::event& e) {
+        if (e.kind == rebound::event_kind::retry_scheduled) {
+          std::printf("  attempt %d failed (%.*s); retrying in %s\n", e.attempt - 1,
+                      static_cast<int>(e.cause.size()), e.cause.data(),
+                      rebound::format_duration(e.delay).c_str());
+        }
+      }));
 
   lagging_replica replica(1200ms);
   replica.write();
   rebound::call_report report;
-  const std::string run = rebound::retry(policy, [&] { return replica.read(); }, {.report = &report});
+  const std::string run =
+      rebound::retry(policy, [&] { return replica.read(); }, {.report = &report});
   std::printf("read \"%s\" on attempt %d after %s\n", run.c_str(), report.attempts,
               rebound::format_duration(report.elapsed).c_str());
 }

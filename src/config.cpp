@@ -232,6 +232,226 @@ rebound::jitter read_jitter(const json& j) {
   return parse_jitter(type, "jitter.type");
 }
 
+// A value from JSON or from the environment (text).
+struct value_ref {
+  const json* j = nullptr;
+  std::string_view text;
+};
+
+std::string show(const value_ref& v) {
+  return v.j != nullptr ? v.j->dump() : "\"" + std::string(v.text) + "\"";
+}
+
+std::string fmt_number(double x) {
+  std::ostringstream o;
+  o << x;
+  return o.str();
+}
+
+double number_in(const value_ref& v, const std::string& field, double lo, double hi, bool integer) {
+  const std::string range = fmt_number(lo) + ".." + fmt_number(hi);
+  double x = 0;
+  if (v.j != nullptr) {
+    if (!v.j->is_number() || (integer && v.j->is_number_float())) {
+      fail(field, std::string("expected ") + (integer ? "an integer" : "a number") + " in " +
+                      range + ", got " + type_name(*v.j) + " " + v.j->dump());
+    }
+    x = v.j->get<double>();
+  } else {
+    const std::string_view t = v.text;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+    const bool whole = p == t.data() + t.size() && !t.empty();
+    if (ec == std::errc::result_out_of_range && whole) {
+      fail(field, show(v) + " is out of range; allowed: " + range);
+    }
+    if (ec != std::errc() || !whole ||
+        (integer && t.find_first_of(".eEnN") != std::string_view::npos)) {
+      fail(field,
+           show(v) + " is not " + (integer ? "an integer" : "a number") + "; allowed: " + range);
+    }
+  }
+  if (!std::isfinite(x)) fail(field, show(v) + " is not a finite number; allowed: " + range);
+  if (x < lo || x > hi) fail(field, show(v) + " is out of range; allowed: " + range);
+  return x;
+}
+
+duration duration_in(const value_ref& v, const std::string& field) {
+  return v.j != nullptr ? json_duration(*v.j, field) : to_duration(v.text, field);
+}
+
+std::string string_in(const value_ref& v, const std::string& field) {
+  return v.j != nullptr ? json_string(*v.j, field) : std::string(v.text);
+}
+
+void check_whole_seconds(duration d, const std::string& field, int lo, int hi) {
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d);
+  if (s != d || s.count() < lo || s.count() > hi) {
+    fail(field, format_duration(d) + " is not allowed; allowed: whole seconds, " +
+                    std::to_string(lo) + "s.." + std::to_string(hi) + "s");
+  }
+}
+
+const char* budget_kind_name(budget_kind k) {
+  switch (k) {
+    case budget_kind::token_bucket:
+      return "token_bucket";
+    case budget_kind::ratio:
+      return "ratio";
+    case budget_kind::throttle:
+      return "throttle";
+  }
+  return "token_bucket";
+}
+
+// Which keys each budget type takes.
+bool budget_key_applies(budget_kind k, std::string_view key) {
+  if (key == "type") return true;
+  switch (k) {
+    case budget_kind::token_bucket:
+      return key == "capacity" || key == "retry_cost" || key == "timeout_retry_cost" ||
+             key == "success_refund";
+    case budget_kind::ratio:
+      return key == "ratio" || key == "min_per_second" || key == "window";
+    case budget_kind::throttle:
+      return key == "max_tokens" || key == "token_ratio";
+  }
+  return false;
+}
+
+// Sets one budget key; returns false when the key is unknown.
+bool set_budget_key(budget_settings& b, std::string_view key, const value_ref& v,
+                    const std::string& field) {
+  auto int_in = [&](double lo, double hi) {
+    return static_cast<int>(number_in(v, field, lo, hi, true));
+  };
+  if (key == "type") {
+    const std::string t = string_in(v, field);
+    if (t == "token_bucket")
+      b.type = budget_kind::token_bucket;
+    else if (t == "ratio")
+      b.type = budget_kind::ratio;
+    else if (t == "throttle")
+      b.type = budget_kind::throttle;
+    else
+      fail(field, "\"" + t + "\" is not a budget type; allowed: token_bucket, ratio, throttle");
+  } else if (key == "capacity") {
+    b.token_bucket.capacity = int_in(1, 1e6);
+  } else if (key == "retry_cost") {
+    b.token_bucket.retry_cost = int_in(1, 1e6);
+  } else if (key == "timeout_retry_cost") {
+    b.token_bucket.timeout_retry_cost = int_in(1, 1e6);
+  } else if (key == "success_refund") {
+    b.token_bucket.success_refund = int_in(0, 1e6);
+  } else if (key == "ratio") {
+    b.ratio.ratio = number_in(v, field, 0, 10, false);
+  } else if (key == "min_per_second") {
+    b.ratio.min_per_second = int_in(0, 1e6);
+  } else if (key == "window") {
+    b.ratio.window = duration_in(v, field);
+  } else if (key == "max_tokens") {
+    b.throttle.max_tokens = number_in(v, field, 1, 1000, false);
+  } else if (key == "token_ratio") {
+    b.throttle.token_ratio = number_in(v, field, 0.001, 1000, false);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* budget_keys =
+    "type, capacity, retry_cost, timeout_retry_cost, success_refund (token_bucket); ratio, "
+    "min_per_second, window (ratio); max_tokens, token_ratio (throttle)";
+
+budget_settings read_budget(const json& j, budget_settings b) {
+  if (!j.is_object()) {
+    fail("budget", "expected an object such as {\"type\": \"token_bucket\"}, got " + type_name(j));
+  }
+  if (auto t = j.find("type"); t != j.end()) set_budget_key(b, "type", {&*t, {}}, "budget.type");
+  for (const auto& [key, v] : j.items()) {
+    const std::string field = "budget." + key;
+    if (!set_budget_key(b, key, {&v, {}}, field)) {
+      fail(field, std::string("unknown key; allowed: ") + budget_keys);
+    }
+    if (!budget_key_applies(b.type, key)) {
+      fail(field, std::string("not used by a budget of type ") + budget_kind_name(b.type));
+    }
+  }
+  b.validate();
+  return b;
+}
+
+bool set_throttle_key(adaptive_throttle::options& t, std::string_view key, const value_ref& v,
+                      const std::string& field) {
+  if (key == "k") {
+    t.k = number_in(v, field, 1, 10, false);
+  } else if (key == "window") {
+    t.window = duration_in(v, field);
+    check_whole_seconds(t.window, field, 1, 600);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+adaptive_throttle::options read_throttle(const json& j, adaptive_throttle::options t) {
+  if (!j.is_object()) {
+    fail("throttle",
+         "expected an object such as {\"k\": 2, \"window\": \"2m\"}, got " + type_name(j));
+  }
+  for (const auto& [key, v] : j.items()) {
+    if (!set_throttle_key(t, key, {&v, {}}, "throttle." + key)) {
+      fail("throttle." + key, "unknown key; allowed: k, window");
+    }
+  }
+  return t;
+}
+
+bool set_breaker_key(breaker_options& b, std::string_view key, const value_ref& v,
+                     const std::string& field) {
+  if (key == "mode") {
+    const std::string m = string_in(v, field);
+    if (m == "consecutive")
+      b.mode = breaker_mode::consecutive;
+    else if (m == "sampling")
+      b.mode = breaker_mode::sampling;
+    else
+      fail(field, "\"" + m + "\" is not a breaker mode; allowed: consecutive, sampling");
+  } else if (key == "failure_threshold") {
+    b.failure_threshold = static_cast<int>(number_in(v, field, 1, 1e6, true));
+  } else if (key == "failure_ratio") {
+    b.failure_ratio = number_in(v, field, 0.001, 1, false);
+  } else if (key == "minimum_calls") {
+    b.minimum_calls = static_cast<int>(number_in(v, field, 1, 1e6, true));
+  } else if (key == "window") {
+    b.window = duration_in(v, field);
+  } else if (key == "open_duration") {
+    b.open_duration = duration_in(v, field);
+  } else if (key == "half_open_probes") {
+    b.half_open_probes = static_cast<int>(number_in(v, field, 1, 1000, true));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// PREFIX_SOME_KEY -> some_key
+std::string env_key(std::string_view name, std::size_t head) {
+  std::string k(name.substr(head));
+  for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return k;
+}
+
+std::map<std::string, std::string> environment_under(const std::string& head) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq == entry.npos || entry.rfind(head, 0) != 0) continue;
+    vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return vars;
+}
+
 }  // namespace
 
 config_error::config_error(std::string field, const std::string& problem)
@@ -359,6 +579,13 @@ void policy_settings::validate() const {
   if (backoff_type == backoff::kind::list && delays.empty()) {
     fail("backoff.delays", "a list backoff needs at least one delay, e.g. [\"1s\", \"2s\"]");
   }
+  if (budget) budget->validate();
+  if (throttle) {
+    if (!(throttle->k >= 1 && throttle->k <= 10)) {
+      fail("throttle.k", fmt_number(throttle->k) + " is out of range; allowed: 1..10");
+    }
+    check_whole_seconds(throttle->window, "throttle.window", 1, 600);
+  }
   if (jitter.type() == jitter::kind::proportional &&
       !(jitter.factor() >= 0.0 && jitter.factor() <= 1.0)) {
     fail("jitter", "factor out of range; allowed: 0..1");
@@ -394,6 +621,8 @@ retry_policy policy_settings::to_policy() const {
   retry_policy p = retry_policy{}.stop(stop).backoff(b).jitter(jitter).max_server_delay(
       max_server_delay, server_delay);
   if (seed) p = p.seed(*seed);
+  if (budget) p = p.budget(budget->make());
+  if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle));
   return p;
 }
 
@@ -422,10 +651,15 @@ policy_settings settings_from_json(std::string_view text, policy_settings s) {
       s.server_delay = parse_server_delay_mode(json_string(v, key), key);
     } else if (key == "seed") {
       s.seed = json_seed(v, key);
+    } else if (key == "budget") {
+      s.budget = read_budget(v, s.budget.value_or(budget_settings{}));
+    } else if (key == "throttle") {
+      s.throttle = read_throttle(v, s.throttle.value_or(adaptive_throttle::options{}));
     } else {
-      fail(key, "unknown key; allowed: " +
-                    join({"max_attempts", "max_elapsed", "before_elapsed", "backoff", "jitter",
-                          "max_server_delay", "server_delay_exceeded", "seed"}));
+      fail(key,
+           "unknown key; allowed: " +
+               join({"max_attempts", "max_elapsed", "before_elapsed", "backoff", "jitter",
+                     "max_server_delay", "server_delay_exceeded", "seed", "budget", "throttle"}));
     }
   }
   s.validate();
@@ -448,6 +682,7 @@ policy_settings settings_from_json_file(const std::filesystem::path& file, polic
 policy_settings apply_env(policy_settings s, std::string_view prefix,
                           const std::map<std::string, std::string>& vars) {
   const std::string head = std::string(prefix) + "_";
+  std::vector<std::string> budget_vars;
   for (const auto& [name, value] : vars) {
     if (name.rfind(head, 0) != 0) continue;
     const std::string key = name.substr(head.size());
@@ -457,7 +692,7 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
       s.max_elapsed = to_duration(value, name);
     } else if (key == "BEFORE_ELAPSED") {
       s.before_elapsed = to_duration(value, name);
-    } else if (key == "BACKOFF_TYPE" || key == "BACKOFF") {
+    } else if (key == "BACKOFF_TYPE") {
       s.backoff_type = parse_backoff_kind(value, name);
     } else if (key == "BACKOFF_INITIAL") {
       s.initial = to_duration(value, name);
@@ -477,13 +712,48 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
       s.server_delay = parse_server_delay_mode(value, name);
     } else if (key == "SEED") {
       s.seed = text_seed(value, name);
+    } else if (key.rfind("BUDGET_", 0) == 0 &&
+               set_budget_key(s.budget ? *s.budget : s.budget.emplace(), env_key(key, 7),
+                              {nullptr, value}, name)) {
+      budget_vars.push_back(name);
+    } else if (key.rfind("THROTTLE_", 0) == 0 &&
+               set_throttle_key(s.throttle ? *s.throttle : s.throttle.emplace(), env_key(key, 9),
+                                {nullptr, value}, name)) {
     } else {
       fail(name, "unknown setting; allowed: " + head + "{" +
-                     join({"MAX_ATTEMPTS", "MAX_ELAPSED", "BEFORE_ELAPSED", "BACKOFF_TYPE",
-                           "BACKOFF_INITIAL", "BACKOFF_MULTIPLIER", "BACKOFF_STEP", "BACKOFF_MAX",
-                           "BACKOFF_DELAYS", "JITTER", "MAX_SERVER_DELAY", "SERVER_DELAY_EXCEEDED",
-                           "SEED"}) +
+                     join({"MAX_ATTEMPTS",
+                           "MAX_ELAPSED",
+                           "BEFORE_ELAPSED",
+                           "BACKOFF_TYPE",
+                           "BACKOFF_INITIAL",
+                           "BACKOFF_MULTIPLIER",
+                           "BACKOFF_STEP",
+                           "BACKOFF_MAX",
+                           "BACKOFF_DELAYS",
+                           "JITTER",
+                           "MAX_SERVER_DELAY",
+                           "SERVER_DELAY_EXCEEDED",
+                           "SEED",
+                           "BUDGET_TYPE",
+                           "BUDGET_CAPACITY",
+                           "BUDGET_RETRY_COST",
+                           "BUDGET_TIMEOUT_RETRY_COST",
+                           "BUDGET_SUCCESS_REFUND",
+                           "BUDGET_RATIO",
+                           "BUDGET_MIN_PER_SECOND",
+                           "BUDGET_WINDOW",
+                           "BUDGET_MAX_TOKENS",
+                           "BUDGET_TOKEN_RATIO",
+                           "THROTTLE_K",
+                           "THROTTLE_WINDOW"}) +
                      "}");
+    }
+  }
+  // Checked once all variables are in: the type may come after its keys.
+  for (const std::string& name : budget_vars) {
+    const std::string key = env_key(name, head.size() + 7);
+    if (!budget_key_applies(s.budget->type, key)) {
+      fail(name, std::string("not used by a budget of type ") + budget_kind_name(s.budget->type));
     }
   }
   try {
@@ -501,19 +771,122 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
 }
 
 policy_settings apply_env(policy_settings base, std::string_view prefix) {
-  std::map<std::string, std::string> vars;
-  const std::string head = std::string(prefix) + "_";
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    const auto eq = entry.find('=');
-    if (eq == entry.npos || entry.rfind(head, 0) != 0) continue;
-    vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
-  }
-  return apply_env(std::move(base), prefix, vars);
+  return apply_env(std::move(base), prefix, environment_under(std::string(prefix) + "_"));
 }
 
 retry_policy policy_from_json(std::string_view json_text) {
   return settings_from_json(json_text).to_policy();
+}
+
+void budget_settings::validate() const {
+  switch (type) {
+    case budget_kind::token_bucket: {
+      const auto& o = token_bucket;
+      if (o.capacity < 1 || o.capacity > 1'000'000) {
+        fail("budget.capacity", std::to_string(o.capacity) + " is out of range; allowed: 1..1e+06");
+      }
+      if (o.retry_cost < 1 || o.timeout_retry_cost < 1 || o.success_refund < 0) {
+        fail("budget.retry_cost", "costs must be >= 1 and the refund >= 0");
+      }
+      if (o.retry_cost > o.capacity || o.timeout_retry_cost > o.capacity) {
+        fail("budget.retry_cost", "a retry cost above the capacity (" + std::to_string(o.capacity) +
+                                      ") would never be granted");
+      }
+      break;
+    }
+    case budget_kind::ratio:
+      if (!(ratio.ratio >= 0 && ratio.ratio <= 10)) {
+        fail("budget.ratio", fmt_number(ratio.ratio) + " is out of range; allowed: 0..10");
+      }
+      if (ratio.min_per_second < 0) fail("budget.min_per_second", "must be >= 0");
+      check_whole_seconds(ratio.window, "budget.window", 1, 60);
+      break;
+    case budget_kind::throttle:
+      if (!(throttle.max_tokens >= 1 && throttle.max_tokens <= 1000)) {
+        fail("budget.max_tokens",
+             fmt_number(throttle.max_tokens) + " is out of range; allowed: 1..1000");
+      }
+      if (!(throttle.token_ratio >= 0.001 && throttle.token_ratio <= throttle.max_tokens)) {
+        fail("budget.token_ratio",
+             fmt_number(throttle.token_ratio) + " is out of range; allowed: 0.001..max_tokens");
+      }
+      break;
+  }
+}
+
+std::shared_ptr<retry_budget> budget_settings::make(clock& c) const {
+  validate();
+  switch (type) {
+    case budget_kind::ratio:
+      return std::make_shared<ratio_budget>(ratio, c);
+    case budget_kind::throttle:
+      return std::make_shared<throttle_budget>(throttle);
+    case budget_kind::token_bucket:
+      break;
+  }
+  return std::make_shared<token_bucket_budget>(token_bucket);
+}
+
+void validate(const breaker_options& o) {
+  if (o.failure_threshold < 1) fail("failure_threshold", "must be >= 1");
+  if (!(o.failure_ratio > 0 && o.failure_ratio <= 1)) {
+    fail("failure_ratio", fmt_number(o.failure_ratio) + " is out of range; allowed: 0.001..1");
+  }
+  if (o.minimum_calls < 1) fail("minimum_calls", "must be >= 1");
+  check_whole_seconds(o.window, "window", 1, 600);
+  if (o.open_duration < std::chrono::milliseconds(1) || o.open_duration > max_config_duration) {
+    fail("open_duration",
+         format_duration(o.open_duration) + " is out of range; allowed: 1ms..87600h");
+  }
+  if (o.half_open_probes < 1 || o.half_open_probes > 1000) {
+    fail("half_open_probes",
+         std::to_string(o.half_open_probes) + " is out of range; allowed: 1..1000");
+  }
+}
+
+breaker_options breaker_from_json(std::string_view text, breaker_options b) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("(document)", std::string("not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) fail("(document)", "expected a JSON object, got " + type_name(doc));
+  for (const auto& [key, v] : doc.items()) {
+    if (!set_breaker_key(b, key, {&v, {}}, key)) {
+      fail(key,
+           "unknown key; allowed: mode, failure_threshold, failure_ratio, minimum_calls, "
+           "window, open_duration, half_open_probes");
+    }
+  }
+  validate(b);
+  return b;
+}
+
+breaker_options apply_breaker_env(breaker_options b, std::string_view prefix,
+                                  const std::map<std::string, std::string>& vars) {
+  const std::string head = std::string(prefix) + "_";
+  for (const auto& [name, value] : vars) {
+    if (name.rfind(head, 0) != 0) continue;
+    if (!set_breaker_key(b, env_key(name, head.size()), {nullptr, value}, name)) {
+      fail(name, "unknown setting; allowed: " + head +
+                     "{MODE, FAILURE_THRESHOLD, FAILURE_RATIO, "
+                     "MINIMUM_CALLS, WINDOW, OPEN_DURATION, HALF_OPEN_PROBES}");
+    }
+  }
+  try {
+    validate(b);
+  } catch (const config_error& e) {
+    std::string env_name = head;
+    for (char c : e.field())
+      env_name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    throw config_error(env_name, std::string(e.what()).substr(e.field().size() + 2));
+  }
+  return b;
+}
+
+breaker_options apply_breaker_env(breaker_options base, std::string_view prefix) {
+  return apply_breaker_env(base, prefix, environment_under(std::string(prefix) + "_"));
 }
 
 }  // namespace rebound

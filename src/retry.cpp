@@ -2,8 +2,8 @@
 
 #include "detail/arith.hpp"
 #include "rebound/breaker.hpp"
-#include "rebound/throttle.hpp"
 #include "rebound/duration.hpp"
+#include "rebound/throttle.hpp"
 
 namespace rebound {
 
@@ -80,8 +80,8 @@ std::exception_ptr innermost(std::exception_ptr e) {
     try {
       std::rethrow_exception(e);
     } catch (const retry_error& re) {
-      const bool wrapper = re.reason() == stop_reason::deferred_to_outer ||
-                           re.reason() == stop_reason::overloaded;
+      const bool wrapper =
+          re.reason() == stop_reason::deferred_to_outer || re.reason() == stop_reason::overloaded;
       if (!wrapper || !re.last_error()) return e;
       e = re.last_error();
     } catch (...) {

@@ -43,8 +43,8 @@ TEST_F(BreakerTest, ConsecutiveFailuresOpenIt) {
 }
 
 TEST_F(BreakerTest, HalfOpenAdmitsExactlyTheProbesThenCloses) {
-  rebound::circuit_breaker b(
-      {.failure_threshold = 1, .open_duration = 10s, .half_open_probes = 2}, clock_);
+  rebound::circuit_breaker b({.failure_threshold = 1, .open_duration = 10s, .half_open_probes = 2},
+                             clock_);
   fail(b);
   clock_.advance(9s);
   EXPECT_FALSE(b.try_acquire());
@@ -75,8 +75,8 @@ TEST_F(BreakerTest, AFailedProbeOpensItAgain) {
 
 TEST_F(BreakerTest, HalfOpenAdmitsExactlyNProbesWithEightThreadsRacing) {
   for (int round = 0; round < 20; ++round) {
-    rebound::circuit_breaker b(
-        {.failure_threshold = 1, .open_duration = 1s, .half_open_probes = 3}, clock_);
+    rebound::circuit_breaker b({.failure_threshold = 1, .open_duration = 1s, .half_open_probes = 3},
+                               clock_);
     fail(b);
     clock_.advance(1s);
     std::atomic<int> allowed{0};

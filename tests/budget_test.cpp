@@ -31,8 +31,8 @@ TEST(TokenBucketBudgetTest, ExactArithmeticWithAwsDefaults) {
 }
 
 TEST(TokenBucketBudgetTest, RefusesWhenEmptyAndKeepsWhatIsLeft) {
-  rebound::token_bucket_budget b({.capacity = 12, .retry_cost = 5, .timeout_retry_cost = 10,
-                                  .success_refund = 1});
+  rebound::token_bucket_budget b(
+      {.capacity = 12, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1});
   EXPECT_TRUE(b.try_acquire({}));
   EXPECT_TRUE(b.try_acquire({}));
   EXPECT_EQ(b.tokens(), 2);
@@ -42,8 +42,8 @@ TEST(TokenBucketBudgetTest, RefusesWhenEmptyAndKeepsWhatIsLeft) {
 }
 
 TEST(TokenBucketBudgetTest, TwoThreadsNeverOverdraw) {
-  rebound::token_bucket_budget b({.capacity = 1000, .retry_cost = 5, .timeout_retry_cost = 10,
-                                  .success_refund = 1});
+  rebound::token_bucket_budget b(
+      {.capacity = 1000, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1});
   std::atomic<int> granted{0};
   auto work = [&] {
     for (int i = 0; i < 20'000; ++i) {
@@ -117,9 +117,8 @@ class BudgetPolicyTest : public ::testing::Test {
  protected:
   rebound::testing::simulated_clock clock_;
   std::shared_ptr<rebound::token_bucket_budget> budget_ =
-      std::make_shared<rebound::token_bucket_budget>(
-          rebound::token_bucket_budget::options{.capacity = 15, .retry_cost = 5,
-                                                .timeout_retry_cost = 10, .success_refund = 1});
+      std::make_shared<rebound::token_bucket_budget>(rebound::token_bucket_budget::options{
+          .capacity = 15, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1});
   rebound::retry_policy policy_ = rebound::retry_policy{}
                                       .stop(rebound::stop::after_attempts(10))
                                       .backoff(rebound::backoff::constant(1s))
@@ -131,13 +130,12 @@ TEST_F(BudgetPolicyTest, ARefusedRetryEndsTheCallWithBudgetExhausted) {
   auto counters = std::make_shared<rebound::counters_observer>();
   int calls = 0;
   rebound::call_report report;
-  EXPECT_THROW(rebound::retry(
-                   policy_.observer(counters),
-                   [&] {
-                     ++calls;
-                     throw rebound_test::not_found_error();
-                   },
-                   {.report = &report}),
+  EXPECT_THROW(rebound::retry(policy_.observer(counters),
+                              [&] {
+                                ++calls;
+                                throw rebound_test::not_found_error();
+                              },
+                              {.report = &report}),
                rebound_test::not_found_error);
   EXPECT_EQ(calls, 4);  // 3 retries of 5 tokens
   EXPECT_EQ(report.reason, stop_reason::budget_exhausted);
@@ -162,9 +160,8 @@ TEST_F(BudgetPolicyTest, PoliciesShareOneBudget) {
   EXPECT_THROW(rebound::retry(policy_, [&] { ++calls, throw rebound_test::not_found_error(); }),
                rebound_test::not_found_error);
   rebound::call_report report;
-  EXPECT_THROW(rebound::retry(
-                   other, [&] { ++calls, throw rebound_test::not_found_error(); },
-                   {.report = &report}),
+  EXPECT_THROW(rebound::retry(other, [&] { ++calls, throw rebound_test::not_found_error(); },
+                              {.report = &report}),
                rebound_test::not_found_error);
   EXPECT_EQ(report.reason, stop_reason::budget_exhausted);
   EXPECT_EQ(report.attempts, 1);  // the first policy drained it
@@ -173,8 +170,8 @@ TEST_F(BudgetPolicyTest, PoliciesShareOneBudget) {
 TEST_F(BudgetPolicyTest, RetriesWaitingInBackoffAlreadyCount) {
   // Three calls fail at the same moment; the budget (15) pays for three retries
   // that are all still sleeping, so a fourth call's retry is refused now.
-  rebound::retry_state a(policy_, clock_.now()), b(policy_, clock_.now()),
-      c(policy_, clock_.now()), d(policy_, clock_.now());
+  rebound::retry_state a(policy_, clock_.now()), b(policy_, clock_.now()), c(policy_, clock_.now()),
+      d(policy_, clock_.now());
   EXPECT_TRUE(a.decide(rebound::verdict::transient(), clock_.now()).retry);
   EXPECT_TRUE(b.decide(rebound::verdict::transient(), clock_.now()).retry);
   EXPECT_TRUE(c.decide(rebound::verdict::transient(), clock_.now()).retry);

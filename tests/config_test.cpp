@@ -233,3 +233,120 @@ TEST(ConfigFileTest, ReadsAFileAndNamesItInErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ConfigBudgetTest, ReadsEachBudgetTypeAndMakesIt) {
+  auto s = settings_from_json(R"({"budget": {"type": "token_bucket", "capacity": 100,
+                                  "retry_cost": 4, "timeout_retry_cost": 8, "success_refund": 2}})");
+  ASSERT_TRUE(s.budget);
+  EXPECT_EQ(s.budget->token_bucket.capacity, 100);
+  auto p = s.to_policy();
+  auto* bucket = dynamic_cast<rebound::token_bucket_budget*>(p.budget().get());
+  ASSERT_NE(bucket, nullptr);
+  EXPECT_EQ(bucket->tokens(), 100);
+  EXPECT_EQ(bucket->settings().timeout_retry_cost, 8);
+
+  s = settings_from_json(R"({"budget": {"type": "ratio", "ratio": 0.1, "min_per_second": 5,
+                              "window": "30s"}})");
+  auto* ratio = dynamic_cast<rebound::ratio_budget*>(s.to_policy().budget().get());
+  ASSERT_NE(ratio, nullptr);
+  EXPECT_EQ(ratio->settings().window, 30s);
+
+  s = settings_from_json(R"({"budget": {"type": "throttle", "max_tokens": 20, "token_ratio": 0.5},
+                             "throttle": {"k": 1.5, "window": "1m"}})");
+  EXPECT_NE(dynamic_cast<rebound::throttle_budget*>(s.to_policy().budget().get()), nullptr);
+  ASSERT_TRUE(s.throttle);
+  EXPECT_EQ(s.throttle->k, 1.5);
+  EXPECT_NE(s.to_policy().throttle(), nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Budgets, ConfigErrorTest,
+    ::testing::Values(
+        bad_case{R"({"budget": {"type": "leaky"}})", "budget.type",
+                 "allowed: token_bucket, ratio, throttle"},
+        bad_case{R"({"budget": {"capacity": 0}})", "budget.capacity", "allowed: 1..1e+06"},
+        bad_case{R"({"budget": {"capacity": 2.5}})", "budget.capacity", "expected an integer"},
+        bad_case{R"({"budget": {"capacity": 10, "retry_cost": 11}})", "budget.retry_cost",
+                 "would never be granted"},
+        bad_case{R"({"budget": {"type": "ratio", "capacity": 10}})", "budget.capacity",
+                 "not used by a budget of type ratio"},
+        bad_case{R"({"budget": {"type": "ratio", "window": "1500ms"}})", "budget.window",
+                 "whole seconds"},
+        bad_case{R"({"budget": {"type": "ratio", "window": "2m"}})", "budget.window", "1s..60s"},
+        bad_case{R"({"budget": {"type": "ratio", "ratio": -0.5}})", "budget.ratio", "out of range"},
+        bad_case{R"({"budget": {"type": "throttle", "max_tokens": 0}})", "budget.max_tokens",
+                 "allowed: 1..1000"},
+        bad_case{R"({"budget": {"spare": 1}})", "budget.spare", "unknown key"},
+        bad_case{R"({"budget": "lots"})", "budget", "expected an object"},
+        bad_case{R"({"throttle": {"k": 0.5}})", "throttle.k", "allowed: 1..10"},
+        bad_case{R"({"throttle": {"window": "0s"}})", "throttle.window", "whole seconds"},
+        bad_case{R"({"throttle": {"K": 2}})", "throttle.K", "unknown key"}),
+    [](const ::testing::TestParamInfo<bad_case>& param) {
+      return "case" + std::to_string(param.index);
+    });
+
+TEST(ConfigBudgetTest, EnvironmentSetsBudgetAndThrottle) {
+  const auto s = rebound::apply_env({}, "APP",
+                                    {{"APP_BUDGET_TYPE", "ratio"},
+                                     {"APP_BUDGET_RATIO", "0.3"},
+                                     {"APP_BUDGET_WINDOW", "5s"},
+                                     {"APP_THROTTLE_K", "3"}});
+  ASSERT_TRUE(s.budget);
+  EXPECT_EQ(s.budget->type, rebound::budget_kind::ratio);
+  EXPECT_EQ(s.budget->ratio.ratio, 0.3);
+  EXPECT_EQ(s.budget->ratio.window, 5s);
+  EXPECT_EQ(s.throttle->k, 3.0);
+  try {
+    (void)rebound::apply_env({}, "APP",
+                             {{"APP_BUDGET_CAPACITY", "50"}, {"APP_BUDGET_TYPE", "ratio"}});
+    ADD_FAILURE();
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.field(), "APP_BUDGET_CAPACITY");
+  }
+  EXPECT_THROW((void)rebound::apply_env({}, "APP", {{"APP_BUDGET_CAPACITY", "lots"}}),
+               config_error);
+  EXPECT_THROW((void)rebound::apply_env({}, "APP", {{"APP_BUDGET_RATIO", "nan"}}), config_error);
+}
+
+TEST(ConfigBreakerTest, ReadsAndValidatesBreakerSettings) {
+  const auto b = rebound::breaker_from_json(R"({"mode": "sampling", "failure_ratio": 0.25,
+      "minimum_calls": 50, "window": "1m", "open_duration": "10s", "half_open_probes": 3})");
+  EXPECT_EQ(b.mode, rebound::breaker_mode::sampling);
+  EXPECT_EQ(b.failure_ratio, 0.25);
+  EXPECT_EQ(b.minimum_calls, 50);
+  EXPECT_EQ(b.window, 60s);
+  EXPECT_EQ(b.open_duration, 10s);
+  EXPECT_EQ(b.half_open_probes, 3);
+  const auto e = rebound::apply_breaker_env(
+      b, "DB_BREAKER", {{"DB_BREAKER_MODE", "consecutive"}, {"DB_BREAKER_FAILURE_THRESHOLD", "7"}});
+  EXPECT_EQ(e.mode, rebound::breaker_mode::consecutive);
+  EXPECT_EQ(e.failure_threshold, 7);
+
+  auto expect_error = [](std::string_view json, const std::string& field, const std::string& part) {
+    try {
+      (void)rebound::breaker_from_json(json);
+      ADD_FAILURE() << json;
+    } catch (const config_error& err) {
+      EXPECT_EQ(err.field(), field) << err.what();
+      EXPECT_NE(std::string(err.what()).find(part), std::string::npos) << err.what();
+    }
+  };
+  expect_error(R"({"mode": "panic"})", "mode", "allowed: consecutive, sampling");
+  expect_error(R"({"failure_threshold": 0})", "failure_threshold", "allowed: 1..1e+06");
+  expect_error(R"({"failure_ratio": 1.5})", "failure_ratio", "out of range");
+  expect_error(R"({"half_open_probes": 0})", "half_open_probes", "allowed: 1..1000");
+  expect_error(R"({"open_duration": "0s"})", "open_duration", "allowed: 1ms..87600h");
+  expect_error(R"({"window": "0.5s"})", "window", "whole seconds");
+  expect_error(R"({"probes": 2})", "probes", "unknown key");
+  try {
+    (void)rebound::apply_breaker_env({}, "B", {{"B_HALF_OPEN_PROBES", "many"}});
+    ADD_FAILURE();
+  } catch (const config_error& err) {
+    EXPECT_EQ(err.field(), "B_HALF_OPEN_PROBES");
+  }
+  EXPECT_THROW((void)rebound::apply_breaker_env({}, "B", {{"B_PROBES", "1"}}), config_error);
+}
+
+}  // namespace

@@ -60,8 +60,8 @@ TEST_F(NestingTest, IndependentInnerLoopsMultiply) {
 
 TEST_F(NestingTest, ADeferredFailureKeepsTheInnerVerdict) {
   // The outer loop only knows NotFound; the inner loop knows 503 is transient.
-  const auto inner = inner_.retry_if_exception(
-      [](const http_status_error& e) { return e.status == 503; });
+  const auto inner =
+      inner_.retry_if_exception([](const http_status_error& e) { return e.status == 503; });
   int calls = 0;
   const int v = rebound::retry(outer_, [&] {
     return rebound::retry(inner, [&] {
@@ -74,8 +74,8 @@ TEST_F(NestingTest, ADeferredFailureKeepsTheInnerVerdict) {
 }
 
 TEST_F(NestingTest, TheEnclosingLoopRethrowsTheOriginalException) {
-  const auto inner = inner_.retry_if_exception(
-      [](const http_status_error& e) { return e.status == 503; });
+  const auto inner =
+      inner_.retry_if_exception([](const http_status_error& e) { return e.status == 503; });
   const auto outer = outer_.stop(rebound::stop::after_attempts(2));
   int calls = 0;
   try {

@@ -82,9 +82,8 @@ TEST_F(PipelineTest, TheTotalTimeoutBoundsTheCall) {
 }
 
 TEST_F(PipelineTest, TheBudgetStillApplies) {
-  auto small = std::make_shared<rebound::token_bucket_budget>(
-      rebound::token_bucket_budget::options{.capacity = 10, .retry_cost = 5,
-                                            .timeout_retry_cost = 10, .success_refund = 1});
+  auto small = std::make_shared<rebound::token_bucket_budget>(rebound::token_bucket_budget::options{
+      .capacity = 10, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1});
   const rebound::pipeline p(policy_.budget(small));
   int calls = 0;
   rebound::call_report report;

@@ -58,7 +58,8 @@ TEST(AdaptiveThrottleTest, RefusesEvenAFirstAttemptWithItsOwnError) {
   rebound::testing::simulated_clock clock;
   auto t = std::make_shared<rebound::adaptive_throttle>(
       rebound::adaptive_throttle::options{.k = 1.0, .window = 120s}, clock);
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(t->admit(0.9999999));  // a backend that accepts nothing
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE(t->admit(0.9999999));  // a backend that accepts nothing
   const auto p = rebound::retry_policy{}.clock(clock).throttle(t).seed(3);
   int calls = 0;
   int refused = 0;
@@ -76,11 +77,11 @@ TEST(AdaptiveThrottleTest, RefusesEvenAFirstAttemptWithItsOwnError) {
 
 TEST(AdaptiveThrottleTest, AcceptedOutcomesAreRecordedByTheLoop) {
   rebound::testing::simulated_clock clock;
-  auto t = std::make_shared<rebound::adaptive_throttle>(
-      rebound::adaptive_throttle::options{}, clock);
+  auto t =
+      std::make_shared<rebound::adaptive_throttle>(rebound::adaptive_throttle::options{}, clock);
   load(*t, 10, 10);  // a healthy history, so two failures do not throttle yet
-  const auto p = rebound::retry_policy{}.clock(clock).throttle(t).stop(
-      rebound::stop::after_attempts(3));
+  const auto p =
+      rebound::retry_policy{}.clock(clock).throttle(t).stop(rebound::stop::after_attempts(3));
   int calls = 0;
   rebound::retry(p, [&] {
     if (++calls < 3) throw std::runtime_error("503");

@@ -41,12 +41,13 @@ enum class breaker_mode : std::uint8_t { consecutive, sampling };
 
 struct breaker_options {
   breaker_mode mode = breaker_mode::consecutive;
-  int failure_threshold = 5;                     ///< consecutive: failures in a row, >= 1
-  double failure_ratio = 0.5;                    ///< sampling: (0, 1]
-  int minimum_calls = 20;                        ///< sampling: calls in the window before it may trip
-  duration window = std::chrono::seconds(10);    ///< sampling: 1s..600s, whole seconds
+  int failure_threshold = 5;                   ///< consecutive: failures in a row, >= 1
+  double failure_ratio = 0.5;                  ///< sampling: (0, 1]
+  int minimum_calls = 20;                      ///< sampling: calls in the window before it may trip
+  duration window = std::chrono::seconds(10);  ///< sampling: 1s..600s, whole seconds
   duration open_duration = std::chrono::seconds(30);  ///< open before half-open
-  int half_open_probes = 1;                      ///< calls let through when half-open, >= 1
+  int half_open_probes = 1;                           ///< calls let through when half-open, >= 1
+  friend bool operator==(const breaker_options&, const breaker_options&) = default;
 };
 
 /// Thrown (by pipelines, or by you) when the breaker rejects a call.
@@ -63,8 +64,8 @@ class circuit_open_error : public std::runtime_error {
 /// The answer of try_acquire().
 struct breaker_permit {
   bool allowed = false;
-  bool probe = false;        ///< a half-open probe: its result decides the state
-  time_point retry_at{};     ///< when refused: the next time a probe may pass
+  bool probe = false;            ///< a half-open probe: its result decides the state
+  time_point retry_at{};         ///< when refused: the next time a probe may pass
   std::uint64_t generation = 0;  ///< internal: which open/half-open cycle issued the probe
   explicit operator bool() const noexcept { return allowed; }
 };

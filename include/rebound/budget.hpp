@@ -59,6 +59,7 @@ class token_bucket_budget final : public retry_budget {
     int retry_cost = 5;
     int timeout_retry_cost = 10;
     int success_refund = 1;  ///< on a first-try success
+    friend bool operator==(const options&, const options&) = default;
   };
   token_bucket_budget() : token_bucket_budget(options{}) {}
   explicit token_bucket_budget(const options& o);
@@ -86,6 +87,7 @@ class ratio_budget final : public retry_budget {
     double ratio = 0.2;
     int min_per_second = 10;
     duration window = std::chrono::seconds(10);  ///< 1s..60s, whole seconds
+    friend bool operator==(const options&, const options&) = default;
   };
   explicit ratio_budget(const options& o, clock& c = system_clock());
   ratio_budget() : ratio_budget(options{}) {}
@@ -120,6 +122,7 @@ class throttle_budget final : public retry_budget {
   struct options {
     double max_tokens = 10;    ///< 1..1000
     double token_ratio = 0.1;  ///< 0.001..max_tokens
+    friend bool operator==(const options&, const options&) = default;
   };
   throttle_budget() : throttle_budget(options{}) {}
   explicit throttle_budget(const options& o);

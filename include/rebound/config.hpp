@@ -29,6 +29,11 @@
 //                      or {"type": ..., "factor": F, "amount": DUR}; F in 0..1
 //   max_server_delay   duration; server_delay_exceeded: "clamp"|"give_up"
 //   seed               integer 0..2^64-1
+//   budget             {"type": "token_bucket", "capacity": 500, "retry_cost": 5,
+//                        "timeout_retry_cost": 10, "success_refund": 1}
+//                      {"type": "ratio", "ratio": 0.2, "min_per_second": 10, "window": "10s"}
+//                      {"type": "throttle", "max_tokens": 10, "token_ratio": 0.1}
+//   throttle           {"k": 2, "window": "2m"} (adaptive client-side throttling)
 // Durations are strings: "250ms", "2s", "1.5m", "1h" (up to 87600h).
 // Validation is strict: unknown keys, wrong types, negative or overflowing
 // numbers, NaN/inf, max < initial, multiplier < 1, attempts 0 are errors
@@ -38,7 +43,8 @@
 // Environment: PREFIX_ + the path in upper case with '_' for '.', e.g.
 // PREFIX_MAX_ATTEMPTS, PREFIX_BACKOFF_TYPE, PREFIX_BACKOFF_MAX,
 // PREFIX_BACKOFF_DELAYS (comma separated), PREFIX_JITTER (the string form),
-// PREFIX_SEED. A variable under the prefix that names no field is an error.
+// PREFIX_SEED, PREFIX_BUDGET_TYPE, PREFIX_BUDGET_CAPACITY, ..., PREFIX_THROTTLE_K,
+// PREFIX_THROTTLE_WINDOW. A variable under the prefix that names no field is an error.
 #pragma once
 
 #include <cstdint>
@@ -51,9 +57,12 @@
 #include <vector>
 
 #include "rebound/backoff.hpp"
+#include "rebound/breaker.hpp"
+#include "rebound/budget.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/jitter.hpp"
 #include "rebound/policy.hpp"
+#include "rebound/throttle.hpp"
 
 namespace rebound {
 
@@ -66,6 +75,21 @@ class config_error : public std::invalid_argument {
 
  private:
   std::string field_;
+};
+
+enum class budget_kind : std::uint8_t { token_bucket, ratio, throttle };
+
+/// The data form of a retry budget ("budget" in a policy document).
+struct budget_settings {
+  budget_kind type = budget_kind::token_bucket;
+  token_bucket_budget::options token_bucket;
+  ratio_budget::options ratio;
+  throttle_budget::options throttle;
+  /// Checks the fields of `type`; throws config_error.
+  void validate() const;
+  /// A new budget of `type` (a ratio budget counts time on `c`).
+  [[nodiscard]] std::shared_ptr<retry_budget> make(clock& c = system_clock()) const;
+  friend bool operator==(const budget_settings&, const budget_settings&) = default;
 };
 
 /// The data form of a policy: what JSON, environment variables and CLI flags set.
@@ -83,10 +107,16 @@ struct policy_settings {
   duration max_server_delay = std::chrono::seconds(60);
   server_delay_mode server_delay = server_delay_mode::clamp;
   std::optional<std::uint64_t> seed;
+  /// A retry budget; to_policy() makes a new one each time it is called.
+  std::optional<budget_settings> budget;
+  /// Adaptive client-side throttling; likewise a new one per to_policy().
+  std::optional<adaptive_throttle::options> throttle;
 
   /// Checks every field; throws config_error naming the first bad one.
   void validate() const;
-  /// validate(), then the policy these settings describe.
+  /// validate(), then the policy these settings describe. Budgets and
+  /// throttles it makes run on the system clock; build the policy once and
+  /// share it (or pass your own budget to .budget()) so calls share them.
   [[nodiscard]] retry_policy to_policy() const;
   /// The effective max delay.
   [[nodiscard]] duration effective_max_delay() const;
@@ -118,5 +148,18 @@ struct policy_settings {
 
 /// Shortcut: settings_from_json(json).to_policy().
 [[nodiscard]] retry_policy policy_from_json(std::string_view json);
+
+/// Circuit breaker settings from JSON:
+///   {"mode": "consecutive"|"sampling", "failure_threshold": 5, "failure_ratio": 0.5,
+///    "minimum_calls": 20, "window": "10s", "open_duration": "30s", "half_open_probes": 1}
+/// Throws config_error naming the field.
+[[nodiscard]] breaker_options breaker_from_json(std::string_view json, breaker_options base = {});
+/// PREFIX_MODE, PREFIX_FAILURE_THRESHOLD, PREFIX_FAILURE_RATIO, PREFIX_MINIMUM_CALLS,
+/// PREFIX_WINDOW, PREFIX_OPEN_DURATION, PREFIX_HALF_OPEN_PROBES over `base`.
+[[nodiscard]] breaker_options apply_breaker_env(breaker_options base, std::string_view prefix,
+                                                const std::map<std::string, std::string>& vars);
+[[nodiscard]] breaker_options apply_breaker_env(breaker_options base, std::string_view prefix);
+/// Checks breaker settings; throws config_error.
+void validate(const breaker_options& o);
 
 }  // namespace rebound

@@ -41,7 +41,7 @@ class pipeline {
     using R = retry_result_t<F>;
     if (timeout_) {
       const time_point now = policy_.custom_clock() != nullptr ? policy_.custom_clock()->now()
-                                                                : detail::coarse_steady_now();
+                                                               : detail::coarse_steady_now();
       const time_point d = now + *timeout_;
       options.deadline = options.deadline ? std::min(*options.deadline, d) : d;
     }

@@ -176,7 +176,8 @@ class retry_state {
   /// A call whose first attempt started at `start`. Tells the policy's
   /// budget that a call started.
   retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
-    if (p.budget()) [[unlikely]] p.budget()->on_call();
+    if (p.budget()) [[unlikely]]
+      p.budget()->on_call();
   }
 
   /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
@@ -188,7 +189,8 @@ class retry_state {
   /// Bookkeeping for a success that does not go through decide() (the
   /// blocking loop's fast path): budget refunds, throttle accepts.
   void record_success() noexcept {
-    if (policy_->budget() || policy_->throttle()) [[unlikely]] record_success_slow();
+    if (policy_->budget() || policy_->throttle()) [[unlikely]]
+      record_success_slow();
   }
   /// Asks the policy's adaptive throttle (if any) whether the next attempt
   /// may be sent. Counts the request.

@@ -180,7 +180,8 @@ class loop {
       end(stop_reason::cancelled, 0);
       return false;
     }
-    if (!state_.admit_attempt()) [[unlikely]] throw_throttled();
+    if (!state_.admit_attempt()) [[unlikely]]
+      throw_throttled();
     if (observer_ != nullptr) [[unlikely]]
       notify_started();
     return true;

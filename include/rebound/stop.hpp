@@ -29,7 +29,7 @@ enum class stop_reason : std::uint8_t {
   cancelled,              ///< the caller's stop token was requested
   deferred_to_outer,      ///< an inner loop handed the failure to an enclosing loop
   server_delay_too_long,  ///< a server-given delay exceeded the policy's cap (give_up mode)
-  throttled,           ///< adaptive client-side throttling refused the next attempt
+  throttled,              ///< adaptive client-side throttling refused the next attempt
 };
 
 /// The number of stop reasons (for arrays indexed by stop_reason).

@@ -38,8 +38,9 @@ class throttled_error : public std::runtime_error {
 class adaptive_throttle {
  public:
   struct options {
-    double k = 2.0;                                 ///< 1..10; lower throttles sooner
+    double k = 2.0;                               ///< 1..10; lower throttles sooner
     duration window = std::chrono::seconds(120);  ///< 1s..600s, whole seconds
+    friend bool operator==(const options&, const options&) = default;
   };
   explicit adaptive_throttle(const options& o, clock& c = system_clock());
   adaptive_throttle() : adaptive_throttle(options{}) {}
