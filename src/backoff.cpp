@@ -19,7 +19,7 @@ backoff backoff::constant(duration d) noexcept {
   backoff b;
   b.kind_ = kind::constant;
   b.initial_ = std::max(d, duration::zero());
-  b.max_ = b.initial_;
+  b.max_ = duration::max();  // uncapped, so jitter can spread a constant delay
   b.multiplier_ = 1.0;
   return b;
 }
@@ -48,7 +48,7 @@ backoff backoff::list(std::vector<duration> delays) {
   backoff b;
   b.kind_ = kind::list;
   b.initial_ = delays.empty() ? duration::zero() : delays.front();
-  b.max_ = delays.empty() ? duration::zero() : *std::max_element(delays.begin(), delays.end());
+  b.max_ = duration::max();  // uncapped, so jitter can spread the listed delays
   b.multiplier_ = 1.0;
   b.list_ = std::make_shared<const std::vector<duration>>(std::move(delays));
   return b;

@@ -34,8 +34,15 @@ std::string join(std::initializer_list<std::string_view> names) {
 std::string type_name(const json& v) {
   if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
   if (v.is_number_float()) return "a number";
-  return std::string("a ") + v.type_name();
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  if (v.is_boolean()) return "a boolean";
+  return "a string";
 }
+
+// "a string \"5\"", "an array [1,2]", "null": what a value was, for messages.
+std::string got(const json& v) { return v.is_null() ? "null" : type_name(v) + " " + v.dump(); }
 
 [[noreturn]] void fail(const std::string& field, const std::string& problem) {
   throw config_error(field, problem);
@@ -51,8 +58,7 @@ duration to_duration(std::string_view text, const std::string& field) {
 
 duration json_duration(const json& v, const std::string& field) {
   if (!v.is_string()) {
-    fail(field, "expected a duration string such as \"250ms\", \"2s\" or \"1.5m\", got " +
-                    type_name(v) + " " + v.dump());
+    fail(field, "expected a duration string such as \"250ms\", \"2s\" or \"1.5m\", got " + got(v));
   }
   return to_duration(v.get<std::string>(), field);
 }
@@ -71,8 +77,8 @@ int json_attempts(const json& v, const std::string& field) {
                          v.dump());
   }
   if (v.is_number_integer()) return attempts_from(v.get<std::int64_t>(), field, v.dump());
-  fail(field, "expected an integer in 1.." + std::to_string(max_attempts_limit) + ", got " +
-                  type_name(v) + " " + v.dump());
+  fail(field,
+       "expected an integer in 1.." + std::to_string(max_attempts_limit) + ", got " + got(v));
 }
 
 double checked_multiplier(double m, const std::string& field, const std::string& shown) {
@@ -86,18 +92,18 @@ double checked_multiplier(double m, const std::string& field, const std::string&
 }
 
 double json_number(const json& v, const std::string& field) {
-  if (!v.is_number()) fail(field, "expected a number, got " + type_name(v) + " " + v.dump());
+  if (!v.is_number()) fail(field, "expected a number, got " + got(v));
   return v.get<double>();
 }
 
 std::uint64_t json_seed(const json& v, const std::string& field) {
   if (v.is_number_unsigned()) return v.get<std::uint64_t>();
   if (v.is_number_integer()) fail(field, v.dump() + " is negative; allowed: 0..2^64-1");
-  fail(field, "expected an integer in 0..2^64-1, got " + type_name(v) + " " + v.dump());
+  fail(field, "expected an integer in 0..2^64-1, got " + got(v));
 }
 
 std::string json_string(const json& v, const std::string& field) {
-  if (!v.is_string()) fail(field, "expected a string, got " + type_name(v) + " " + v.dump());
+  if (!v.is_string()) fail(field, "expected a string, got " + got(v));
   return v.get<std::string>();
 }
 
@@ -116,6 +122,9 @@ bool parse_integer(std::string_view s, T& out) {
 double parse_double(std::string_view s, const std::string& field) {
   double v = 0;
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec == std::errc::result_out_of_range && p == s.data() + s.size()) {
+    fail(field, "\"" + std::string(s) + "\" is out of range");
+  }
   if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
     fail(field, "\"" + std::string(s) + "\" is not a number");
   }
@@ -159,6 +168,38 @@ std::vector<duration> text_delays(std::string_view s, const std::string& field) 
   return out;
 }
 
+// Which backoff keys a backoff type uses ("max" means backoff.max, and so on).
+bool backoff_key_applies(backoff::kind k, std::string_view key) {
+  if (key == "type") return true;
+  switch (k) {
+    case backoff::kind::constant:
+      return key == "initial";
+    case backoff::kind::linear:
+      return key == "initial" || key == "step" || key == "max";
+    case backoff::kind::exponential:
+      return key == "initial" || key == "multiplier" || key == "max";
+    case backoff::kind::list:
+      return key == "delays";
+    case backoff::kind::function:
+      return false;
+  }
+  return false;
+}
+
+// Keys given for a backoff, checked against its type once all are read.
+void check_backoff_keys(backoff::kind k,
+                        const std::vector<std::pair<std::string, std::string>>& given) {
+  for (const auto& [key, field] : given) {
+    if (!backoff_key_applies(k, key)) {
+      fail(field, "not used by " + std::string(k == backoff::kind::exponential ? "an " : "a ") +
+                      std::string(to_string(k)) + " backoff" +
+                      (key == "max" ? " (constant and list delays are not capped; jitter adds "
+                                      "to them)"
+                                    : ""));
+    }
+  }
+}
+
 void read_backoff(const json& b, policy_settings& s) {
   if (!b.is_object()) {
     fail("backoff",
@@ -166,8 +207,10 @@ void read_backoff(const json& b, policy_settings& s) {
          "\"500ms\"}, got " +
              type_name(b));
   }
+  std::vector<std::pair<std::string, std::string>> given;
   for (const auto& [key, v] : b.items()) {
     const std::string field = "backoff." + key;
+    given.emplace_back(key, field);
     if (key == "type") {
       s.backoff_type = parse_backoff_kind(json_string(v, field), field);
     } else if (key == "initial") {
@@ -189,6 +232,7 @@ void read_backoff(const json& b, policy_settings& s) {
                       join({"type", "initial", "multiplier", "step", "max", "delays"}));
     }
   }
+  check_backoff_keys(s.backoff_type, given);
 }
 
 rebound::jitter read_jitter(const json& j) {
@@ -254,7 +298,7 @@ double number_in(const value_ref& v, const std::string& field, double lo, double
   if (v.j != nullptr) {
     if (!v.j->is_number() || (integer && v.j->is_number_float())) {
       fail(field, std::string("expected ") + (integer ? "an integer" : "a number") + " in " +
-                      range + ", got " + type_name(*v.j) + " " + v.j->dump());
+                      range + ", got " + got(*v.j));
     }
     x = v.j->get<double>();
   } else {
@@ -536,9 +580,8 @@ rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
 duration policy_settings::effective_max_delay() const {
   switch (backoff_type) {
     case backoff::kind::constant:
-      return initial;
     case backoff::kind::list:
-      return delays.empty() ? duration::zero() : *std::max_element(delays.begin(), delays.end());
+      return duration::max();  // uncapped: jitter may spread them
     default:
       return max_delay ? *max_delay : std::max<duration>(std::chrono::seconds(5), initial);
   }
@@ -667,6 +710,10 @@ policy_settings settings_from_json(std::string_view text, policy_settings s) {
 }
 
 policy_settings settings_from_json_file(const std::filesystem::path& file, policy_settings base) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    fail(file.string(), "is a directory; --config and settings_from_json_file take a JSON file");
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file.string(), "cannot open the configuration file");
   std::ostringstream text;
@@ -683,9 +730,11 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
                           const std::map<std::string, std::string>& vars) {
   const std::string head = std::string(prefix) + "_";
   std::vector<std::string> budget_vars;
+  std::vector<std::pair<std::string, std::string>> backoff_given;
   for (const auto& [name, value] : vars) {
     if (name.rfind(head, 0) != 0) continue;
     const std::string key = name.substr(head.size());
+    if (key.rfind("BACKOFF_", 0) == 0) backoff_given.emplace_back(env_key(key, 8), name);
     if (key == "MAX_ATTEMPTS") {
       s.max_attempts = text_attempts(value, name);
     } else if (key == "MAX_ELAPSED") {
@@ -749,7 +798,8 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
                      "}");
     }
   }
-  // Checked once all variables are in: the type may come after its keys.
+  // Checked once all variables are in: a type may come after its keys.
+  check_backoff_keys(s.backoff_type, backoff_given);
   for (const std::string& name : budget_vars) {
     const std::string key = env_key(name, head.size() + 7);
     if (!budget_key_applies(s.budget->type, key)) {

@@ -16,7 +16,7 @@ duration before(const backoff& b, int n) { return b.delay({.next_attempt = n}); 
 TEST(BackoffTest, ConstantIsConstant) {
   const auto b = backoff::constant(250ms);
   for (int n : {2, 3, 10, 10'000}) EXPECT_EQ(before(b, n), 250ms);
-  EXPECT_EQ(b.max(), 250ms);
+  EXPECT_EQ(b.max(), duration::max());  // uncapped: jitter may spread it
 }
 
 TEST(BackoffTest, LinearAddsAStepPerRetry) {
@@ -63,7 +63,7 @@ TEST(BackoffTest, ListRepeatsItsLastValue) {
   EXPECT_EQ(before(b, 5), 5s);
   EXPECT_EQ(before(b, 10'000), 5s);
   EXPECT_EQ(b.initial(), 1s);
-  EXPECT_EQ(b.max(), 5s);
+  EXPECT_EQ(b.max(), duration::max());
   EXPECT_EQ(before(backoff::list({}), 3), 0s);
 }
 

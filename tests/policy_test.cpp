@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 namespace {
@@ -118,6 +119,21 @@ TEST(PolicyTest, UnseededCallsGetTheirOwnStreams) {
     seen.insert(schedule(copy));
   }
   EXPECT_EQ(seen.size(), 8u);
+}
+
+TEST(PolicyTest, JitterSpreadsAConstantDelay) {
+  // A constant schedule has no cap, so additive jitter is not clamped away.
+  const auto p = retry_policy{}
+                     .stop(stop::after_attempts(200))
+                     .backoff(rebound::backoff::constant(1s))
+                     .jitter(rebound::jitter::additive(500ms))
+                     .seed(5);
+  const auto delays = schedule(p);
+  ASSERT_EQ(delays.size(), 199u);
+  const auto [lo, hi] = std::minmax_element(delays.begin(), delays.end());
+  EXPECT_GE(*lo, 1s);
+  EXPECT_LE(*hi, 1500ms);
+  EXPECT_GT(*hi - *lo, 400ms);
 }
 
 TEST(PolicyTest, AttemptTenThousandIsFine) {

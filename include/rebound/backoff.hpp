@@ -6,8 +6,11 @@
 //   exponential  min(max, initial * multiplier^(n - 2))
 //   list         delays[n - 2], the last value repeating
 //   function     whatever the user function returns
-// Every kind clamps to its max and saturates instead of overflowing: the
-// delay before attempt 10,000 of an exponential schedule is simply `max`.
+// Linear, exponential and function schedules clamp to their max, and every
+// kind saturates instead of overflowing: the delay before attempt 10,000 of
+// an exponential schedule is simply `max`. Constant and list schedules have
+// no cap (max() is duration::max()), so additive or proportional jitter can
+// still spread them; jitter never pushes a delay past max().
 //
 //   auto b = rebound::backoff::exponential(500ms, 2.0, 3s);
 //   b.delay({.next_attempt = 3});  // 1s
@@ -60,7 +63,7 @@ class backoff {
   [[nodiscard]] kind type() const noexcept { return kind_; }
   /// The first delay of the schedule (the list's first value; a function's `initial`).
   [[nodiscard]] duration initial() const noexcept { return initial_; }
-  /// The largest delay this schedule ever returns.
+  /// The cap on the delay, after jitter (duration::max() for constant and list).
   [[nodiscard]] duration max() const noexcept { return max_; }
   [[nodiscard]] duration step() const noexcept { return step_; }
   [[nodiscard]] double multiplier() const noexcept { return multiplier_; }

@@ -185,6 +185,8 @@ class retry_state {
   /// policy's budget and throttle of the outcome; a retry the budget refuses
   /// ends the call with budget_exhausted.
   [[nodiscard]] decision decide(const verdict& v, time_point now);
+  /// The state keeps a pointer to the policy: a temporary would dangle.
+  retry_state(retry_policy&&, time_point) = delete;
 
   /// Bookkeeping for a success that does not go through decide() (the
   /// blocking loop's fast path): budget refunds, throttle accepts.

@@ -178,6 +178,25 @@ TEST_F(CliTest, AChildIgnoringSigtermIsKilled) {
   EXPECT_EQ(count_lines(state_), 1);
 }
 
+// True when `pid` is gone or a zombie waiting for a parent that is not us.
+bool process_ended(const std::string& pid) {
+  const std::string stat = read_file("/proc/" + pid + "/stat");
+  if (stat.empty()) return true;
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z';
+}
+
+TEST_F(CliTest, TheWholeProcessGroupIsKilledAfterATimeout) {
+  const auto r = run({"run", "--attempts", "1", "--timeout", "200ms", "--kill-after", "200ms", "--",
+                      script("leftover.sh"), state_},
+                     10'000);
+  EXPECT_EQ(r.status, 124);
+  std::string pid = read_file(state_);
+  pid.erase(pid.find_last_not_of('\n') + 1);
+  ASSERT_FALSE(pid.empty());
+  EXPECT_TRUE(process_ended(pid)) << "background child " << pid << " outlived the attempt";
+}
+
 TEST_F(CliTest, MaxTimeGivesUpWithItsOwnStatus) {
   const auto r =
       run({"run", "--attempts", "1000", "--backoff", "constant", "--initial", "50ms", "--jitter",
@@ -307,7 +326,18 @@ INSTANTIATE_TEST_SUITE_P(
         bad_flags{{"run", "--config", "DIR/missing.json", "--", "true"},
                   "cannot open the configuration file"},
         bad_flags{{"run", "--atempts", "3", "--", "true"}, "--atempts"},
-        bad_flags{{"run"}, "command is required"},
+        bad_flags{{"run"}, "no command given; write it after --"},
+        bad_flags{{"run", "--timeout", "--", "true"}, "--timeout: missing value"},
+        bad_flags{{"run", "--attempts", "2", "ls", "-la"},
+                  "write the command and its arguments after --"},
+        bad_flags{{"run", "--", ""}, "the command is an empty string"},
+        bad_flags{{"run", "--max-time", "0", "--", "true"}, "--max-time: must be more than 0"},
+        bad_flags{{"--bogus"}, "unknown flag \"--bogus\""},
+        bad_flags{{"policy", "bogus"}, "unknown policy command \"bogus\"; allowed: show"},
+        bad_flags{{"policy", "show", "--attemps", "3"}, "policy show: unknown flag --attemps"},
+        bad_flags{{"policy", "show", "--backoff", "constant", "--multiplier", "3"},
+                  "--multiplier: not used by a constant backoff"},
+        bad_flags{{"policy", "show", "--config", "DIR"}, "is a directory"},
         bad_flags{{"policy", "show", "--samples", "0"}, "--samples: \"0\" is not allowed"},
         bad_flags{{"frobnicate"}, "unknown command \"frobnicate\""},
         bad_flags{{"run", "--timeout=abc", "--", "true"}, "--timeout"}),

@@ -110,31 +110,46 @@ child_result run_child(const std::vector<std::string>& argv,
   if (timeout) deadline = start + *timeout;
 
   bool timed_out = false;
+  // Once a timeout or a cancellation asks the group to stop, everything in it
+  // gets until kill_at; then the whole group is killed, even processes that
+  // outlive the command's main process.
+  std::optional<clock_type::time_point> kill_at;
   if (pidfd >= 0 && !exec_failed) {
-    bool done = false;
     bool cancel_handled = false;
-    while (!done) {
-      done = wait_readable(pidfd, irq.wake_fd(), deadline, !cancel_handled);
-      if (done) break;
+    for (;;) {
+      const auto until = kill_at ? kill_at : deadline;
+      if (wait_readable(pidfd, irq.wake_fd(), until, !cancel_handled)) break;  // main exited
+      const auto now = clock_type::now();
       if (irq.signal() != 0 && !cancel_handled) {
-        // The signal thread forwarded the signal; give the child kill_after to exit.
+        // The signal thread forwarded the signal; the group has kill_after to exit.
         cancel_handled = true;
-        deadline = clock_type::now() + kill_after;
+        if (!kill_at) kill_at = now + kill_after;
         continue;
       }
-      if (cancel_handled) {
+      if (kill_at && now >= *kill_at) {
         ::kill(-pid, SIGKILL);
         break;
       }
-      // Per-attempt timeout: ask politely, then insist.
-      timed_out = true;
-      ::kill(-pid, SIGTERM);
-      if (!wait_readable(pidfd, -1, clock_type::now() + kill_after, false)) ::kill(-pid, SIGKILL);
-      break;
+      if (deadline && now >= *deadline && !timed_out) {
+        // Per-attempt timeout: ask politely, then insist.
+        timed_out = true;
+        ::kill(-pid, SIGTERM);
+        kill_at = now + kill_after;
+        deadline.reset();
+      }
     }
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // A cancellation that the main process obeyed at once still covers the group.
+  if (irq.signal() != 0 && !kill_at) kill_at = clock_type::now() + kill_after;
+  if (kill_at) {
+    // Leftovers of the group (children that ignored SIGTERM) until kill_at.
+    while (::kill(-pid, 0) == 0 && clock_type::now() < *kill_at) {
+      ::poll(nullptr, 0, 10);  // a real 10 ms pause while other processes exit
+    }
+    ::kill(-pid, SIGKILL);
   }
   irq.child_group.store(0);
   if (pidfd >= 0) ::close(pidfd);

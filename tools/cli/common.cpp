@@ -11,7 +11,8 @@
 namespace rebound::cli {
 
 void add_policy_flags(CLI::App& app, policy_flags& f) {
-  app.add_option("--attempts", f.attempts, "Give up after N attempts (1..1000000; default 3)")
+  app.add_option("--attempts", f.attempts,
+                 "Give up after N attempts (1..1000000; default 3 unless --max-time is given)")
       ->type_name("N");
   app.add_option("--max-time", f.max_time,
                  "Start no attempt later than DUR after the first, and cut the running one there")
@@ -22,7 +23,9 @@ void add_policy_flags(CLI::App& app, policy_flags& f) {
       ->type_name("DUR");
   app.add_option("--multiplier", f.multiplier, "Exponential growth factor, 1..1000 (default 2)")
       ->type_name("X");
-  app.add_option("--max-delay", f.max_delay, "Largest delay (default 5s)")->type_name("DUR");
+  app.add_option("--max-delay", f.max_delay,
+                 "Largest delay, jitter included (default 5s, or --initial when larger)")
+      ->type_name("DUR");
   app.add_option("--step", f.step, "Linear increment per retry (default 100ms)")->type_name("DUR");
   app.add_option("--delays", f.delays, "Explicit delays for --backoff list, e.g. 1s,2s,5s")
       ->type_name("LIST");
@@ -116,7 +119,10 @@ policy_settings settings_from_flags(const policy_flags& f) {
 std::string describe(const policy_settings& s) {
   std::ostringstream o;
   std::vector<std::string> stops;
-  if (s.max_attempts) stops.push_back(std::to_string(*s.max_attempts) + " attempts");
+  if (s.max_attempts) {
+    stops.push_back(std::to_string(*s.max_attempts) +
+                    (*s.max_attempts == 1 ? " attempt" : " attempts"));
+  }
   if (s.max_elapsed) stops.push_back(format_duration(*s.max_elapsed) + " elapsed");
   if (s.before_elapsed) stops.push_back("no attempt after " + format_duration(*s.before_elapsed));
   if (stops.empty()) stops.push_back("3 attempts");

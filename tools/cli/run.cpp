@@ -188,11 +188,11 @@ CLI::App* add_run(CLI::App& app, run_options& o) {
       ->type_name("LIST");
   run->add_option("--events", o.events, "Write one JSON object per event (json)")
       ->type_name("FORMAT");
-  run->add_option("--events-file", o.events_file, "Write the events there instead of stderr")
+  run->add_option("--events-file", o.events_file,
+                  "Append the JSON events to FILE (implies --events json; progress lines stay)")
       ->type_name("FILE");
   run->add_flag("-q,--quiet", o.quiet, "No progress lines");
   run->add_option("command", o.command, "The command and its arguments, after --")
-      ->required()
       ->type_name("CMD [ARGS...]");
   return run;
 }
@@ -216,6 +216,9 @@ int run_main(const run_options& o) {
       if (*timeout <= duration::zero()) throw config_error("--timeout", "must be more than 0");
     }
     if (o.kill_after) kill_after = flag_duration(*o.kill_after, "--kill-after");
+    if (settings.before_elapsed && *settings.before_elapsed <= duration::zero()) {
+      throw config_error("--max-time", "must be more than 0");
+    }
     if (o.retry_on_exit) retry_on = parse_exit_list(*o.retry_on_exit, "--retry-on-exit");
     if (o.no_retry_on_exit)
       no_retry_on = parse_exit_list(*o.no_retry_on_exit, "--no-retry-on-exit");
@@ -226,6 +229,7 @@ int run_main(const run_options& o) {
     return usage_error(e.what());
   }
   if (o.command.empty()) return usage_error("run: no command given; write it after --");
+  if (o.command.front().empty()) return usage_error("run: the command is an empty string");
 
   std::ofstream events_file;
   std::ostream* json = nullptr;
@@ -241,8 +245,9 @@ int run_main(const run_options& o) {
   }
   const bool human = !o.quiet && !(o.events && !o.events_file);
 
-  // Signals: blocked here and in every thread we start; one thread takes them
-  // with sigwait, ends the back-off at once, and forwards them to the child.
+  // Signals: main() blocked them before anything else, and threads inherit
+  // that; one thread takes them with sigwait, ends the back-off at once, and
+  // forwards them to the child's process group.
   sigset_t set;
   sigemptyset(&set);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
@@ -287,9 +292,11 @@ int run_main(const run_options& o) {
             [&](const attempt& a) {
               // Each attempt gets --timeout, cut to what is left of --max-time.
               std::optional<duration> limit = timeout;
+              bool cut_by_max_time = false;
               if (const auto left = a.remaining()) {
                 const duration floor = std::chrono::milliseconds(1);
                 const duration cap = std::max(*left, floor);
+                cut_by_max_time = !limit || cap < *limit;
                 limit = limit ? std::min(*limit, cap) : cap;
               }
               std::optional<std::chrono::milliseconds> ms;
@@ -298,7 +305,9 @@ int run_main(const run_options& o) {
                                std::chrono::ceil<std::chrono::milliseconds>(kill_after), irq);
               attempt_outcome out;
               out.ok = last.how == child_result::kind::exited && last.code == 0;
-              out.failure = {last, describe_failure(last, program, limit)};
+              out.failure = {last, cut_by_max_time && last.how == child_result::kind::timed_out
+                                       ? std::string("stopped at --max-time")
+                                       : describe_failure(last, program, limit)};
               return out;
             },
             {.stop = stop.get_token(), .report = &report});
