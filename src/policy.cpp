@@ -63,11 +63,13 @@ retry_policy retry_policy::on_give_up(give_up_mode m) const {
 retry_policy retry_policy::budget(std::shared_ptr<retry_budget> b) const {
   retry_policy p = *this;
   p.budget_ = std::move(b);
+  p.hooks_ = p.budget_ || p.throttle_;
   return p;
 }
 retry_policy retry_policy::throttle(std::shared_ptr<adaptive_throttle> t) const {
   retry_policy p = *this;
   p.throttle_ = std::move(t);
+  p.hooks_ = p.budget_ || p.throttle_;
   return p;
 }
 retry_policy retry_policy::nesting(::rebound::nesting n) const {

@@ -121,7 +121,7 @@ void loop::end(stop_reason r, int attempts) noexcept {
     e.max_attempts = policy_.stop().max_attempts();
     e.elapsed = spent;
     e.reason = r;
-    e.cause = last_cause_;
+    if (failure_) e.cause = failure_->cause;
     observer_->on_event(e);
   }
 }
@@ -133,7 +133,8 @@ bool loop::failed(const verdict& v, std::string cause) {
     state_.restart_at(t);
     started_ = true;
   }
-  last_cause_ = std::move(cause);
+  if (!failure_) failure_.emplace();
+  failure_->cause = std::move(cause);
   const int made = state_.attempt();
   if (observer_ != nullptr) {
     event e;
@@ -142,12 +143,12 @@ bool loop::failed(const verdict& v, std::string cause) {
     e.max_attempts = policy_.stop().max_attempts();
     e.elapsed = elapsed();
     e.verdict = v;
-    e.cause = last_cause_;
+    e.cause = failure_->cause;
     observer_->on_event(e);
   }
-  if (nested_ && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
+  if (loop_depth > 0 && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
     // One retry layer per logical call: the enclosing loop decides.
-    last_verdict_ = v;
+    failure_->last_verdict = v;
     if (observer_ != nullptr) {
       event e;
       e.kind = event_kind::deferred;
@@ -155,7 +156,7 @@ bool loop::failed(const verdict& v, std::string cause) {
       e.max_attempts = policy_.stop().max_attempts();
       e.elapsed = elapsed();
       e.verdict = v;
-      e.cause = last_cause_;
+      e.cause = failure_->cause;
       observer_->on_event(e);
     }
     end(stop_reason::deferred_to_outer, made);
@@ -173,7 +174,7 @@ bool loop::failed(const verdict& v, std::string cause) {
       e.max_attempts = policy_.stop().max_attempts();
       e.elapsed = elapsed();
       e.verdict = v;
-      e.cause = last_cause_;
+      e.cause = failure_->cause;
       observer_->on_event(e);
     }
     end(d.reason, made);
@@ -187,7 +188,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     e.elapsed = elapsed();
     e.delay = d.delay;
     e.verdict = v;
-    e.cause = last_cause_;
+    e.cause = failure_->cause;
     observer_->on_event(e);
   }
   clock& c = clock_ != nullptr ? *clock_ : system_clock();
@@ -206,9 +207,10 @@ bool loop::failed(const verdict& v, std::string cause) {
 
 void loop::give_up(const std::exception_ptr& e) const {
   if (reason_ == stop_reason::deferred_to_outer) {
-    throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), last_verdict_);
+    throw retry_error(reason_, attempts_made_, elapsed(), innermost(e),
+                      failure_ ? failure_->last_verdict : verdict::transient());
   }
-  if (reason_ == stop_reason::overloaded && nested_) {
+  if (reason_ == stop_reason::overloaded && loop_depth > 0) {
     // Pushback stays non-retryable for every enclosing loop.
     throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), verdict::overloaded());
   }

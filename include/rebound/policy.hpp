@@ -137,6 +137,8 @@ class retry_policy {
     return throttle_;
   }
   [[nodiscard]] ::rebound::nesting nesting() const noexcept { return nesting_; }
+  /// True when a budget or a throttle is attached (one check on the fast path).
+  [[nodiscard]] bool has_overload_hooks() const noexcept { return hooks_; }
 
   friend bool operator==(const retry_policy& a, const retry_policy& b) noexcept;
 
@@ -155,6 +157,7 @@ class retry_policy {
   std::shared_ptr<retry_budget> budget_;
   std::shared_ptr<adaptive_throttle> throttle_;
   ::rebound::nesting nesting_ = ::rebound::nesting::defer;
+  bool hooks_ = false;  // budget_ || throttle_
 };
 
 /// The answer of one decision step.
@@ -176,8 +179,9 @@ class retry_state {
   /// A call whose first attempt started at `start`. Tells the policy's
   /// budget that a call started.
   retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
-    if (p.budget()) [[unlikely]]
+    if (p.has_overload_hooks() && p.budget()) [[unlikely]] {
       p.budget()->on_call();
+    }
   }
 
   /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
@@ -191,12 +195,15 @@ class retry_state {
   /// Bookkeeping for a success that does not go through decide() (the
   /// blocking loop's fast path): budget refunds, throttle accepts.
   void record_success() noexcept {
-    if (policy_->budget() || policy_->throttle()) [[unlikely]]
+    if (policy_->has_overload_hooks()) [[unlikely]] {
       record_success_slow();
+    }
   }
   /// Asks the policy's adaptive throttle (if any) whether the next attempt
   /// may be sent. Counts the request.
-  [[nodiscard]] bool admit_attempt() { return !policy_->throttle() || admit_attempt_slow(); }
+  [[nodiscard]] bool admit_attempt() {
+    return !policy_->has_overload_hooks() || !policy_->throttle() || admit_attempt_slow();
+  }
 
   /// The attempt that is running or just ended (1-based).
   [[nodiscard]] int attempt() const noexcept { return attempt_; }

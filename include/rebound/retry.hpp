@@ -165,8 +165,7 @@ class loop {
         options_(o),
         clock_(p.custom_clock()),
         observer_(p.observer().get()),
-        state_(p, time_point{}),
-        nested_(loop_depth > 0) {
+        state_(p, time_point{}) {
     if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time()) {
       state_.restart_at(start_now());
       started_ = true;
@@ -241,11 +240,15 @@ class loop {
   observer* observer_;
   retry_state state_;
   bool started_ = false;
-  bool nested_;  // runs inside another loop's attempt on this thread
   stop_reason reason_ = stop_reason::succeeded;
-  verdict last_verdict_{};
+  // What the last failure was; set on the failure path only, so a first-try
+  // success constructs and destroys nothing but an empty optional.
+  struct failure_info {
+    verdict last_verdict;
+    std::string cause;
+  };
+  std::optional<failure_info> failure_;
   int attempts_made_ = 0;
-  std::string last_cause_;
 };
 
 }  // namespace detail
