@@ -255,7 +255,8 @@ TEST(ConfigBudgetTest, ReadsEachBudgetTypeAndMakesIt) {
 
   s = settings_from_json(R"({"budget": {"type": "ratio", "ratio": 0.1, "min_per_second": 5,
                               "window": "30s"}})");
-  auto* ratio = dynamic_cast<rebound::ratio_budget*>(s.to_policy().budget().get());
+  const auto ratio_policy = s.to_policy();  // keeps the budget alive
+  auto* ratio = dynamic_cast<rebound::ratio_budget*>(ratio_policy.budget().get());
   ASSERT_NE(ratio, nullptr);
   EXPECT_EQ(ratio->settings().window, 30s);
 
