@@ -669,6 +669,13 @@ retry_policy policy_settings::to_policy() const {
   return p;
 }
 
+retry_policy policy_settings::to_policy(clock& c) const {
+  retry_policy p = to_policy().clock(c);
+  if (budget) p = p.budget(budget->make(c));
+  if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle, c));
+  return p;
+}
+
 policy_settings settings_from_json(std::string_view text, policy_settings s) {
   json doc;
   try {

@@ -118,6 +118,9 @@ struct policy_settings {
   /// throttles it makes run on the system clock; build the policy once and
   /// share it (or pass your own budget to .budget()) so calls share them.
   [[nodiscard]] retry_policy to_policy() const;
+  /// Same, on clock `c`: the policy sleeps on it and its budget and throttle
+  /// count time on it (the simulator passes its engine).
+  [[nodiscard]] retry_policy to_policy(clock& c) const;
   /// The effective max delay.
   [[nodiscard]] duration effective_max_delay() const;
 

@@ -178,6 +178,12 @@ class retry_state {
  public:
   /// A call whose first attempt started at `start`. Tells the policy's
   /// budget that a call started.
+  /// Same, with this call's random stream seeded from `stream_seed` instead
+  /// of the policy's seed (simulations give every simulated call its own).
+  retry_state(const retry_policy& p, time_point start, std::uint64_t stream_seed) noexcept
+      : retry_state(p, start) {
+    rng_.emplace(stream_seed);
+  }
   retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
     if (p.has_overload_hooks() && p.budget()) [[unlikely]] {
       p.budget()->on_call();
@@ -191,6 +197,7 @@ class retry_state {
   [[nodiscard]] decision decide(const verdict& v, time_point now);
   /// The state keeps a pointer to the policy: a temporary would dangle.
   retry_state(retry_policy&&, time_point) = delete;
+  retry_state(retry_policy&&, time_point, std::uint64_t) = delete;
 
   /// Bookkeeping for a success that does not go through decide() (the
   /// blocking loop's fast path): budget refunds, throttle accepts.

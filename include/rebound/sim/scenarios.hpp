@@ -1,0 +1,145 @@
+// rebound/sim/scenarios.hpp: fleet scenarios that run the library's real policies.
+//
+// Every scenario drives rebound's own decision step (retry_state::decide),
+// budgets, throttles and breakers on simulated time; nothing about a policy
+// is re-implemented here. Same seed, same numbers.
+//
+//   auto r = rebound::sim::run_contention({.clients_from = 100, .clients_to = 100, .trials = 20});
+//   auto o = rebound::sim::run_outage({});             // the default policy set
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rebound/breaker.hpp"
+#include "rebound/clock.hpp"
+#include "rebound/policy.hpp"
+
+namespace rebound::sim {
+
+/// A named policy for a scenario. `make` builds it on the simulation's clock
+/// (so budgets and throttles it carries count simulated time) and is called
+/// once per run, so every run starts with fresh budgets.
+struct strategy {
+  std::string name;
+  std::function<retry_policy(clock&)> make;
+  /// A circuit breaker in front of the dependency, made fresh per run.
+  std::optional<breaker_options> breaker;
+};
+
+// ---- contention ----------------------------------------------------------
+
+/// The AWS "Exponential Backoff And Jitter" experiment: N clients each read a
+/// row and write it back if its version did not change, until their write
+/// succeeds; a failed write backs off under the strategy's policy.
+struct contention_options {
+  int clients_from = 10;
+  int clients_to = 190;
+  int clients_step = 10;
+  int trials = 100;
+  duration network_mean = std::chrono::milliseconds(10);  ///< per message, |N(mean, sd)|
+  duration network_sd = std::chrono::milliseconds(2);
+  std::uint64_t seed = 1;
+  std::vector<strategy> strategies{};  ///< empty: aws_strategies()
+};
+
+struct contention_point {
+  int clients = 0;
+  std::string strategy;
+  double mean_completion_ms = 0;  ///< until the last client's write succeeded, mean over trials
+  double mean_write_calls = 0;    ///< writes sent, all clients, mean over trials
+  double max_write_calls = 0;
+};
+
+struct contention_result {
+  std::vector<std::string> strategies;
+  std::vector<contention_point> points;
+  std::uint64_t events = 0;
+};
+
+/// No backoff, exponential without jitter, full, equal and decorrelated
+/// jitter; base 5 ms, cap 2 s, as in the AWS study.
+[[nodiscard]] std::vector<strategy> aws_strategies();
+[[nodiscard]] contention_result run_contention(const contention_options& o);
+
+// ---- outage --------------------------------------------------------------
+
+/// Open-loop clients send `rate` requests per second to a server that
+/// serves `capacity` per second from a FIFO queue of `queue` places; a
+/// request not answered within `client_timeout` fails (the server still does
+/// the work if it is queued: wasted work, the engine of metastable failures).
+/// From `trigger_at` for `trigger_for`, the capacity is multiplied by
+/// `trigger_capacity` (0: a full outage, where connections are refused at once).
+struct outage_options {
+  double rate = 1000;
+  double capacity = 1500;
+  int queue = 300;
+  duration client_timeout = std::chrono::seconds(1);
+  duration length = std::chrono::seconds(60);
+  duration trigger_at = std::chrono::seconds(10);
+  duration trigger_for = std::chrono::seconds(10);
+  double trigger_capacity = 0.0;
+  duration bucket = std::chrono::seconds(1);
+  std::uint64_t seed = 1;
+  std::vector<strategy> strategies{};  ///< empty: default_outage_strategies()
+};
+
+struct outage_series {
+  std::string strategy;
+  // One value per bucket.
+  std::vector<double> offered;       ///< logical requests started
+  std::vector<double> attempts;      ///< attempts that reached the server (refusals included)
+  std::vector<double> goodput;       ///< logical requests that succeeded
+  std::vector<double> failed;        ///< logical requests that failed
+  std::vector<double> latency_p50_ms;  ///< of the successes ending in the bucket
+  std::vector<double> latency_p99_ms;
+  double amplification_before = 0;  ///< server attempts / offered requests
+  double amplification_during = 0;
+  double amplification_after = 0;
+  double goodput_ratio_end = 0;  ///< goodput / offered over the last quarter of the run
+  bool recovered = false;        ///< goodput_ratio_end >= 0.9
+  std::uint64_t started = 0, succeeded = 0, failures = 0, in_flight = 0;
+  std::uint64_t wasted = 0;  ///< requests the server completed after their client gave up
+};
+
+struct outage_result {
+  std::vector<outage_series> series;
+  std::uint64_t events = 0;
+};
+
+/// No retry; 3 retries (exponential 100ms..1s, full jitter); 3 retries with
+/// each budget (token bucket, ratio, gRPC throttle); with a breaker; with
+/// adaptive throttling.
+[[nodiscard]] std::vector<strategy> default_outage_strategies();
+[[nodiscard]] outage_result run_outage(const outage_options& o);
+
+// ---- layers --------------------------------------------------------------
+
+/// A call chain `depth` layers deep, each layer retrying with up to
+/// `attempts` attempts; the bottom fails with probability `failure_rate`.
+/// Runs the real blocking retry loop, nested, on a simulated clock.
+struct layers_options {
+  int depth = 3;
+  int attempts = 3;
+  int requests = 1000;
+  double failure_rate = 1.0;
+  std::uint64_t seed = 1;
+};
+
+struct layers_row {
+  std::string mode;  ///< "independent" or "guarded"
+  double mean_bottom_attempts = 0;
+  double max_bottom_attempts = 0;
+  double success_rate = 0;
+};
+
+struct layers_result {
+  std::vector<layers_row> rows;
+};
+
+[[nodiscard]] layers_result run_layers(const layers_options& o);
+
+}  // namespace rebound::sim

@@ -1,0 +1,138 @@
+// The AWS "Exponential Backoff And Jitter" contention experiment.
+#include <algorithm>
+#include <memory>
+
+#include "rebound/sim/engine.hpp"
+#include "rebound/sim/scenarios.hpp"
+
+namespace rebound::sim {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// splitmix64 of a combination: independent, reproducible per-client streams.
+std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// One trial: N clients racing to write one row.
+class contention_trial {
+ public:
+  contention_trial(const contention_options& o, const strategy& s, int clients, std::uint64_t seed)
+      : options_(o), eng_(seed), policy_(s.make(eng_)) {
+    clients_.reserve(static_cast<std::size_t>(clients));
+    for (int i = 0; i < clients; ++i) {
+      clients_.push_back(client{retry_state(policy_, eng_.now(), mix(seed, i)), 0, false});
+    }
+  }
+
+  void run() {
+    for (std::size_t i = 0; i < clients_.size(); ++i) send_read(i);
+    eng_.run();
+  }
+
+  std::uint64_t writes = 0;
+  std::size_t done = 0;
+  time_point last_done{};
+  [[nodiscard]] std::uint64_t events() const { return eng_.events_run(); }
+  [[nodiscard]] duration elapsed() const { return last_done - eng_.start(); }
+
+ private:
+  struct client {
+    retry_state state;
+    std::uint64_t read_version;
+    bool finished;
+  };
+
+  duration net() { return eng_.abs_normal(options_.network_mean, options_.network_sd); }
+  void send_read(std::uint64_t i) { eng_.after<&contention_trial::server_read>(net(), this, i); }
+  void server_read(std::uint64_t i) {
+    clients_[i].read_version = version_;
+    eng_.after<&contention_trial::client_got_read>(net(), this, i);
+  }
+  void client_got_read(std::uint64_t i) {
+    ++writes;
+    eng_.after<&contention_trial::server_write>(net(), this, i);
+  }
+  void server_write(std::uint64_t i) {
+    // Write-if-version-matches: the first writer since the read wins.
+    const bool ok = clients_[i].read_version == version_;
+    if (ok) ++version_;
+    eng_.after<&contention_trial::client_got_write>(net(), this, (i << 1) | (ok ? 1 : 0));
+  }
+  void client_got_write(std::uint64_t arg) {
+    const std::uint64_t i = arg >> 1;
+    client& c = clients_[i];
+    if ((arg & 1) != 0) {
+      c.finished = true;
+      ++done;
+      last_done = eng_.now();
+      return;
+    }
+    const decision d = c.state.decide(verdict::transient(), eng_.now());
+    if (!d.retry) {
+      c.finished = true;  // gave up (only with a policy that stops)
+      last_done = eng_.now();
+      return;
+    }
+    eng_.at<&contention_trial::send_read_now>(eng_.now() + d.delay, this, i);
+  }
+  void send_read_now(std::uint64_t i) { send_read(i); }
+
+  const contention_options& options_;
+  engine eng_;
+  retry_policy policy_;
+  std::vector<client> clients_;
+  std::uint64_t version_ = 0;
+};
+
+}  // namespace
+
+std::vector<strategy> aws_strategies() {
+  const auto forever = stop::after_attempts(1'000'000);
+  const auto exp = backoff::exponential(5ms, 2.0, 2s);
+  auto make = [forever](backoff b, rebound::jitter j) {
+    return [=](clock& c) { return retry_policy{}.stop(forever).backoff(b).jitter(j).clock(c); };
+  };
+  return {
+      {"no backoff", make(backoff::constant(0s), jitter::none()), std::nullopt},
+      {"exponential", make(exp, jitter::none()), std::nullopt},
+      {"full jitter", make(exp, jitter::full()), std::nullopt},
+      {"equal jitter", make(exp, jitter::equal()), std::nullopt},
+      {"decorrelated jitter", make(exp, jitter::decorrelated()), std::nullopt},
+  };
+}
+
+contention_result run_contention(const contention_options& o) {
+  contention_result r;
+  const auto strategies = o.strategies.empty() ? aws_strategies() : o.strategies;
+  for (const auto& s : strategies) r.strategies.push_back(s.name);
+  const int step = std::max(1, o.clients_step);
+  for (int n = std::max(1, o.clients_from); n <= o.clients_to; n += step) {
+    for (std::size_t si = 0; si < strategies.size(); ++si) {
+      double completion_ms = 0;
+      double writes = 0;
+      double max_writes = 0;
+      for (int t = 0; t < o.trials; ++t) {
+        contention_trial trial(o, strategies[si], n,
+                               mix(mix(o.seed, static_cast<std::uint64_t>(n)),
+                                   static_cast<std::uint64_t>(t)));
+        trial.run();
+        r.events += trial.events();
+        completion_ms += std::chrono::duration<double, std::milli>(trial.elapsed()).count();
+        writes += static_cast<double>(trial.writes);
+        max_writes = std::max(max_writes, static_cast<double>(trial.writes));
+      }
+      const double trials = std::max(1, o.trials);
+      r.points.push_back({n, strategies[si].name, completion_ms / trials, writes / trials,
+                          max_writes});
+    }
+  }
+  return r;
+}
+
+}  // namespace rebound::sim

@@ -1,0 +1,129 @@
+#include "rebound/sim/scenarios.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::map<std::string, rebound::sim::contention_point> by_strategy(
+    const rebound::sim::contention_result& r) {
+  std::map<std::string, rebound::sim::contention_point> m;
+  for (const auto& p : r.points) m[p.strategy] = p;
+  return m;
+}
+
+TEST(ContentionTest, AtHundredClientsJitterHalvesTheWork) {
+  const auto r = rebound::sim::run_contention(
+      {.clients_from = 100, .clients_to = 100, .clients_step = 10, .trials = 10});
+  const auto m = by_strategy(r);
+  ASSERT_EQ(m.size(), 5u);
+  const double full = m.at("full jitter").mean_write_calls;
+  const double exponential = m.at("exponential").mean_write_calls;
+  EXPECT_GE(exponential, 1.8 * full) << "exponential " << exponential << ", full " << full;
+  // Every client writes at least once, and no backoff is the worst.
+  EXPECT_GE(full, 100);
+  EXPECT_GT(m.at("no backoff").mean_write_calls, exponential);
+  EXPECT_GT(m.at("full jitter").mean_completion_ms, 0);
+}
+
+TEST(ContentionTest, SameSeedSameNumbers) {
+  const rebound::sim::contention_options o{
+      .clients_from = 20, .clients_to = 30, .clients_step = 10, .trials = 3, .seed = 9};
+  const auto a = rebound::sim::run_contention(o);
+  const auto b = rebound::sim::run_contention(o);
+  ASSERT_EQ(a.points.size(), b.points.size());
+  for (std::size_t i = 0; i < a.points.size(); ++i) {
+    EXPECT_EQ(a.points[i].mean_write_calls, b.points[i].mean_write_calls);
+    EXPECT_EQ(a.points[i].mean_completion_ms, b.points[i].mean_completion_ms);
+  }
+  auto o2 = o;
+  o2.seed = 10;
+  EXPECT_NE(rebound::sim::run_contention(o2).points[2].mean_completion_ms,
+            a.points[2].mean_completion_ms);
+}
+
+class OutageTest : public ::testing::Test {
+ protected:
+  static const rebound::sim::outage_result& result() {
+    static const auto r = rebound::sim::run_outage({.length = 40s});
+    return r;
+  }
+  static const rebound::sim::outage_series& series(const std::string& name) {
+    for (const auto& s : result().series) {
+      if (s.strategy == name) return s;
+    }
+    throw std::runtime_error("no series " + name);
+  }
+};
+
+TEST_F(OutageTest, EveryRequestEndsExactlyOnce) {
+  for (const auto& s : result().series) {
+    EXPECT_EQ(s.started, s.succeeded + s.failures + s.in_flight) << s.strategy;
+    double offered = 0;
+    for (double v : s.offered) offered += v;
+    EXPECT_EQ(offered, static_cast<double>(s.started)) << s.strategy;
+    EXPECT_GT(s.started, 30'000u) << s.strategy;  // about 1000/s for 40 s
+  }
+}
+
+TEST_F(OutageTest, FixedRetriesQuadrupleTheLoadDuringAFullOutage) {
+  EXPECT_NEAR(series("3 retries").amplification_during, 4.0, 0.2);
+  EXPECT_NEAR(series("no retry").amplification_during, 1.0, 0.01);
+}
+
+TEST_F(OutageTest, ARatioBudgetKeepsAmplificationWithinAQuarter) {
+  const auto& s = series("3 retries + ratio budget");
+  EXPECT_LE(s.amplification_during, 1.25);
+  EXPECT_GE(s.amplification_during, 1.0);
+  EXPECT_TRUE(s.recovered);
+}
+
+TEST_F(OutageTest, EveryPolicyServesBeforeTheOutage) {
+  for (const auto& s : result().series) {
+    EXPECT_NEAR(s.amplification_before, 1.0, 0.05) << s.strategy;
+    double good = 0, offered = 0;
+    for (std::size_t b = 1; b < 9; ++b) {
+      good += s.goodput[b];
+      offered += s.offered[b];
+    }
+    EXPECT_GT(good / offered, 0.95) << s.strategy;
+  }
+}
+
+TEST(OutageDeterminismTest, SameSeedSameNumbers) {
+  const rebound::sim::outage_options o{.length = 15s, .trigger_at = 5s, .trigger_for = 5s,
+                                       .trigger_capacity = 0.2};
+  const auto a = rebound::sim::run_outage(o);
+  const auto b = rebound::sim::run_outage(o);
+  ASSERT_EQ(a.series.size(), b.series.size());
+  for (std::size_t i = 0; i < a.series.size(); ++i) {
+    EXPECT_EQ(a.series[i].attempts, b.series[i].attempts);
+    EXPECT_EQ(a.series[i].goodput, b.series[i].goodput);
+    EXPECT_EQ(a.series[i].latency_p99_ms, b.series[i].latency_p99_ms);
+  }
+  EXPECT_EQ(a.events, b.events);
+}
+
+TEST(LayersTest, TheGuardKeepsAttemptsToTheOuterPolicy) {
+  const auto r = rebound::sim::run_layers({.depth = 3, .attempts = 3, .requests = 200});
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0].mode, "independent");
+  EXPECT_EQ(r.rows[0].mean_bottom_attempts, 27.0);  // 3^3 for a persistent failure
+  EXPECT_EQ(r.rows[1].mode, "guarded");
+  EXPECT_EQ(r.rows[1].max_bottom_attempts, 3.0);  // at most the outer policy's attempts
+  EXPECT_EQ(r.rows[1].success_rate, 0.0);
+}
+
+TEST(LayersTest, PartialFailuresSucceedUnderBothModes) {
+  const auto r = rebound::sim::run_layers({.depth = 2, .attempts = 3, .requests = 2000,
+                                           .failure_rate = 0.5});
+  EXPECT_LE(r.rows[1].max_bottom_attempts, 3.0);
+  EXPECT_NEAR(r.rows[1].success_rate, 1 - 0.125, 0.03);  // three tries at 50%
+  EXPECT_GT(r.rows[0].success_rate, r.rows[1].success_rate);  // at the price of more attempts
+  EXPECT_GT(r.rows[0].mean_bottom_attempts, r.rows[1].mean_bottom_attempts);
+}
+
+}  // namespace
