@@ -118,9 +118,9 @@ contention_result run_contention(const contention_options& o) {
       double writes = 0;
       double max_writes = 0;
       for (int t = 0; t < o.trials; ++t) {
-        contention_trial trial(o, strategies[si], n,
-                               mix(mix(o.seed, static_cast<std::uint64_t>(n)),
-                                   static_cast<std::uint64_t>(t)));
+        contention_trial trial(
+            o, strategies[si], n,
+            mix(mix(o.seed, static_cast<std::uint64_t>(n)), static_cast<std::uint64_t>(t)));
         trial.run();
         r.events += trial.events();
         completion_ms += std::chrono::duration<double, std::milli>(trial.elapsed()).count();
@@ -128,8 +128,8 @@ contention_result run_contention(const contention_options& o) {
         max_writes = std::max(max_writes, static_cast<double>(trial.writes));
       }
       const double trials = std::max(1, o.trials);
-      r.points.push_back({n, strategies[si].name, completion_ms / trials, writes / trials,
-                          max_writes});
+      r.points.push_back(
+          {n, strategies[si].name, completion_ms / trials, writes / trials, max_writes});
     }
   }
   return r;

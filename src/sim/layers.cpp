@@ -16,8 +16,8 @@ struct bottom_failure : std::runtime_error {
 };
 
 // Layer `level` calls the next one under its own policy; the last calls the dependency.
-void call_layer(const retry_policy& p, int level, int depth, random_stream& rng, double failure_rate,
-                int& bottom_attempts) {
+void call_layer(const retry_policy& p, int level, int depth, random_stream& rng,
+                double failure_rate, int& bottom_attempts) {
   rebound::retry(p, [&] {
     if (level + 1 < depth) {
       call_layer(p, level + 1, depth, rng, failure_rate, bottom_attempts);

@@ -47,8 +47,8 @@ class outage_run {
     eng_.run_until(eng_.start() + o_.length);
     // Counted from the requests themselves, so conservation is a real check:
     // started == succeeded + failures + in_flight.
-    series_.in_flight = static_cast<std::uint64_t>(
-        std::count_if(requests_.begin(), requests_.end(), [](const request& r) { return !r.finished; }));
+    series_.in_flight = static_cast<std::uint64_t>(std::count_if(
+        requests_.begin(), requests_.end(), [](const request& r) { return !r.finished; }));
     for (std::size_t b = 0; b < latencies_.size(); ++b) {
       series_.latency_p50_ms[b] = percentile(latencies_[b], 0.5);
       series_.latency_p99_ms[b] = percentile(latencies_[b], 0.99);
@@ -201,12 +201,12 @@ class outage_run {
       return d > 0 ? n / d : 0.0;
     };
     const duration end_of_trigger = o_.trigger_at + o_.trigger_for;
-    series_.amplification_before = ratio(duration::zero(), o_.trigger_at, series_.attempts,
-                                         series_.offered);
-    series_.amplification_during = ratio(o_.trigger_at, end_of_trigger, series_.attempts,
-                                         series_.offered);
-    series_.amplification_after = ratio(end_of_trigger, o_.length, series_.attempts,
-                                        series_.offered);
+    series_.amplification_before =
+        ratio(duration::zero(), o_.trigger_at, series_.attempts, series_.offered);
+    series_.amplification_during =
+        ratio(o_.trigger_at, end_of_trigger, series_.attempts, series_.offered);
+    series_.amplification_after =
+        ratio(end_of_trigger, o_.length, series_.attempts, series_.offered);
     // The last quarter of the run, but not before the trigger's end.
     const duration tail_from = std::max(end_of_trigger, o_.length - o_.length / 4);
     series_.goodput_ratio_end = ratio(tail_from, o_.length, series_.goodput, series_.offered);

@@ -385,6 +385,54 @@ TEST_F(CliTest, PolicyShowSpreadsFullJitter) {
   EXPECT_NEAR(first.at("delay_median_ms").get<double>(), 500, 60);
 }
 
+TEST_F(CliTest, SimulateLayersShowsTheGuard) {
+  const auto json_file = dir_ / "layers.json";
+  const auto r = run({"simulate", "layers", "--requests", "50", "--json", json_file.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("guarded"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  EXPECT_EQ(j.at("rows").at(0).at("mean_bottom_attempts").get<double>(), 27.0);
+  EXPECT_EQ(j.at("rows").at(1).at("max_bottom_attempts").get<double>(), 3.0);
+}
+
+TEST_F(CliTest, SimulateOutageWritesJsonAndSvg) {
+  const auto json_file = dir_ / "outage.json";
+  const auto svg_file = dir_ / "outage.svg";
+  const auto r = run({"simulate", "outage", "--length", "20s", "--trigger-at", "5s",
+                      "--trigger-for", "5s", "--rate", "200", "--capacity", "300", "--json",
+                      json_file.string(), "--svg", svg_file.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  EXPECT_EQ(j.at("series").size(), 7u);
+  EXPECT_EQ(j.at("series").at(0).at("goodput_per_bucket").size(), 20u);
+  const std::string svg = read_file(svg_file);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("polyline"), std::string::npos);
+  EXPECT_NE(svg.find("3 retries + ratio budget"), std::string::npos);
+}
+
+TEST_F(CliTest, SimulateContentionWithAUserPolicy) {
+  const auto policy = dir_ / "mine.json";
+  std::ofstream(policy) << R"({"max_attempts": 1000, "backoff": {"type": "exponential",
+      "initial": "5ms", "multiplier": 2, "max": "2s"}, "jitter": "full"})";
+  const auto r = run({"simulate", "contention", "--clients-from", "20", "--clients-to", "20",
+                      "--trials", "3", "--policy", policy.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("20       mine"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, SimulateRejectsFlagsOfOtherScenarios) {
+  auto r = run({"simulate", "outage", "--depth", "3"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--depth: not used by the outage scenario"), std::string::npos) << r.err;
+  r = run({"simulate", "weather"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("unknown scenario \"weather\""), std::string::npos) << r.err;
+  r = run({"simulate", "outage", "--trigger-capacity", "2"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--trigger-capacity: \"2\" is out of range"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, PolicyShowTableForScenario000) {
   const auto cfg = dir_ / "scenario000.json";
   std::ofstream(cfg) << R"({"max_elapsed": "5s", "backoff": {"type": "exponential",

@@ -48,7 +48,8 @@ TEST(ContentionTest, SameSeedSameNumbers) {
 class OutageTest : public ::testing::Test {
  protected:
   static const rebound::sim::outage_result& result() {
-    static const auto r = rebound::sim::run_outage({.length = 40s});
+    // A full outage: connections refused for 10 s.
+    static const auto r = rebound::sim::run_outage({.length = 40s, .trigger_capacity = 0.0});
     return r;
   }
   static const rebound::sim::outage_series& series(const std::string& name) {
@@ -93,9 +94,26 @@ TEST_F(OutageTest, EveryPolicyServesBeforeTheOutage) {
   }
 }
 
+TEST(OutageMetastabilityTest, FixedRetriesKeepTheServerSaturatedAfterACapacityDrop) {
+  // Capacity falls to 30% for 10 s; the deep queue makes waits exceed the
+  // client timeout, so the server does work nobody waits for, and retries
+  // keep it there after capacity returns. A budget lets it recover.
+  const auto r = rebound::sim::run_outage({.queue = 2000, .length = 60s, .trigger_capacity = 0.3});
+  std::map<std::string, const rebound::sim::outage_series*> s;
+  for (const auto& x : r.series) s[x.strategy] = &x;
+  EXPECT_FALSE(s.at("3 retries")->recovered);
+  EXPECT_LT(s.at("3 retries")->goodput_ratio_end, 0.1);
+  EXPECT_GT(s.at("3 retries")->amplification_after, 3.0);
+  EXPECT_GT(s.at("3 retries")->wasted, 10'000u);
+  for (const char* name : {"no retry", "3 retries + token bucket", "3 retries + ratio budget",
+                           "3 retries + gRPC throttle", "3 retries + breaker"}) {
+    EXPECT_TRUE(s.at(name)->recovered) << name;
+  }
+}
+
 TEST(OutageDeterminismTest, SameSeedSameNumbers) {
-  const rebound::sim::outage_options o{.length = 15s, .trigger_at = 5s, .trigger_for = 5s,
-                                       .trigger_capacity = 0.2};
+  const rebound::sim::outage_options o{
+      .length = 15s, .trigger_at = 5s, .trigger_for = 5s, .trigger_capacity = 0.2};
   const auto a = rebound::sim::run_outage(o);
   const auto b = rebound::sim::run_outage(o);
   ASSERT_EQ(a.series.size(), b.series.size());
@@ -118,10 +136,10 @@ TEST(LayersTest, TheGuardKeepsAttemptsToTheOuterPolicy) {
 }
 
 TEST(LayersTest, PartialFailuresSucceedUnderBothModes) {
-  const auto r = rebound::sim::run_layers({.depth = 2, .attempts = 3, .requests = 2000,
-                                           .failure_rate = 0.5});
+  const auto r =
+      rebound::sim::run_layers({.depth = 2, .attempts = 3, .requests = 2000, .failure_rate = 0.5});
   EXPECT_LE(r.rows[1].max_bottom_attempts, 3.0);
-  EXPECT_NEAR(r.rows[1].success_rate, 1 - 0.125, 0.03);  // three tries at 50%
+  EXPECT_NEAR(r.rows[1].success_rate, 1 - 0.125, 0.03);       // three tries at 50%
   EXPECT_GT(r.rows[0].success_rate, r.rows[1].success_rate);  // at the price of more attempts
   EXPECT_GT(r.rows[0].mean_bottom_attempts, r.rows[1].mean_bottom_attempts);
 }

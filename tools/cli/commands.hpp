@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,5 +28,18 @@ struct policy_show_options {
 };
 CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o);
 int policy_show_main(const policy_show_options& o);
+
+struct simulate_options {
+  std::string scenario;
+  std::optional<std::string> seed, json, svg;
+  std::vector<std::string> policies;
+  std::optional<std::string> clients_from, clients_to, clients_step, trials;
+  std::optional<std::string> rate, capacity, queue, timeout, length, trigger_at, trigger_for,
+      trigger_capacity;
+  std::optional<std::string> depth, attempts, requests, failure_rate;
+  std::uint64_t seed_value = 1;
+};
+CLI::App* add_simulate(CLI::App& app, simulate_options& o);
+int simulate_main(simulate_options& o);
 
 }  // namespace rebound::cli

@@ -32,8 +32,9 @@ std::optional<std::string> check_arguments(CLI::App& sub, const std::string& nam
     const CLI::Option* opt = sub.get_option_no_throw(flag);
     if (opt == nullptr) {
       return name + ": unknown flag " + flag +
-             (takes_command && !has_separator ? "; write the command and its arguments after --"
-                                              : " (see rebound " + name + " --help)");
+             (takes_command && !has_separator && name == "run"
+                  ? "; write the command and its arguments after --"
+                  : " (see rebound " + name + " --help)");
     }
     if (a.find('=') != std::string_view::npos || opt->get_items_expected_min() == 0) continue;
     // "--flag VALUE": the value may start with '-' (e.g. -1s), but not be "--" or missing.
@@ -69,14 +70,19 @@ int main(int argc, char** argv) {
   policy->require_subcommand(1);
   policy_show_options show;
   auto* show_cmd = add_policy_show(*policy, show);
+  simulate_options sim;
+  auto* sim_cmd = add_simulate(app, sim);
 
   std::optional<std::string> problem;
-  if (!command.empty() && command != "run" && command != "policy" && command != "-h" &&
-      command != "--help" && command != "--version") {
+  if (!command.empty() && command != "run" && command != "policy" && command != "simulate" &&
+      command != "-h" && command != "--help" && command != "--version") {
     problem = (command[0] == '-' ? "unknown flag " : "unknown command ") +
-              ("\"" + std::string(command)) + "\"; commands: run, policy (see rebound --help)";
+              ("\"" + std::string(command)) +
+              "\"; commands: run, policy, simulate (see rebound --help)";
   } else if (command == "run") {
     problem = check_arguments(*run_cmd, "run", 2, argc, argv, true);
+  } else if (command == "simulate") {
+    problem = check_arguments(*sim_cmd, "simulate", 2, argc, argv, true);
   } else if (command == "policy" && argc >= 3) {
     const std::string_view sub = argv[2];
     if (sub == "show") {
@@ -100,5 +106,6 @@ int main(int argc, char** argv) {
   }
   if (run_cmd->parsed()) return run_main(run);
   if (show_cmd->parsed()) return policy_show_main(show);
-  return usage_error("no command given; commands: run, policy (see rebound --help)");
+  if (sim_cmd->parsed()) return simulate_main(sim);
+  return usage_error("no command given; commands: run, policy, simulate (see rebound --help)");
 }

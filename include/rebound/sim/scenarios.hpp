@@ -76,12 +76,12 @@ struct contention_result {
 struct outage_options {
   double rate = 1000;
   double capacity = 1500;
-  int queue = 300;
+  int queue = 2000;
   duration client_timeout = std::chrono::seconds(1);
   duration length = std::chrono::seconds(60);
   duration trigger_at = std::chrono::seconds(10);
   duration trigger_for = std::chrono::seconds(10);
-  double trigger_capacity = 0.0;
+  double trigger_capacity = 0.3;
   duration bucket = std::chrono::seconds(1);
   std::uint64_t seed = 1;
   std::vector<strategy> strategies{};  ///< empty: default_outage_strategies()
@@ -90,10 +90,10 @@ struct outage_options {
 struct outage_series {
   std::string strategy;
   // One value per bucket.
-  std::vector<double> offered;       ///< logical requests started
-  std::vector<double> attempts;      ///< attempts that reached the server (refusals included)
-  std::vector<double> goodput;       ///< logical requests that succeeded
-  std::vector<double> failed;        ///< logical requests that failed
+  std::vector<double> offered;         ///< logical requests started
+  std::vector<double> attempts;        ///< attempts that reached the server (refusals included)
+  std::vector<double> goodput;         ///< logical requests that succeeded
+  std::vector<double> failed;          ///< logical requests that failed
   std::vector<double> latency_p50_ms;  ///< of the successes ending in the bucket
   std::vector<double> latency_p99_ms;
   double amplification_before = 0;  ///< server attempts / offered requests

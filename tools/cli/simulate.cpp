@@ -1,0 +1,367 @@
+// rebound simulate: what a policy does to a whole fleet, before it ships.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "rebound/duration.hpp"
+#include "rebound/sim/scenarios.hpp"
+#include "svg.hpp"
+
+namespace rebound::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+double number_flag(const std::optional<std::string>& v, const std::string& flag, double lo,
+                   double hi, double fallback, bool integer) {
+  if (!v) return fallback;
+  double x = 0;
+  const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
+  const std::string range = (integer ? "integers " : "") +
+                            std::to_string(lo).substr(0, std::to_string(lo).find('.')) + ".." +
+                            std::to_string(hi).substr(0, std::to_string(hi).find('.'));
+  if (v->empty() || ec != std::errc() || p != v->data() + v->size() || !std::isfinite(x) ||
+      (integer && x != std::floor(x))) {
+    throw config_error(flag, "\"" + *v + "\" is not allowed; allowed: " + range);
+  }
+  if (x < lo || x > hi)
+    throw config_error(flag, "\"" + *v + "\" is out of range; allowed: " + range);
+  return x;
+}
+
+duration duration_flag(const std::optional<std::string>& v, const std::string& flag,
+                       duration fallback, duration lo, duration hi) {
+  if (!v) return fallback;
+  duration d;
+  try {
+    d = parse_duration(*v);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(flag, e.what());
+  }
+  if (d < lo || d > hi) {
+    throw config_error(flag, "\"" + *v + "\" is out of range; allowed: " + format_duration(lo) +
+                                 ".." + format_duration(hi));
+  }
+  return d;
+}
+
+// --policy FILE: a user's policy file becomes a strategy, built on the simulation's clock.
+std::vector<sim::strategy> policy_strategies(const std::vector<std::string>& files) {
+  std::vector<sim::strategy> out;
+  for (const auto& f : files) {
+    const policy_settings s = settings_from_json_file(f);
+    out.push_back({std::filesystem::path(f).stem().string(),
+                   [s](clock& c) { return s.to_policy(c); }, std::nullopt});
+  }
+  return out;
+}
+
+void write_file(const std::string& path, const std::string& text, const std::string& flag) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out || !(out << text)) throw config_error(flag, "cannot write \"" + path + "\"");
+}
+
+int run_contention(const simulate_options& o, const std::vector<sim::strategy>& user) {
+  sim::contention_options c;
+  c.clients_from =
+      static_cast<int>(number_flag(o.clients_from, "--clients-from", 1, 10000, 10, true));
+  c.clients_to = static_cast<int>(number_flag(o.clients_to, "--clients-to", 1, 10000, 190, true));
+  c.clients_step =
+      static_cast<int>(number_flag(o.clients_step, "--clients-step", 1, 10000, 10, true));
+  c.trials = static_cast<int>(number_flag(o.trials, "--trials", 1, 100000, 100, true));
+  if (c.clients_to < c.clients_from) {
+    throw config_error("--clients-to",
+                       "must be >= --clients-from (" + std::to_string(c.clients_from) + ")");
+  }
+  c.seed = o.seed_value;
+  c.strategies = user;
+  const auto r = sim::run_contention(c);
+
+  std::printf(
+      "contention: clients write one row with optimistic concurrency; %d trials per point\n",
+      c.trials);
+  std::printf("(network |N(10ms, 2ms)| per message; mean over trials; seed %llu)\n\n",
+              static_cast<unsigned long long>(c.seed));
+  std::printf("%-8s %-22s %18s %14s\n", "clients", "strategy", "completion (ms)", "write calls");
+  json points = json::array();
+  std::vector<std::string> x_labels;
+  std::vector<svg::series> calls, times;
+  for (const auto& name : r.strategies) {
+    calls.push_back({name, {}});
+    times.push_back({name, {}});
+  }
+  for (const auto& p : r.points) {
+    std::printf("%-8d %-22s %18.1f %14.1f\n", p.clients, p.strategy.c_str(), p.mean_completion_ms,
+                p.mean_write_calls);
+    points.push_back({{"clients", p.clients},
+                      {"strategy", p.strategy},
+                      {"mean_completion_ms", p.mean_completion_ms},
+                      {"mean_write_calls", p.mean_write_calls},
+                      {"max_write_calls", p.max_write_calls}});
+    if (x_labels.empty() || x_labels.back() != std::to_string(p.clients)) {
+      x_labels.push_back(std::to_string(p.clients));
+    }
+    for (std::size_t i = 0; i < r.strategies.size(); ++i) {
+      if (r.strategies[i] == p.strategy) {
+        calls[i].values.push_back(p.mean_write_calls);
+        times[i].values.push_back(p.mean_completion_ms);
+      }
+    }
+  }
+  std::printf("\n%llu events simulated\n", static_cast<unsigned long long>(r.events));
+  if (o.json) {
+    const json doc{{"scenario", "contention"},   {"seed", c.seed},   {"trials", c.trials},
+                   {"strategies", r.strategies}, {"points", points}, {"events", r.events}};
+    write_file(*o.json, doc.dump(2) + "\n", "--json");
+  }
+  if (o.svg) {
+    write_file(
+        *o.svg,
+        svg::stack({svg::bars("Write calls until every client succeeded (mean)", "write calls",
+                              x_labels, calls),
+                    svg::bars("Time until every client succeeded (mean)", "ms", x_labels, times)}),
+        "--svg");
+  }
+  return exit_code::ok;
+}
+
+int run_outage(const simulate_options& o, const std::vector<sim::strategy>& user) {
+  sim::outage_options c;
+  c.rate = number_flag(o.rate, "--rate", 1, 1e6, c.rate, false);
+  c.capacity = number_flag(o.capacity, "--capacity", 1, 1e7, c.capacity, false);
+  c.queue = static_cast<int>(number_flag(o.queue, "--queue", 0, 1e7, c.queue, true));
+  c.client_timeout = duration_flag(o.timeout, "--timeout", c.client_timeout,
+                                   std::chrono::milliseconds(1), std::chrono::hours(1));
+  c.length = duration_flag(o.length, "--length", c.length, std::chrono::seconds(1),
+                           std::chrono::hours(24));
+  c.trigger_at =
+      duration_flag(o.trigger_at, "--trigger-at", c.trigger_at, duration::zero(), c.length);
+  c.trigger_for =
+      duration_flag(o.trigger_for, "--trigger-for", c.trigger_for, duration::zero(), c.length);
+  c.trigger_capacity =
+      number_flag(o.trigger_capacity, "--trigger-capacity", 0, 1, c.trigger_capacity, false);
+  c.seed = o.seed_value;
+  c.strategies = user;
+  if (c.rate * std::chrono::duration<double>(c.length).count() > 5e7) {
+    throw config_error("--rate", "rate x length is over 50 million requests; shorten --length");
+  }
+  const auto r = sim::run_outage(c);
+  const double t0 = std::chrono::duration<double>(c.trigger_at).count();
+  const double t1 = t0 + std::chrono::duration<double>(c.trigger_for).count();
+  std::printf(
+      "outage: %.0f req/s offered to a server of capacity %.0f/s (queue %d, client timeout %s)\n",
+      c.rate, c.capacity, c.queue, format_duration(c.client_timeout).c_str());
+  std::printf("trigger: capacity x%.2f%s from %gs to %gs; run %s; seed %llu\n\n",
+              c.trigger_capacity,
+              c.trigger_capacity == 0 ? " (full outage, connections refused)" : "", t0, t1,
+              format_duration(c.length).c_str(), static_cast<unsigned long long>(c.seed));
+  std::printf("%-32s %9s %9s %9s %12s %10s %9s\n", "policy", "amp.before", "amp.during",
+              "amp.after", "goodput end", "recovered", "wasted");
+  json series = json::array();
+  std::vector<svg::series> goodput, attempts;
+  for (const auto& s : r.series) {
+    std::printf("%-32s %9.2f %10.2f %9.2f %11.0f%% %10s %9llu\n", s.strategy.c_str(),
+                s.amplification_before, s.amplification_during, s.amplification_after,
+                100 * s.goodput_ratio_end, s.recovered ? "yes" : "NO (stuck)",
+                static_cast<unsigned long long>(s.wasted));
+    series.push_back({{"policy", s.strategy},
+                      {"amplification_before", s.amplification_before},
+                      {"amplification_during", s.amplification_during},
+                      {"amplification_after", s.amplification_after},
+                      {"goodput_ratio_end", s.goodput_ratio_end},
+                      {"recovered", s.recovered},
+                      {"started", s.started},
+                      {"succeeded", s.succeeded},
+                      {"failed", s.failures},
+                      {"in_flight", s.in_flight},
+                      {"wasted", s.wasted},
+                      {"offered_per_bucket", s.offered},
+                      {"attempts_per_bucket", s.attempts},
+                      {"goodput_per_bucket", s.goodput},
+                      {"failed_per_bucket", s.failed},
+                      {"latency_p50_ms_per_bucket", s.latency_p50_ms},
+                      {"latency_p99_ms_per_bucket", s.latency_p99_ms}});
+    goodput.push_back({s.strategy, s.goodput});
+    attempts.push_back({s.strategy, s.attempts});
+  }
+  std::printf(
+      "\namplification = attempts reaching the server / requests offered; goodput end = "
+      "successes / offered over the last quarter\n%llu events simulated\n",
+      static_cast<unsigned long long>(r.events));
+  if (o.json) {
+    const json doc{
+        {"scenario", "outage"},
+        {"seed", c.seed},
+        {"rate", c.rate},
+        {"capacity", c.capacity},
+        {"queue", c.queue},
+        {"client_timeout_ms", std::chrono::duration<double, std::milli>(c.client_timeout).count()},
+        {"trigger_at_s", t0},
+        {"trigger_end_s", t1},
+        {"trigger_capacity", c.trigger_capacity},
+        {"bucket_s", std::chrono::duration<double>(c.bucket).count()},
+        {"series", series},
+        {"events", r.events}};
+    write_file(*o.json, doc.dump(2) + "\n", "--json");
+  }
+  if (o.svg) {
+    write_file(*o.svg,
+               svg::stack({svg::lines("Goodput (successful requests per second)", "seconds",
+                                      "requests/s", goodput, t0, t1),
+                           svg::lines("Attempts reaching the server per second", "seconds",
+                                      "attempts/s", attempts, t0, t1)}),
+               "--svg");
+  }
+  return exit_code::ok;
+}
+
+int run_layers(const simulate_options& o) {
+  sim::layers_options c;
+  c.depth = static_cast<int>(number_flag(o.depth, "--depth", 1, 8, c.depth, true));
+  c.attempts = static_cast<int>(number_flag(o.attempts, "--attempts", 1, 10, c.attempts, true));
+  c.requests = static_cast<int>(number_flag(o.requests, "--requests", 1, 1e6, c.requests, true));
+  c.failure_rate = number_flag(o.failure_rate, "--failure-rate", 0, 1, c.failure_rate, false);
+  c.seed = o.seed_value;
+  const auto r = sim::run_layers(c);
+  std::printf(
+      "layers: %d layers, each retrying up to %d attempts; the bottom fails %.0f%% of the time\n\n",
+      c.depth, c.attempts, 100 * c.failure_rate);
+  std::printf("%-12s %22s %20s %10s\n", "mode", "bottom attempts (mean)", "bottom attempts (max)",
+              "success");
+  json rows = json::array();
+  for (const auto& row : r.rows) {
+    std::printf("%-12s %22.2f %20.0f %9.1f%%\n", row.mode.c_str(), row.mean_bottom_attempts,
+                row.max_bottom_attempts, 100 * row.success_rate);
+    rows.push_back({{"mode", row.mode},
+                    {"mean_bottom_attempts", row.mean_bottom_attempts},
+                    {"max_bottom_attempts", row.max_bottom_attempts},
+                    {"success_rate", row.success_rate}});
+  }
+  if (o.json) {
+    write_file(*o.json,
+               json{{"scenario", "layers"},
+                    {"depth", c.depth},
+                    {"attempts", c.attempts},
+                    {"requests", c.requests},
+                    {"failure_rate", c.failure_rate},
+                    {"rows", rows}}
+                       .dump(2) +
+                   "\n",
+               "--json");
+  }
+  if (o.svg) {
+    std::vector<svg::series> data;
+    for (const auto& row : r.rows) data.push_back({row.mode, {row.mean_bottom_attempts}});
+    write_file(*o.svg,
+               svg::bars("Attempts reaching the bottom layer per request", "attempts",
+                         {std::to_string(c.depth) + " layers"}, data),
+               "--svg");
+  }
+  return exit_code::ok;
+}
+
+}  // namespace
+
+CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
+  auto* s = app.add_subcommand("simulate",
+                               "Simulate what a policy does to a fleet: contention, "
+                               "outage, layers");
+  s->add_option("scenario", o.scenario, "contention | outage | layers")->type_name("SCENARIO");
+  s->add_option("--seed", o.seed, "Random seed (default 1): same seed, same numbers")
+      ->type_name("N");
+  s->add_option("--json", o.json, "Write every number as JSON to FILE")->type_name("FILE");
+  s->add_option("--svg", o.svg, "Write charts as SVG to FILE")->type_name("FILE");
+  s->add_option("--policy", o.policies,
+                "A policy JSON file to simulate instead of the built-in set (repeatable)")
+      ->type_name("FILE");
+  s->add_option("--clients-from", o.clients_from, "contention: first client count (10)")
+      ->type_name("N");
+  s->add_option("--clients-to", o.clients_to, "contention: last client count (190)")
+      ->type_name("N");
+  s->add_option("--clients-step", o.clients_step, "contention: step (10)")->type_name("N");
+  s->add_option("--trials", o.trials, "contention: trials per point (100)")->type_name("N");
+  s->add_option("--rate", o.rate, "outage: requests per second offered (1000)")->type_name("X");
+  s->add_option("--capacity", o.capacity, "outage: requests per second served (1500)")
+      ->type_name("X");
+  s->add_option("--queue", o.queue, "outage: server queue places (2000)")->type_name("N");
+  s->add_option("--timeout", o.timeout, "outage: client timeout per attempt (1s)")
+      ->type_name("DUR");
+  s->add_option("--length", o.length, "outage: simulated time (60s)")->type_name("DUR");
+  s->add_option("--trigger-at", o.trigger_at, "outage: when the trigger starts (10s)")
+      ->type_name("DUR");
+  s->add_option("--trigger-for", o.trigger_for, "outage: how long it lasts (10s)")
+      ->type_name("DUR");
+  s->add_option("--trigger-capacity", o.trigger_capacity,
+                "outage: capacity factor during the trigger, 0 = full outage (0.3)")
+      ->type_name("X");
+  s->add_option("--depth", o.depth, "layers: call chain depth (3)")->type_name("N");
+  s->add_option("--attempts", o.attempts, "layers: attempts per layer (3)")->type_name("N");
+  s->add_option("--requests", o.requests, "layers: logical requests (1000)")->type_name("N");
+  s->add_option("--failure-rate", o.failure_rate, "layers: bottom failure probability (1.0)")
+      ->type_name("X");
+  return s;
+}
+
+int simulate_main(simulate_options& o) {
+  try {
+    if (o.scenario.empty()) {
+      throw config_error("simulate", "no scenario given; allowed: contention, outage, layers");
+    }
+    if (o.seed)
+      o.seed_value = static_cast<std::uint64_t>(number_flag(o.seed, "--seed", 0, 1e15, 1, true));
+    // Flags that belong to another scenario are errors, not silently ignored.
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> contention_flags =
+        {{&o.clients_from, "--clients-from"},
+         {&o.clients_to, "--clients-to"},
+         {&o.clients_step, "--clients-step"},
+         {&o.trials, "--trials"}};
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> outage_flags = {
+        {&o.rate, "--rate"},
+        {&o.capacity, "--capacity"},
+        {&o.queue, "--queue"},
+        {&o.timeout, "--timeout"},
+        {&o.length, "--length"},
+        {&o.trigger_at, "--trigger-at"},
+        {&o.trigger_for, "--trigger-for"},
+        {&o.trigger_capacity, "--trigger-capacity"}};
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> layers_flags = {
+        {&o.depth, "--depth"},
+        {&o.attempts, "--attempts"},
+        {&o.requests, "--requests"},
+        {&o.failure_rate, "--failure-rate"}};
+    auto refuse = [&](const auto& flags) {
+      for (const auto& [v, name] : flags) {
+        if (*v) throw config_error(name, "not used by the " + o.scenario + " scenario");
+      }
+    };
+    if (o.scenario == "contention") {
+      refuse(outage_flags);
+      refuse(layers_flags);
+      return run_contention(o, policy_strategies(o.policies));
+    }
+    if (o.scenario == "outage") {
+      refuse(contention_flags);
+      refuse(layers_flags);
+      return run_outage(o, policy_strategies(o.policies));
+    }
+    if (o.scenario == "layers") {
+      refuse(contention_flags);
+      refuse(outage_flags);
+      if (!o.policies.empty()) throw config_error("--policy", "not used by the layers scenario");
+      return run_layers(o);
+    }
+    throw config_error("simulate", "unknown scenario \"" + o.scenario +
+                                       "\"; allowed: contention, outage, layers (replica-lag and "
+                                       "hedging are not built yet)");
+  } catch (const config_error& e) {
+    return usage_error(e.what());
+  }
+}
+
+}  // namespace rebound::cli
