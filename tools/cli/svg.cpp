@@ -11,7 +11,7 @@ namespace {
 
 constexpr int width = 900;
 constexpr int height = 380;
-constexpr int left = 70, right = 210, top = 40, bottom = 50;
+constexpr int left = 70, right = 250, top = 40, bottom = 50;
 const char* const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
