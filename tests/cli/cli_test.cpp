@@ -421,6 +421,16 @@ TEST_F(CliTest, SimulateContentionWithAUserPolicy) {
   EXPECT_NE(r.out.find("20       mine"), std::string::npos) << r.out;
 }
 
+TEST_F(CliTest, SimulateReplicaLag) {
+  const auto json_file = dir_ / "replica.json";
+  const auto r = run({"simulate", "replica-lag", "--length", "10s", "--json", json_file.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("retry, then primary"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  EXPECT_GT(j.at("rows").at(0).at("error_rate").get<double>(), 0.1);  // naive
+  EXPECT_EQ(j.at("rows").at(1).at("error_rate").get<double>(), 0.0);  // retry, then primary
+}
+
 TEST_F(CliTest, SimulateRejectsFlagsOfOtherScenarios) {
   auto r = run({"simulate", "outage", "--depth", "3"});
   EXPECT_EQ(r.status, 2);

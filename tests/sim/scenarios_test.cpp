@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 namespace {
@@ -123,6 +124,40 @@ TEST(OutageDeterminismTest, SameSeedSameNumbers) {
     EXPECT_EQ(a.series[i].latency_p99_ms, b.series[i].latency_p99_ms);
   }
   EXPECT_EQ(a.events, b.events);
+}
+
+TEST(ReplicaLagTest, RetryThenPrimaryRemovesLagErrorsAtASmallPrimaryCost) {
+  const auto r = rebound::sim::run_replica_lag({.length = 30s});
+  ASSERT_EQ(r.rows.size(), 4u);
+  const auto& naive = r.rows[0];
+  const auto& retry = r.rows[1];
+  const auto& lsn = r.rows[2];
+  const auto& primary = r.rows[3];
+  // Every strategy saw the same writes.
+  EXPECT_EQ(naive.reads, retry.reads);
+  EXPECT_EQ(naive.reads, lsn.reads);
+  EXPECT_EQ(naive.reads, primary.reads);
+  EXPECT_GT(naive.reads, 5000u);
+  // P(lag > read_after + replica time): exponential tail plus the 5% spikes.
+  EXPECT_NEAR(naive.error_rate, std::exp(-22.0 / 15) * 0.95 + 0.05, 0.02);
+  EXPECT_EQ(retry.error_rate, 0.0);
+  EXPECT_EQ(lsn.error_rate, 0.0);
+  // Only the spikes outlast a 50..200 ms retry or a 200 ms LSN wait.
+  EXPECT_NEAR(retry.primary_share, 0.05, 0.015);
+  EXPECT_NEAR(lsn.primary_share, 0.05, 0.015);
+  EXPECT_EQ(primary.primary_share, 1.0);
+  EXPECT_LE(retry.latency_max_ms, 220);
+  EXPECT_GT(lsn.replica_queries, retry.replica_queries);  // polling has a cost on the replica
+}
+
+TEST(ReplicaLagTest, SameSeedSameNumbers) {
+  const rebound::sim::replica_lag_options o{.length = 5s, .seed = 4};
+  const auto a = rebound::sim::run_replica_lag(o);
+  const auto b = rebound::sim::run_replica_lag(o);
+  for (std::size_t i = 0; i < a.rows.size(); ++i) {
+    EXPECT_EQ(a.rows[i].error_rate, b.rows[i].error_rate);
+    EXPECT_EQ(a.rows[i].latency_p99_ms, b.rows[i].latency_p99_ms);
+  }
 }
 
 TEST(LayersTest, TheGuardKeepsAttemptsToTheOuterPolicy) {

@@ -37,6 +37,7 @@ struct simulate_options {
   std::optional<std::string> rate, capacity, queue, timeout, length, trigger_at, trigger_for,
       trigger_capacity;
   std::optional<std::string> depth, attempts, requests, failure_rate;
+  std::optional<std::string> read_after, lag_mean, spike_probability;
   std::uint64_t seed_value = 1;
 };
 CLI::App* add_simulate(CLI::App& app, simulate_options& o);

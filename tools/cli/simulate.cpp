@@ -266,13 +266,72 @@ int run_layers(const simulate_options& o) {
   return exit_code::ok;
 }
 
+int run_replica_lag(const simulate_options& o) {
+  sim::replica_lag_options c;
+  c.rate = number_flag(o.rate, "--rate", 1, 1e6, c.rate, false);
+  c.length = duration_flag(o.length, "--length", c.length, std::chrono::seconds(1),
+                           std::chrono::hours(24));
+  c.read_after = duration_flag(o.read_after, "--read-after", c.read_after, duration::zero(),
+                               std::chrono::hours(1));
+  c.lag_mean =
+      duration_flag(o.lag_mean, "--lag-mean", c.lag_mean, duration::zero(), std::chrono::hours(1));
+  c.spike_probability =
+      number_flag(o.spike_probability, "--spike-probability", 0, 1, c.spike_probability, false);
+  c.seed = o.seed_value;
+  if (c.rate * std::chrono::duration<double>(c.length).count() > 2e7) {
+    throw config_error("--rate", "rate x length is over 20 million reads; shorten --length");
+  }
+  const auto r = sim::run_replica_lag(c);
+  std::printf(
+      "replica-lag: %.0f writes/s, each read back %s later; lag exponential (mean %s), "
+      "%.0f%% spikes of 0.5s..3s; seed %llu\n\n",
+      c.rate, format_duration(c.read_after).c_str(), format_duration(c.lag_mean).c_str(),
+      100 * c.spike_probability, static_cast<unsigned long long>(c.seed));
+  std::printf("%-24s %8s %9s %9s %15s %9s %9s %9s\n", "strategy", "reads", "errors", "primary",
+              "replica q/read", "p50 ms", "p99 ms", "max ms");
+  json rows = json::array();
+  std::vector<svg::series> p99;
+  for (const auto& row : r.rows) {
+    std::printf("%-24s %8llu %8.2f%% %8.2f%% %15.2f %9.2f %9.2f %9.2f\n", row.strategy.c_str(),
+                static_cast<unsigned long long>(row.reads), 100 * row.error_rate,
+                100 * row.primary_share, row.replica_queries, row.latency_p50_ms,
+                row.latency_p99_ms, row.latency_max_ms);
+    rows.push_back({{"strategy", row.strategy},
+                    {"reads", row.reads},
+                    {"error_rate", row.error_rate},
+                    {"primary_share", row.primary_share},
+                    {"replica_queries_per_read", row.replica_queries},
+                    {"latency_p50_ms", row.latency_p50_ms},
+                    {"latency_p99_ms", row.latency_p99_ms},
+                    {"latency_max_ms", row.latency_max_ms}});
+    p99.push_back({row.strategy, {100 * row.error_rate, 100 * row.primary_share}});
+  }
+  std::printf("\n%llu events simulated\n", static_cast<unsigned long long>(r.events));
+  if (o.json) {
+    write_file(
+        *o.json,
+        json{{"scenario", "replica-lag"}, {"seed", c.seed}, {"rows", rows}, {"events", r.events}}
+                .dump(2) +
+            "\n",
+        "--json");
+  }
+  if (o.svg) {
+    write_file(
+        *o.svg,
+        svg::bars("Read errors and primary share (%)", "%", {"errors", "read by primary"}, p99),
+        "--svg");
+  }
+  return exit_code::ok;
+}
+
 }  // namespace
 
 CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   auto* s = app.add_subcommand("simulate",
                                "Simulate what a policy does to a fleet: contention, "
                                "outage, layers");
-  s->add_option("scenario", o.scenario, "contention | outage | layers")->type_name("SCENARIO");
+  s->add_option("scenario", o.scenario, "contention | outage | replica-lag | layers")
+      ->type_name("SCENARIO");
   s->add_option("--seed", o.seed, "Random seed (default 1): same seed, same numbers")
       ->type_name("N");
   s->add_option("--json", o.json, "Write every number as JSON to FILE")->type_name("FILE");
@@ -286,19 +345,27 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
       ->type_name("N");
   s->add_option("--clients-step", o.clients_step, "contention: step (10)")->type_name("N");
   s->add_option("--trials", o.trials, "contention: trials per point (100)")->type_name("N");
-  s->add_option("--rate", o.rate, "outage: requests per second offered (1000)")->type_name("X");
+  s->add_option("--rate", o.rate, "outage: requests/s offered (1000); replica-lag: writes/s (200)")
+      ->type_name("X");
   s->add_option("--capacity", o.capacity, "outage: requests per second served (1500)")
       ->type_name("X");
   s->add_option("--queue", o.queue, "outage: server queue places (2000)")->type_name("N");
   s->add_option("--timeout", o.timeout, "outage: client timeout per attempt (1s)")
       ->type_name("DUR");
-  s->add_option("--length", o.length, "outage: simulated time (60s)")->type_name("DUR");
+  s->add_option("--length", o.length, "outage, replica-lag: simulated time (60s)")
+      ->type_name("DUR");
   s->add_option("--trigger-at", o.trigger_at, "outage: when the trigger starts (10s)")
       ->type_name("DUR");
   s->add_option("--trigger-for", o.trigger_for, "outage: how long it lasts (10s)")
       ->type_name("DUR");
   s->add_option("--trigger-capacity", o.trigger_capacity,
                 "outage: capacity factor during the trigger, 0 = full outage (0.3)")
+      ->type_name("X");
+  s->add_option("--read-after", o.read_after, "replica-lag: delay from write to read (20ms)")
+      ->type_name("DUR");
+  s->add_option("--lag-mean", o.lag_mean, "replica-lag: mean replica lag (15ms)")->type_name("DUR");
+  s->add_option("--spike-probability", o.spike_probability,
+                "replica-lag: share of writes with a 0.5s..3s lag (0.05)")
       ->type_name("X");
   s->add_option("--depth", o.depth, "layers: call chain depth (3)")->type_name("N");
   s->add_option("--attempts", o.attempts, "layers: attempts per layer (3)")->type_name("N");
@@ -311,7 +378,8 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
 int simulate_main(simulate_options& o) {
   try {
     if (o.scenario.empty()) {
-      throw config_error("simulate", "no scenario given; allowed: contention, outage, layers");
+      throw config_error("simulate",
+                         "no scenario given; allowed: contention, outage, replica-lag, layers");
     }
     if (o.seed)
       o.seed_value = static_cast<std::uint64_t>(number_flag(o.seed, "--seed", 0, 1e15, 1, true));
@@ -330,6 +398,10 @@ int simulate_main(simulate_options& o) {
         {&o.trigger_at, "--trigger-at"},
         {&o.trigger_for, "--trigger-for"},
         {&o.trigger_capacity, "--trigger-capacity"}};
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> replica_flags = {
+        {&o.read_after, "--read-after"},
+        {&o.lag_mean, "--lag-mean"},
+        {&o.spike_probability, "--spike-probability"}};
     const std::vector<std::pair<const std::optional<std::string>*, const char*>> layers_flags = {
         {&o.depth, "--depth"},
         {&o.attempts, "--attempts"},
@@ -343,22 +415,38 @@ int simulate_main(simulate_options& o) {
     if (o.scenario == "contention") {
       refuse(outage_flags);
       refuse(layers_flags);
+      refuse(replica_flags);
       return run_contention(o, policy_strategies(o.policies));
     }
     if (o.scenario == "outage") {
       refuse(contention_flags);
       refuse(layers_flags);
+      refuse(replica_flags);
       return run_outage(o, policy_strategies(o.policies));
+    }
+    if (o.scenario == "replica-lag") {
+      refuse(contention_flags);
+      refuse(layers_flags);
+      for (const auto& [v, name] : outage_flags) {
+        if (*v && std::string(name) != "--rate" && std::string(name) != "--length") {
+          throw config_error(name, "not used by the replica-lag scenario");
+        }
+      }
+      if (!o.policies.empty())
+        throw config_error("--policy", "not used by the replica-lag scenario");
+      return run_replica_lag(o);
     }
     if (o.scenario == "layers") {
       refuse(contention_flags);
       refuse(outage_flags);
+      refuse(replica_flags);
       if (!o.policies.empty()) throw config_error("--policy", "not used by the layers scenario");
       return run_layers(o);
     }
-    throw config_error("simulate", "unknown scenario \"" + o.scenario +
-                                       "\"; allowed: contention, outage, layers (replica-lag and "
-                                       "hedging are not built yet)");
+    throw config_error("simulate",
+                       "unknown scenario \"" + o.scenario +
+                           "\"; allowed: contention, outage, replica-lag, layers (hedging "
+                           "waits for the async engine)");
   } catch (const config_error& e) {
     return usage_error(e.what());
   }

@@ -116,6 +116,45 @@ struct outage_result {
 [[nodiscard]] std::vector<strategy> default_outage_strategies();
 [[nodiscard]] outage_result run_outage(const outage_options& o);
 
+// ---- replica-lag -----------------------------------------------------------
+
+/// Read-after-write against a replica that lags behind the primary. Each
+/// write's lag is exponential (mean `lag_mean`) except, with probability
+/// `spike_probability`, uniform in [spike_min, spike_max] (a write spike).
+/// The read follows the write after `read_after`.
+struct replica_lag_options {
+  double rate = 200;  ///< writes (each followed by a read) per second
+  duration length = std::chrono::seconds(60);
+  duration read_after = std::chrono::milliseconds(20);
+  duration lag_mean = std::chrono::milliseconds(15);
+  double spike_probability = 0.05;
+  duration spike_min = std::chrono::milliseconds(500);
+  duration spike_max = std::chrono::seconds(3);
+  duration replica_latency = std::chrono::milliseconds(2);  ///< |N(x, x/4)| per query
+  duration primary_latency = std::chrono::milliseconds(4);
+  std::uint64_t seed = 1;
+};
+
+struct replica_lag_row {
+  std::string strategy;
+  std::uint64_t reads = 0;
+  double error_rate = 0;       ///< reads answered "not found" although the row exists
+  double primary_share = 0;    ///< reads the primary served
+  double replica_queries = 0;  ///< replica queries per read (reads and LSN polls)
+  double latency_p50_ms = 0, latency_p99_ms = 0, latency_max_ms = 0;
+};
+
+struct replica_lag_result {
+  std::vector<replica_lag_row> rows;
+  std::uint64_t events = 0;
+};
+
+/// Strategies: naive replica reads; scenario 001's retry-then-primary (one
+/// retry after U(50ms, 200ms), then the primary), as a rebound policy; LSN
+/// wait (poll the replica's replay position every 10ms +-20% for up to
+/// 200ms, then the primary), as a rebound policy; primary only.
+[[nodiscard]] replica_lag_result run_replica_lag(const replica_lag_options& o);
+
 // ---- layers --------------------------------------------------------------
 
 /// A call chain `depth` layers deep, each layer retrying with up to

@@ -1,0 +1,200 @@
+// Read-after-write on a lagging replica: naive reads, retry-then-primary
+// (scenario 001) and LSN wait, each driven by rebound policies.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+#include "rebound/sim/engine.hpp"
+#include "rebound/sim/scenarios.hpp"
+
+namespace rebound::sim {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class kind { naive, retry_then_primary, lsn_wait, primary_only };
+
+std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+class replica_run {
+ public:
+  replica_run(const replica_lag_options& o, kind k)
+      : o_(o), kind_(k), eng_(mix(o.seed, 0x7e1)), lag_rng_(mix(o.seed, 0x1a6)) {
+    // Scenario 001: one jittered retry on the replica (50..200 ms), then the primary.
+    retry_policy_ = retry_policy{}
+                        .stop(stop::after_attempts(2))
+                        .backoff(backoff::constant(50ms))
+                        .jitter(jitter::additive(150ms))
+                        .clock(eng_);
+    // LSN wait: poll the replay position every 10 ms +-20% for at most 200 ms.
+    lsn_policy_ = retry_policy{}
+                      .stop(stop::before_elapsed(200ms))
+                      .backoff(backoff::constant(10ms))
+                      .jitter(jitter::proportional(0.2))
+                      .clock(eng_);
+  }
+
+  replica_lag_row run(const char* name) {
+    eng_.after<&replica_run::write>(next_gap(), this, 0);
+    eng_.run_until(eng_.start() + o_.length);
+    eng_.run();  // let reads in flight finish; no new writes after the length
+    replica_lag_row row;
+    row.strategy = name;
+    row.reads = done_;
+    const double n = std::max<double>(1, static_cast<double>(done_));
+    row.error_rate = static_cast<double>(errors_) / n;
+    row.primary_share = static_cast<double>(primary_reads_) / n;
+    row.replica_queries = static_cast<double>(replica_queries_) / n;
+    std::sort(latencies_.begin(), latencies_.end());
+    if (!latencies_.empty()) {
+      row.latency_p50_ms = latencies_[latencies_.size() / 2];
+      row.latency_p99_ms = latencies_[static_cast<std::size_t>(0.99 * (latencies_.size() - 1))];
+      row.latency_max_ms = latencies_.back();
+    }
+    events = eng_.events_run();
+    return row;
+  }
+  std::uint64_t events = 0;
+  std::uint64_t started = 0;
+
+ private:
+  struct request {
+    time_point visible_at;  // when the replica has replayed the write
+    time_point read_started;
+    retry_state state;
+  };
+
+  // Arrivals and lags come from their own stream, so every strategy sees the same writes.
+  duration next_gap() {
+    double u = lag_rng_.uniform();
+    if (u <= 0) u = 0x1.0p-53;
+    return duration(static_cast<duration::rep>(-std::log(u) * 1e9 / o_.rate));
+  }
+  duration lag() {
+    if (lag_rng_.uniform() < o_.spike_probability) {
+      const double span = static_cast<double>((o_.spike_max - o_.spike_min).count());
+      return o_.spike_min + duration(static_cast<duration::rep>(lag_rng_.uniform() * span));
+    }
+    double u = lag_rng_.uniform();
+    if (u <= 0) u = 0x1.0p-53;
+    return duration(
+        static_cast<duration::rep>(-std::log(u) * static_cast<double>(o_.lag_mean.count())));
+  }
+  duration replica_rtt() { return eng_.abs_normal(o_.replica_latency, o_.replica_latency / 4); }
+  duration primary_rtt() { return eng_.abs_normal(o_.primary_latency, o_.primary_latency / 4); }
+
+  void write(std::uint64_t) {
+    if (eng_.now() - eng_.start() >= o_.length) return;
+    const std::uint64_t id = requests_.size();
+    const retry_policy& p = kind_ == kind::lsn_wait ? lsn_policy_ : retry_policy_;
+    requests_.push_back(
+        request{eng_.now() + lag(), {}, retry_state(p, eng_.now(), mix(o_.seed, id))});
+    ++started;
+    eng_.after<&replica_run::read>(o_.read_after, this, id);
+    eng_.after<&replica_run::write>(next_gap(), this, 0);
+  }
+
+  void read(std::uint64_t id) {
+    request& r = requests_[id];
+    r.read_started = eng_.now();
+    const retry_policy& p = kind_ == kind::lsn_wait ? lsn_policy_ : retry_policy_;
+    r.state = retry_state(p, eng_.now(), mix(o_.seed, id));
+    switch (kind_) {
+      case kind::primary_only:
+        eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
+        break;
+      case kind::lsn_wait:
+        ++replica_queries_;
+        eng_.after<&replica_run::lsn_answer>(replica_rtt(), this, id);
+        break;
+      default:
+        ++replica_queries_;
+        eng_.after<&replica_run::replica_answer>(replica_rtt(), this, id);
+    }
+  }
+
+  void replica_answer(std::uint64_t id) {
+    request& r = requests_[id];
+    if (eng_.now() >= r.visible_at) return finish(id, true);
+    if (kind_ == kind::naive) return finish(id, false);  // a lag miss becomes an error
+    // retry-then-primary: the typed not-found is transient for the policy.
+    const decision d = r.state.decide(verdict::transient(), eng_.now());
+    if (d.retry) {
+      eng_.after<&replica_run::retry_replica>(d.delay, this, id);
+    } else {
+      ++primary_reads_;
+      eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
+    }
+  }
+  void retry_replica(std::uint64_t id) {
+    ++replica_queries_;
+    eng_.after<&replica_run::replica_answer>(replica_rtt(), this, id);
+  }
+
+  void lsn_answer(std::uint64_t id) {
+    request& r = requests_[id];
+    if (eng_.now() >= r.visible_at) {
+      // Caught up: the read itself goes to the replica and finds the row.
+      ++replica_queries_;
+      eng_.after<&replica_run::replica_answer>(replica_rtt(), this, id);
+      return;
+    }
+    const decision d = r.state.decide(verdict::transient(), eng_.now());
+    if (d.retry) {
+      eng_.after<&replica_run::retry_lsn>(d.delay, this, id);
+    } else {
+      ++primary_reads_;
+      eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
+    }
+  }
+  void retry_lsn(std::uint64_t id) {
+    ++replica_queries_;
+    eng_.after<&replica_run::lsn_answer>(replica_rtt(), this, id);
+  }
+
+  void primary_answer(std::uint64_t id) {
+    if (kind_ == kind::primary_only) ++primary_reads_;
+    finish(id, true);
+  }
+
+  void finish(std::uint64_t id, bool found) {
+    ++done_;
+    if (!found) ++errors_;
+    latencies_.push_back(
+        std::chrono::duration<double, std::milli>(eng_.now() - requests_[id].read_started).count());
+  }
+
+  const replica_lag_options& o_;
+  kind kind_;
+  engine eng_;
+  random_stream lag_rng_;  // arrivals and lags: the same for every strategy
+  retry_policy retry_policy_;
+  retry_policy lsn_policy_;
+  std::deque<request> requests_;
+  std::uint64_t done_ = 0, errors_ = 0, primary_reads_ = 0, replica_queries_ = 0;
+  std::vector<double> latencies_;
+};
+
+}  // namespace
+
+replica_lag_result run_replica_lag(const replica_lag_options& o) {
+  replica_lag_result r;
+  const std::pair<kind, const char*> kinds[] = {{kind::naive, "naive replica read"},
+                                                {kind::retry_then_primary, "retry, then primary"},
+                                                {kind::lsn_wait, "LSN wait, then primary"},
+                                                {kind::primary_only, "primary only"}};
+  for (const auto& [k, name] : kinds) {
+    replica_run run(o, k);
+    r.rows.push_back(run.run(name));
+    r.events += run.events;
+  }
+  return r;
+}
+
+}  // namespace rebound::sim
