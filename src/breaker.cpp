@@ -27,17 +27,10 @@ circuit_open_error::circuit_open_error(time_point retry_at)
                                    format_duration(retry_at.time_since_epoch())),
       retry_at_(retry_at) {}
 
-namespace {
-std::int64_t whole_seconds(time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-}  // namespace
+using detail::whole_seconds;
 
 circuit_breaker::circuit_breaker(const breaker_options& o, clock& c)
-    : options_(o),
-      clock_(c),
-      seconds_(static_cast<int>(std::clamp<std::int64_t>(
-          std::chrono::duration_cast<std::chrono::seconds>(o.window).count(), 1, 600))) {
+    : options_(o), clock_(c), window_(o.window) {
   options_.failure_threshold = std::max(1, options_.failure_threshold);
   options_.half_open_probes = std::max(1, options_.half_open_probes);
   options_.minimum_calls = std::max(1, options_.minimum_calls);
@@ -77,23 +70,8 @@ breaker_permit circuit_breaker::try_acquire() {
   return {.allowed = false, .retry_at = now};
 }
 
-void circuit_breaker::count(std::int64_t second, bool failed) {
-  bucket& b = buckets_[static_cast<std::size_t>(second % seconds_)];
-  if (b.second != second) b = bucket{second, 0, 0};
-  ++b.calls;
-  if (failed) ++b.failures;
-}
-
 bool circuit_breaker::should_trip(std::int64_t second) const {
-  std::int64_t calls = 0;
-  std::int64_t failures = 0;
-  for (int i = 0; i < seconds_; ++i) {
-    const bucket& b = buckets_[static_cast<std::size_t>(i)];
-    if (b.second > second - seconds_ && b.second <= second) {
-      calls += b.calls;
-      failures += b.failures;
-    }
-  }
+  const auto [calls, failures] = window_.sums(second);
   return calls >= options_.minimum_calls &&
          static_cast<double>(failures) >= options_.failure_ratio * static_cast<double>(calls);
 }
@@ -119,7 +97,7 @@ void circuit_breaker::record(const breaker_permit& permit, bool succeeded) {
     }
     if (++probes_succeeded_ >= options_.half_open_probes) {
       consecutive_failures_.store(0, std::memory_order_relaxed);
-      buckets_.fill(bucket{});
+      window_.clear();
       transition(lock, breaker_state::closed);
     }
     return;
@@ -131,7 +109,7 @@ void circuit_breaker::record(const breaker_permit& permit, bool succeeded) {
     trip = n >= options_.failure_threshold;
   } else {
     const std::int64_t second = whole_seconds(now);
-    count(second, !succeeded);
+    window_.add(second, 1, succeeded ? 0 : 1);
     trip = !succeeded && should_trip(second);
   }
   if (trip) {
@@ -148,7 +126,7 @@ void circuit_breaker::isolate() {
 void circuit_breaker::reset() {
   std::unique_lock lock(mu_);
   consecutive_failures_.store(0, std::memory_order_relaxed);
-  buckets_.fill(bucket{});
+  window_.clear();
   ++generation_;
   transition(lock, breaker_state::closed);
 }

@@ -32,57 +32,29 @@ void token_bucket_budget::on_success(const retry_request* last_retry) noexcept {
 }
 
 ratio_budget::ratio_budget(const options& o, clock& c)
-    : options_(o),
-      clock_(c),
-      seconds_(static_cast<int>(std::clamp<std::int64_t>(
-          std::chrono::duration_cast<std::chrono::seconds>(o.window).count(), 1, 60))) {}
-
-ratio_budget::bucket& ratio_budget::current(std::int64_t second) {
-  bucket& b = buckets_[static_cast<std::size_t>(second % seconds_)];
-  if (b.second != second) b = bucket{second, 0, 0};
-  return b;
-}
-
-std::pair<std::int64_t, std::int64_t> ratio_budget::sums(std::int64_t second) const {
-  std::int64_t calls = 0;
-  std::int64_t retries = 0;
-  for (int i = 0; i < seconds_; ++i) {
-    const bucket& b = buckets_[static_cast<std::size_t>(i)];
-    if (b.second > second - seconds_ && b.second <= second) {
-      calls += b.calls;
-      retries += b.retries;
-    }
-  }
-  return {calls, retries};
-}
-
-namespace {
-std::int64_t whole_seconds(time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-}  // namespace
+    : options_(o), clock_(c), window_(o.window) {}
 
 void ratio_budget::on_call() noexcept {
-  const std::int64_t s = whole_seconds(clock_.now());
+  const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
-  ++current(s).calls;
+  window_.add(s, 1, 0);
 }
 
 bool ratio_budget::try_acquire(const retry_request&) noexcept {
-  const std::int64_t s = whole_seconds(clock_.now());
+  const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
-  const auto [calls, retries] = sums(s);
+  const auto [calls, retries] = window_.sums(s);
   const double allowed = options_.ratio * static_cast<double>(calls) +
-                         static_cast<double>(options_.min_per_second) * seconds_;
+                         static_cast<double>(options_.min_per_second) * window_.seconds();
   if (static_cast<double>(retries + 1) > allowed) return false;
-  ++current(s).retries;
+  window_.add(s, 0, 1);
   return true;
 }
 
 std::pair<std::int64_t, std::int64_t> ratio_budget::window_counts() const {
-  const std::int64_t s = whole_seconds(clock_.now());
+  const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
-  return sums(s);
+  return window_.sums(s);
 }
 
 throttle_budget::throttle_budget(const options& o)

@@ -30,6 +30,7 @@
 #include <string_view>
 
 #include "rebound/clock.hpp"
+#include "rebound/detail/window.hpp"
 
 namespace rebound {
 
@@ -92,18 +93,11 @@ class circuit_breaker {
   [[nodiscard]] const breaker_options& settings() const noexcept { return options_; }
 
  private:
-  struct bucket {
-    std::int64_t second = -1;
-    std::int64_t calls = 0;
-    std::int64_t failures = 0;
-  };
   void transition(std::unique_lock<std::mutex>& lock, breaker_state to);
-  void count(std::int64_t second, bool failed);
   [[nodiscard]] bool should_trip(std::int64_t second) const;
 
   breaker_options options_;
   clock& clock_;
-  int seconds_;
   mutable std::mutex mu_;
   std::atomic<breaker_state> state_{breaker_state::closed};
   std::atomic<int> consecutive_failures_{0};
@@ -111,7 +105,7 @@ class circuit_breaker {
   int probes_left_ = 0;
   int probes_succeeded_ = 0;
   std::uint64_t generation_ = 0;
-  std::array<bucket, 600> buckets_{};
+  detail::second_window<600> window_;  // calls, failures (sampling mode)
   state_listener listener_;
 };
 

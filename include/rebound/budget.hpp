@@ -26,6 +26,7 @@
 #include <mutex>
 
 #include "rebound/clock.hpp"
+#include "rebound/detail/window.hpp"
 
 namespace rebound {
 
@@ -101,19 +102,10 @@ class ratio_budget final : public retry_budget {
   [[nodiscard]] const options& settings() const noexcept { return options_; }
 
  private:
-  struct bucket {
-    std::int64_t second = -1;
-    std::int64_t calls = 0;
-    std::int64_t retries = 0;
-  };
-  bucket& current(std::int64_t second);
-  std::pair<std::int64_t, std::int64_t> sums(std::int64_t second) const;
-
   options options_;
   clock& clock_;
-  int seconds_;
   mutable std::mutex mu_;
-  std::array<bucket, 60> buckets_{};
+  detail::second_window<60> window_;  // calls, retries
 };
 
 /// gRPC's retryThrottling. Lock-free; tokens kept in thousandths.

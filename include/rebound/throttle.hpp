@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "rebound/clock.hpp"
+#include "rebound/detail/window.hpp"
 
 namespace rebound {
 
@@ -56,20 +57,12 @@ class adaptive_throttle {
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> window_counts() const;
 
  private:
-  struct bucket {
-    std::int64_t second = -1;
-    std::int64_t requests = 0;
-    std::int64_t accepts = 0;
-  };
-  bucket& current(std::int64_t second);
-  [[nodiscard]] std::pair<std::int64_t, std::int64_t> sums(std::int64_t second) const;
   [[nodiscard]] double probability(std::int64_t requests, std::int64_t accepts) const;
 
   options options_;
   clock& clock_;
-  int seconds_;
   mutable std::mutex mu_;
-  std::array<bucket, 600> buckets_{};
+  detail::second_window<600> window_;  // requests, accepts
 };
 
 }  // namespace rebound

@@ -150,6 +150,9 @@ child_result run_child(const std::vector<std::string>& argv,
       ::poll(nullptr, 0, 10);  // a real 10 ms pause while other processes exit
     }
     ::kill(-pid, SIGKILL);
+    // SIGKILL is delivered asynchronously: give the group up to 500 ms to be gone.
+    const auto gone_by = clock_type::now() + std::chrono::milliseconds(500);
+    while (::kill(-pid, 0) == 0 && clock_type::now() < gone_by) ::poll(nullptr, 0, 5);
   }
   irq.child_group.store(0);
   if (pidfd >= 0) ::close(pidfd);
