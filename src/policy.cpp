@@ -103,6 +103,10 @@ void retry_state::record_success_slow() noexcept {
 bool retry_state::admit_attempt_slow() { return policy_->throttle()->admit(rng().uniform()); }
 
 decision retry_state::decide(const verdict& v, time_point now) {
+  return decide(v, now, time_point::max());
+}
+
+decision retry_state::decide(const verdict& v, time_point now, time_point deadline) {
   const retry_policy& p = *policy_;
   if (v.kind == verdict_kind::success) {
     record_success();
@@ -142,6 +146,9 @@ decision retry_state::decide(const verdict& v, time_point now) {
   }
   const stop_context ctx{.attempts = attempt_, .elapsed = elapsed, .next_delay = delay, .now = now};
   if (auto reason = p.stop().check(ctx)) return decision::stop(*reason);
+  if (detail::saturating_add(now, delay) > deadline) {
+    return decision::stop(stop_reason::time_exhausted);
+  }
   // Charged now, before the back-off: retries waiting to run count too.
   const retry_request request{.attempt = attempt_ + 1, .after_timeout = v.timeout};
   if (p.budget() && !p.budget()->try_acquire(request)) {

@@ -92,6 +92,16 @@ std::exception_ptr innermost(std::exception_ptr e) {
 }
 }  // namespace
 
+event loop::make_event(event_kind kind, int attempt) const noexcept {
+  event e;
+  e.kind = kind;
+  e.attempt = attempt;
+  e.max_attempts = policy_.stop().max_attempts();
+  e.elapsed = elapsed();
+  if (failure_) e.cause = failure_->cause;
+  return e;
+}
+
 duration loop::elapsed() const noexcept {
   if (!started_) return duration::zero();
   const time_point t = now();
@@ -99,11 +109,7 @@ duration loop::elapsed() const noexcept {
 }
 
 void loop::notify_started() noexcept {
-  event e;
-  e.kind = event_kind::attempt_started;
-  e.attempt = state_.attempt();
-  e.max_attempts = policy_.stop().max_attempts();
-  e.elapsed = elapsed();
+  event e = make_event(event_kind::attempt_started, state_.attempt());
   observer_->on_event(e);
 }
 
@@ -115,13 +121,10 @@ void loop::end(stop_reason r, int attempts) noexcept {
     *options_.report = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
   }
   if (observer_ != nullptr) {
-    event e;
-    e.kind = r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up;
-    e.attempt = attempts;
-    e.max_attempts = policy_.stop().max_attempts();
+    event e = make_event(r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up,
+                         attempts);
     e.elapsed = spent;
     e.reason = r;
-    if (failure_) e.cause = failure_->cause;
     observer_->on_event(e);
   }
 }
@@ -137,58 +140,35 @@ bool loop::failed(const verdict& v, std::string cause) {
   failure_->cause = std::move(cause);
   const int made = state_.attempt();
   if (observer_ != nullptr) {
-    event e;
-    e.kind = event_kind::attempt_failed;
-    e.attempt = made;
-    e.max_attempts = policy_.stop().max_attempts();
-    e.elapsed = elapsed();
+    event e = make_event(event_kind::attempt_failed, made);
     e.verdict = v;
-    e.cause = failure_->cause;
     observer_->on_event(e);
   }
   if (loop_depth > 0 && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
     // One retry layer per logical call: the enclosing loop decides.
     failure_->last_verdict = v;
     if (observer_ != nullptr) {
-      event e;
-      e.kind = event_kind::deferred;
-      e.attempt = made;
-      e.max_attempts = policy_.stop().max_attempts();
-      e.elapsed = elapsed();
+      event e = make_event(event_kind::deferred, made);
       e.verdict = v;
-      e.cause = failure_->cause;
       observer_->on_event(e);
     }
     end(stop_reason::deferred_to_outer, made);
     return false;
   }
-  decision d = state_.decide(v, t);
-  if (d.retry && options_.deadline && saturating_add(t, d.delay) > *options_.deadline) {
-    d = decision::stop(stop_reason::time_exhausted);
-  }
+  const decision d = state_.decide(v, t, options_.deadline.value_or(time_point::max()));
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
-      event e;
-      e.kind = event_kind::budget_rejected;
-      e.attempt = made + 1;
-      e.max_attempts = policy_.stop().max_attempts();
-      e.elapsed = elapsed();
+      event e = make_event(event_kind::budget_rejected, made + 1);
       e.verdict = v;
-      e.cause = failure_->cause;
       observer_->on_event(e);
     }
     end(d.reason, made);
     return false;
   }
   if (observer_ != nullptr) {
-    event e;
-    e.kind = event_kind::retry_scheduled;
-    e.attempt = state_.attempt();
-    e.max_attempts = policy_.stop().max_attempts();
-    e.elapsed = elapsed();
+    event e = make_event(event_kind::retry_scheduled, state_.attempt());
     e.delay = d.delay;
     e.verdict = v;
-    e.cause = failure_->cause;
     observer_->on_event(e);
   }
   clock& c = clock_ != nullptr ? *clock_ : system_clock();

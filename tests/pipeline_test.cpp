@@ -79,6 +79,8 @@ TEST_F(PipelineTest, TheTotalTimeoutBoundsTheCall) {
                not_found_error);
   EXPECT_EQ(calls, 3);  // at 0s, 1s, 2s; a retry at 3s would pass the 2.5s deadline
   EXPECT_EQ(report.reason, stop_reason::time_exhausted);
+  // The refused retry was not charged to the budget: two retries of 5 tokens.
+  EXPECT_EQ(budget_->tokens(), 490);
 }
 
 TEST_F(PipelineTest, TheBudgetStillApplies) {

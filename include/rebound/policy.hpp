@@ -195,6 +195,9 @@ class retry_state {
   /// policy's budget and throttle of the outcome; a retry the budget refuses
   /// ends the call with budget_exhausted.
   [[nodiscard]] decision decide(const verdict& v, time_point now);
+  /// Same, and also stop (time_exhausted) rather than start a sleep that
+  /// would end past `deadline`; checked before the budget is charged.
+  [[nodiscard]] decision decide(const verdict& v, time_point now, time_point deadline);
   /// The state keeps a pointer to the policy: a temporary would dangle.
   retry_state(retry_policy&&, time_point) = delete;
   retry_state(retry_policy&&, time_point, std::uint64_t) = delete;

@@ -231,6 +231,7 @@ class loop {
  private:
   friend class rebound::attempt;
   void notify_started() noexcept;
+  [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
   void end(stop_reason r, int attempts) noexcept;
   [[nodiscard]] duration elapsed() const noexcept;
 

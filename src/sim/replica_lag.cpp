@@ -6,21 +6,16 @@
 
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
+#include "seed.hpp"
 
 namespace rebound::sim {
 
 namespace {
 
 using namespace std::chrono_literals;
+using detail::mix;
 
 enum class kind { naive, retry_then_primary, lsn_wait, primary_only };
-
-std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 class replica_run {
  public:
