@@ -60,6 +60,14 @@ breaker_permit circuit_breaker::try_acquire() {
       if (state_.load(std::memory_order_relaxed) != breaker_state::half_open) {
         return {.allowed = false, .retry_at = open_until_};
       }
+      if (probes_left_ == 0 && now >= half_open_since_ + options_.open_duration) {
+        // Probes whose results never came back (a caller that did not record):
+        // after another open_duration, issue a fresh set.
+        ++generation_;
+        probes_left_ = options_.half_open_probes;
+        probes_succeeded_ = 0;
+        half_open_since_ = now;
+      }
       if (probes_left_ > 0) {
         --probes_left_;
         return {.allowed = true, .probe = true, .generation = generation_};
@@ -138,13 +146,20 @@ void circuit_breaker::on_state_change(state_listener listener) {
   listener_ = std::move(listener);
 }
 
-// Changes the state under the lock, then releases it and tells the listener.
+// Changes the state and tells the listener, both under the lock, so
+// listeners see transitions in the order they happened; then unlocks.
 void circuit_breaker::transition(std::unique_lock<std::mutex>& lock, breaker_state to) {
   const breaker_state from = state_.load(std::memory_order_relaxed);
   state_.store(to, std::memory_order_release);
-  const state_listener listener = from != to ? listener_ : state_listener{};
+  if (to == breaker_state::half_open) half_open_since_ = clock_.now();
+  if (from != to && listener_) {
+    try {
+      listener_(from, to);
+    } catch (...) {
+      // A listener must not break the breaker.
+    }
+  }
   lock.unlock();
-  if (listener) listener(from, to);
 }
 
 }  // namespace rebound

@@ -60,7 +60,8 @@ std::pair<std::int64_t, std::int64_t> ratio_budget::window_counts() const {
 throttle_budget::throttle_budget(const options& o)
     : options_(o),
       max_milli_(std::llround(std::clamp(o.max_tokens, 1.0, 1000.0) * 1000)),
-      ratio_milli_(std::llround(std::clamp(o.token_ratio, 0.001, o.max_tokens) * 1000)),
+      ratio_milli_(std::llround(
+          std::clamp(o.token_ratio, 0.001, static_cast<double>(max_milli_) / 1000) * 1000)),
       milli_(max_milli_) {}
 
 bool throttle_budget::try_acquire(const retry_request&) noexcept {

@@ -16,13 +16,18 @@ std::string_view to_string(verdict_kind k) noexcept {
   return "unknown";
 }
 
-verdict classifier::classify_exception(const std::exception_ptr& e) const {
-  if (!has_exception_rules_) return verdict::transient();
+std::optional<verdict> classifier::match_exception(const std::exception_ptr& e) const {
+  if (!has_exception_rules_) return std::nullopt;
   for (const rule& r : *rules_) {
     if (r.ch != channel::exception) continue;
-    if (auto answer = (*static_cast<const exception_fn*>(r.fn.get()))(e)) return *answer;
+    if (auto answer = (*static_cast<const exception_fn*>(r.fn.get()))(e)) return answer;
   }
-  return verdict::permanent();
+  return std::nullopt;
+}
+
+verdict classifier::classify_exception(const std::exception_ptr& e) const {
+  if (!has_exception_rules_) return verdict::transient();
+  return match_exception(e).value_or(verdict::permanent());
 }
 
 void classifier::add_exception(exception_fn fn) {

@@ -100,7 +100,10 @@ void retry_state::record_success_slow() noexcept {
   if (policy_->throttle()) policy_->throttle()->record_accept();
 }
 
-bool retry_state::admit_attempt_slow() { return policy_->throttle()->admit(rng().uniform()); }
+bool retry_state::admit_attempt_slow() {
+  if (!admit_rng_) admit_rng_.emplace(admit_seed_ != 0 ? admit_seed_ : random_stream::fresh_seed());
+  return policy_->throttle()->admit(admit_rng_->uniform());
+}
 
 decision retry_state::decide(const verdict& v, time_point now) {
   return decide(v, now, time_point::max());

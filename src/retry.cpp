@@ -58,21 +58,6 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const retry_error& re) {
-    if (re.reason() == stop_reason::deferred_to_outer) return re.carried_verdict();
-    if (re.reason() == stop_reason::overloaded) return verdict::overloaded();
-  } catch (const throttled_error&) {
-    return verdict::overloaded();
-  } catch (const circuit_open_error&) {
-    return verdict::overloaded();
-  } catch (...) {
-  }
-  return p.classifier().classify_exception(e);
-}
-
 namespace {
 // The original failure behind the wrappers nested loops throw.
 std::exception_ptr innermost(std::exception_ptr e) {
@@ -91,6 +76,27 @@ std::exception_ptr innermost(std::exception_ptr e) {
   return e;
 }
 }  // namespace
+
+verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const retry_error& re) {
+    if (re.reason() == stop_reason::deferred_to_outer) {
+      // The enclosing loop's own rules come first; the inner verdict fills the gaps.
+      if (re.last_error()) {
+        if (auto own = p.classifier().match_exception(innermost(re.last_error()))) return *own;
+      }
+      return re.carried_verdict();
+    }
+    if (re.reason() == stop_reason::overloaded) return verdict::overloaded();
+  } catch (const throttled_error&) {
+    return verdict::overloaded();
+  } catch (const circuit_open_error&) {
+    return verdict::overloaded();
+  } catch (...) {
+  }
+  return p.classifier().classify_exception(e);
+}
 
 event loop::make_event(event_kind kind, int attempt) const noexcept {
   event e;

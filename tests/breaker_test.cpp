@@ -150,6 +150,24 @@ TEST_F(BreakerTest, IsolateAndResetWithStateEvents) {
   EXPECT_EQ(rebound::to_string(S::half_open), "half_open");
 }
 
+TEST_F(BreakerTest, ProbesThatNeverReportAreReissuedAfterAnotherOpenDuration) {
+  rebound::circuit_breaker b({.failure_threshold = 1, .open_duration = 10s}, clock_);
+  fail(b);
+  clock_.advance(10s);
+  const auto lost = b.try_acquire();  // the caller crashes and never records it
+  ASSERT_TRUE(lost.probe);
+  EXPECT_FALSE(b.try_acquire());
+  clock_.advance(9s);
+  EXPECT_FALSE(b.try_acquire());
+  clock_.advance(1s);
+  const auto fresh = b.try_acquire();
+  ASSERT_TRUE(fresh.probe);
+  b.record(lost, true);  // a result from the abandoned set is ignored
+  EXPECT_EQ(b.state(), breaker_state::half_open);
+  b.record(fresh, true);
+  EXPECT_EQ(b.state(), breaker_state::closed);
+}
+
 TEST_F(BreakerTest, AStaleProbeFromAnEarlierCycleIsIgnored) {
   rebound::circuit_breaker b({.failure_threshold = 1, .open_duration = 1s}, clock_);
   fail(b);

@@ -73,6 +73,21 @@ TEST_F(NestingTest, ADeferredFailureKeepsTheInnerVerdict) {
   EXPECT_EQ(calls, 3);  // retried by the outer loop, one inner attempt each
 }
 
+TEST_F(NestingTest, TheEnclosingLoopsOwnRulesComeBeforeTheCarriedVerdict) {
+  // The inner loop has no rules (everything transient); the outer says logic errors are permanent.
+  const auto outer = outer_.abort_on<std::logic_error>();
+  int calls = 0;
+  EXPECT_THROW(rebound::retry(outer,
+                              [&] {
+                                rebound::retry(inner_, [&] {
+                                  ++calls;
+                                  throw std::logic_error("bug");
+                                });
+                              }),
+               std::logic_error);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(NestingTest, TheEnclosingLoopRethrowsTheOriginalException) {
   const auto inner =
       inner_.retry_if_exception([](const http_status_error& e) { return e.status == 503; });

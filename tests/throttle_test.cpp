@@ -75,6 +75,27 @@ TEST(AdaptiveThrottleTest, RefusesEvenAFirstAttemptWithItsOwnError) {
   EXPECT_EQ(calls + refused, 100);
 }
 
+TEST(AdaptiveThrottleTest, ASeededPolicyStillRejectsAFractionNotAll) {
+  rebound::testing::simulated_clock clock;
+  auto t = std::make_shared<rebound::adaptive_throttle>(
+      rebound::adaptive_throttle::options{.k = 2.0, .window = 120s}, clock);
+  load(*t, 100, 30);  // p = (100 - 60) / 101, about 0.4
+  // One attempt per call, always failing: p only grows (0.4 to 0.8) during the loop.
+  const auto p = rebound::retry_policy{}.clock(clock).throttle(t).seed(1).stop(
+      rebound::stop::after_attempts(1));
+  int refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    try {
+      rebound::retry(p, [] { throw std::runtime_error("503"); });
+    } catch (const rebound::throttled_error&) {
+      ++refused;
+    } catch (const std::runtime_error&) {
+    }
+  }
+  EXPECT_GT(refused, 20);   // not none...
+  EXPECT_LT(refused, 180);  // ...and not all: each call draws its own number
+}
+
 TEST(AdaptiveThrottleTest, AcceptedOutcomesAreRecordedByTheLoop) {
   rebound::testing::simulated_clock clock;
   auto t =

@@ -88,7 +88,8 @@ class circuit_breaker {
   void reset();
 
   [[nodiscard]] breaker_state state() const;
-  /// Called on every state change, outside the lock, on the thread that caused it.
+  /// Called on every state change, in order, on the thread that caused it,
+  /// while the breaker's lock is held: the listener must not call the breaker.
   void on_state_change(state_listener listener);
   [[nodiscard]] const breaker_options& settings() const noexcept { return options_; }
 
@@ -102,6 +103,7 @@ class circuit_breaker {
   std::atomic<breaker_state> state_{breaker_state::closed};
   std::atomic<int> consecutive_failures_{0};
   time_point open_until_{};
+  time_point half_open_since_{};
   int probes_left_ = 0;
   int probes_succeeded_ = 0;
   std::uint64_t generation_ = 0;

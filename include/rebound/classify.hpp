@@ -144,6 +144,8 @@ class classifier {
 
   /// The verdict for an exception (see the header comment for the default).
   [[nodiscard]] verdict classify_exception(const std::exception_ptr& e) const;
+  /// The verdict of the first exception rule that matches, or nullopt.
+  [[nodiscard]] std::optional<verdict> match_exception(const std::exception_ptr& e) const;
 
   /// The verdict for a returned value.
   template <class R>

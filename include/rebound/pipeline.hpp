@@ -42,7 +42,8 @@ class pipeline {
     if (timeout_) {
       const time_point now = policy_.custom_clock() != nullptr ? policy_.custom_clock()->now()
                                                                : detail::coarse_steady_now();
-      const time_point d = now + *timeout_;
+      const time_point d =
+          *timeout_ >= time_point::max() - now ? time_point::max() : now + *timeout_;
       options.deadline = options.deadline ? std::min(*options.deadline, d) : d;
     }
     auto through_breaker = [&](const attempt& a) -> R {

@@ -183,6 +183,7 @@ class retry_state {
   retry_state(const retry_policy& p, time_point start, std::uint64_t stream_seed) noexcept
       : retry_state(p, start) {
     rng_.emplace(stream_seed);
+    admit_seed_ = stream_seed ^ 0x5851f42d4c957f2dULL;
   }
   retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
     if (p.has_overload_hooks() && p.budget()) [[unlikely]] {
@@ -233,7 +234,11 @@ class retry_state {
   time_point start_;
   int attempt_ = 1;
   duration previous_delay_{};
-  std::optional<random_stream> rng_;         // seeded on first use
+  std::optional<random_stream> rng_;  // seeded on first use
+  // Throttle admission draws from its own stream, so a seeded policy's calls
+  // do not all draw the same number, and the jitter schedule is unchanged.
+  std::optional<random_stream> admit_rng_;
+  std::uint64_t admit_seed_ = 0;             // 0: a fresh seed per call
   std::optional<retry_request> last_retry_;  // the granted retry that started this attempt
 };
 

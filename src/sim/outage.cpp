@@ -39,6 +39,7 @@ class outage_run {
 
   outage_series run() {
     eng_.after<&outage_run::arrival>(next_gap(), this, 0);
+    if (o_.trigger_capacity <= 0.0) eng_.after<&outage_run::go_down>(o_.trigger_at, this, 0);
     eng_.run_until(eng_.start() + o_.length);
     // Counted from the requests themselves, so conservation is a real check:
     // started == succeeded + failures + in_flight.
@@ -131,10 +132,25 @@ class outage_run {
     busy_ = true;
     const std::uint64_t k = queue_.front();
     queue_.pop_front();
+    in_service_ = k;
     eng_.after<&outage_run::served>(service_time(), this, k);
   }
 
+  // A full outage: the server goes down, and every connection it held (the
+  // request in service and the queued ones) is reset.
+  void go_down(std::uint64_t) {
+    if (busy_) eng_.after<&outage_run::response_failed>(duration::zero(), this, in_service_);
+    for (const std::uint64_t k : queue_) {
+      eng_.after<&outage_run::response_failed>(duration::zero(), this, k);
+    }
+    queue_.clear();
+    busy_ = false;
+    in_service_ = no_request;
+  }
+
   void served(std::uint64_t k) {
+    if (k != in_service_) return;  // reset by an outage while in service
+    in_service_ = no_request;
     const std::uint64_t id = k >> 20;
     const int attempt = static_cast<int>(k & 0xfffff);
     request& r = requests_[id];
@@ -215,6 +231,8 @@ class outage_run {
   std::deque<request> requests_;
   std::deque<std::uint64_t> queue_;
   bool busy_ = false;
+  static constexpr std::uint64_t no_request = ~std::uint64_t{0};
+  std::uint64_t in_service_ = no_request;
   outage_series series_;
   std::vector<std::vector<double>> latencies_;
 };

@@ -112,6 +112,23 @@ TEST(OutageMetastabilityTest, FixedRetriesKeepTheServerSaturatedAfterACapacityDr
   }
 }
 
+TEST(OutageFullTest, AFullOutageResetsTheServersConnectionsForAnySeed) {
+  // A request in service when the server goes down must not jam it for good.
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    auto strategies = rebound::sim::default_outage_strategies();
+    const auto r = rebound::sim::run_outage({.length = 24s,
+                                             .trigger_at = 5s,
+                                             .trigger_for = 5s,
+                                             .trigger_capacity = 0.0,
+                                             .seed = seed,
+                                             .strategies = {strategies[0], strategies[1]}});
+    for (const auto& s : r.series) {
+      EXPECT_TRUE(s.recovered) << s.strategy << " seed " << seed;
+      EXPECT_EQ(s.started, s.succeeded + s.failures + s.in_flight) << s.strategy;
+    }
+  }
+}
+
 TEST(OutageDeterminismTest, SameSeedSameNumbers) {
   const rebound::sim::outage_options o{
       .length = 15s, .trigger_at = 5s, .trigger_for = 5s, .trigger_capacity = 0.2};

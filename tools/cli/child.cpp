@@ -25,8 +25,21 @@ interrupts::~interrupts() {
 void interrupts::raise(int sig) noexcept {
   int expected = 0;
   signal_.compare_exchange_strong(expected, sig);
+  last_signal_.store(sig);
+  received_.fetch_add(1);
   const char byte = 1;
   if (pipe_[1] >= 0) (void)!::write(pipe_[1], &byte, 1);
+}
+
+void interrupts::forward_pending(pid_t group) noexcept {
+  if (group <= 0) return;
+  int done = forwarded_.load();
+  while (done < received_.load()) {
+    if (forwarded_.compare_exchange_weak(done, done + 1)) {
+      ::kill(-group, last_signal_.load());
+      done = forwarded_.load();
+    }
+  }
 }
 
 namespace {
@@ -35,10 +48,25 @@ using clock_type = std::chrono::steady_clock;
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
+// True when the child has exited (without reaping it).
+bool exited(pid_t pid) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == pid;
+}
+
 // Waits until the child is done or `until` (if set) passes. True when done.
-bool wait_readable(int pidfd, int wake_fd, std::optional<clock_type::time_point> until,
+// Without a pidfd (kernels before 5.3) it polls every 10 ms.
+bool wait_readable(pid_t pid, int pidfd, int wake_fd, std::optional<clock_type::time_point> until,
                    bool watch_wake) {
   for (;;) {
+    if (pidfd < 0) {
+      if (exited(pid)) return true;
+      if (until && clock_type::now() >= *until) return false;
+      pollfd wake{wake_fd, POLLIN, 0};
+      if (::poll(&wake, watch_wake && wake_fd >= 0 ? 1 : 0, 10) > 0) return false;
+      continue;
+    }
     int wait_ms = -1;
     if (until) {
       const auto left =
@@ -50,7 +78,7 @@ bool wait_readable(int pidfd, int wake_fd, std::optional<clock_type::time_point>
     const int n = ::poll(fds, watch_wake && wake_fd >= 0 ? 2 : 1, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return false;
+      return true;  // cannot wait here: let waitpid block instead of spinning
     }
     if (fds[0].revents != 0) return true;
     if (n > 0 && fds[1].revents != 0) return false;  // woken by a signal
@@ -101,8 +129,8 @@ child_result run_child(const std::vector<std::string>& argv,
   const bool exec_failed = ::read(report[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
   ::close(report[0]);
   irq.child_group.store(pid);
-  // A signal that arrived before the group was published was not forwarded.
-  if (const int sig = irq.signal(); sig != 0) ::kill(-pid, sig);
+  // A signal that arrived before the group was published is forwarded now (once).
+  irq.forward_pending(pid);
 
   const int pidfd = pidfd_open(pid);
   const auto start = clock_type::now();
@@ -114,11 +142,11 @@ child_result run_child(const std::vector<std::string>& argv,
   // gets until kill_at; then the whole group is killed, even processes that
   // outlive the command's main process.
   std::optional<clock_type::time_point> kill_at;
-  if (pidfd >= 0 && !exec_failed) {
+  if (!exec_failed) {
     bool cancel_handled = false;
     for (;;) {
       const auto until = kill_at ? kill_at : deadline;
-      if (wait_readable(pidfd, irq.wake_fd(), until, !cancel_handled)) break;  // main exited
+      if (wait_readable(pid, pidfd, irq.wake_fd(), until, !cancel_handled)) break;  // main exited
       const auto now = clock_type::now();
       if (irq.signal() != 0 && !cancel_handled) {
         // The signal thread forwarded the signal; the group has kill_after to exit.
@@ -127,7 +155,7 @@ child_result run_child(const std::vector<std::string>& argv,
         continue;
       }
       if (kill_at && now >= *kill_at) {
-        ::kill(-pid, SIGKILL);
+        ::kill(-pid, SIGKILL);  // the leader is alive (not reaped): the group is ours
         break;
       }
       if (deadline && now >= *deadline && !timed_out) {
@@ -149,7 +177,8 @@ child_result run_child(const std::vector<std::string>& argv,
     while (::kill(-pid, 0) == 0 && clock_type::now() < *kill_at) {
       ::poll(nullptr, 0, 10);  // a real 10 ms pause while other processes exit
     }
-    ::kill(-pid, SIGKILL);
+    // Only a group that still exists (ESRCH otherwise): never a reused id's.
+    if (::kill(-pid, 0) == 0) ::kill(-pid, SIGKILL);
     // SIGKILL is delivered asynchronously: give the group up to 500 ms to be gone.
     const auto gone_by = clock_type::now() + std::chrono::milliseconds(500);
     while (::kill(-pid, 0) == 0 && clock_type::now() < gone_by) ::poll(nullptr, 0, 5);

@@ -41,6 +41,9 @@ class interrupts {
 
   /// Called by the signal thread: records `sig` and wakes the waiter.
   void raise(int sig) noexcept;
+  /// Sends the signals received but not yet forwarded to `group`. Both the
+  /// signal thread and the child's starter call it; each signal goes once.
+  void forward_pending(pid_t group) noexcept;
   /// 0 while no signal arrived.
   [[nodiscard]] int signal() const noexcept { return signal_.load(); }
   [[nodiscard]] int wake_fd() const noexcept { return pipe_[0]; }
@@ -49,6 +52,9 @@ class interrupts {
 
  private:
   std::atomic<int> signal_{0};
+  std::atomic<int> received_{0};
+  std::atomic<int> forwarded_{0};
+  std::atomic<int> last_signal_{0};
   int pipe_[2] = {-1, -1};
 };
 

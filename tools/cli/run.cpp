@@ -261,7 +261,7 @@ int run_main(const run_options& o) {
       if (sigwait(&set, &sig) != 0) continue;
       irq.raise(sig);
       stop.request_stop();
-      if (const pid_t group = irq.child_group.load(); group > 0) ::kill(-group, sig);
+      irq.forward_pending(irq.child_group.load());
     }
   }).detach();
 

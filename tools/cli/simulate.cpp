@@ -168,7 +168,7 @@ int run_outage(const simulate_options& o, const std::vector<sim::strategy>& user
   for (const auto& s : r.series) {
     std::printf("%-32s %9.2f %10.2f %9.2f %11.0f%% %10s %9llu\n", s.strategy.c_str(),
                 s.amplification_before, s.amplification_during, s.amplification_after,
-                100 * s.goodput_ratio_end, s.recovered ? "yes" : "NO (stuck)",
+                100 * s.goodput_ratio_end, s.recovered ? "yes" : "no",
                 static_cast<unsigned long long>(s.wasted));
     series.push_back({{"policy", s.strategy},
                       {"amplification_before", s.amplification_before},

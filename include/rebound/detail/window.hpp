@@ -28,7 +28,7 @@ class second_window {
 
   /// Adds to the counters of `second`.
   void add(std::int64_t second, std::int64_t first, std::int64_t second_counter) {
-    bucket& b = buckets_[static_cast<std::size_t>(second % seconds_)];
+    bucket& b = buckets_[static_cast<std::size_t>(((second % seconds_) + seconds_) % seconds_)];
     if (b.second != second) b = bucket{second, 0, 0};
     b.a += first;
     b.b += second_counter;
