@@ -27,7 +27,7 @@ retry_error::retry_error(stop_reason reason, int attempts, duration elapsed,
       last_(std::move(last)),
       carried_(carried) {}
 
-int attempt::number() const noexcept { return loop_->state_.attempt(); }
+int attempt::number() const noexcept { return loop_->state_ ? loop_->state_->attempt() : 1; }
 
 std::optional<int> attempt::max_attempts() const noexcept {
   return loop_->policy_.stop().max_attempts();
@@ -36,7 +36,8 @@ std::optional<int> attempt::max_attempts() const noexcept {
 duration attempt::elapsed() const noexcept { return loop_->elapsed(); }
 
 std::optional<duration> attempt::remaining() const noexcept {
-  auto limit = loop_->policy_.stop().time_limit(loop_->state_.start());
+  auto limit = loop_->state_ ? loop_->policy_.stop().time_limit(loop_->state_->start())
+                             : std::optional<time_point>();
   if (const auto& d = loop_->options_.deadline) limit = limit ? std::min(*limit, *d) : *d;
   if (!limit) return std::nullopt;
   const time_point now = loop_->now();
@@ -111,11 +112,11 @@ event loop::make_event(event_kind kind, int attempt) const noexcept {
 duration loop::elapsed() const noexcept {
   if (!started_) return duration::zero();
   const time_point t = now();
-  return t > state_.start() ? t - state_.start() : duration::zero();
+  return t > state_->start() ? t - state_->start() : duration::zero();
 }
 
 void loop::notify_started() noexcept {
-  event e = make_event(event_kind::attempt_started, state_.attempt());
+  event e = make_event(event_kind::attempt_started, state_ ? state_->attempt() : 1);
   observer_->on_event(e);
 }
 
@@ -137,14 +138,15 @@ void loop::end(stop_reason r, int attempts) noexcept {
 
 bool loop::failed(const verdict& v, std::string cause) {
   const time_point t = now();
-  if (!started_) {
-    // Lazy start (see retry.hpp): the clock is first read at the first failure.
-    state_.restart_at(t);
-    started_ = true;
+  if (!state_) {
+    state_.emplace(policy_, t);  // lazy (see retry.hpp): built at the first failure
+  } else if (!started_) {
+    state_->restart_at(t);
   }
+  started_ = true;
   if (!failure_) failure_.emplace();
   failure_->cause = std::move(cause);
-  const int made = state_.attempt();
+  const int made = state_->attempt();
   if (observer_ != nullptr) {
     event e = make_event(event_kind::attempt_failed, made);
     e.verdict = v;
@@ -161,7 +163,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     end(stop_reason::deferred_to_outer, made);
     return false;
   }
-  const decision d = state_.decide(v, t, options_.deadline.value_or(time_point::max()));
+  const decision d = state_->decide(v, t, options_.deadline.value_or(time_point::max()));
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
       event e = make_event(event_kind::budget_rejected, made + 1);
@@ -172,7 +174,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     return false;
   }
   if (observer_ != nullptr) {
-    event e = make_event(event_kind::retry_scheduled, state_.attempt());
+    event e = make_event(event_kind::retry_scheduled, state_->attempt());
     e.delay = d.delay;
     e.verdict = v;
     observer_->on_event(e);
@@ -183,7 +185,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     end(stop_reason::cancelled, made);
     return false;
   }
-  if (!state_.admit_attempt()) {
+  if (!state_->admit_attempt()) {
     end(stop_reason::throttled, made);
     return false;
   }

@@ -161,14 +161,16 @@ namespace detail {
 class loop {
  public:
   loop(const retry_policy& p, const call_options& o, bool eager_start) noexcept
-      : policy_(p),
-        options_(o),
-        clock_(p.custom_clock()),
-        observer_(p.observer().get()),
-        state_(p, time_point{}) {
+      : policy_(p), options_(o), clock_(p.custom_clock()), observer_(p.observer().get()) {
+    // The per-call state is built on the first failure, unless something
+    // needs it from the start (a time limit, an observer, a report, an
+    // attempt context, a budget or throttle): a first-try success then
+    // builds nothing.
     if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time()) {
-      state_.restart_at(start_now());
+      state_.emplace(p, start_now());
       started_ = true;
+    } else if (p.has_overload_hooks()) [[unlikely]] {
+      state_.emplace(p, time_point{});
     }
   }
 
@@ -179,7 +181,7 @@ class loop {
       end(stop_reason::cancelled, 0);
       return false;
     }
-    if (!state_.admit_attempt()) [[unlikely]]
+    if (state_ && !state_->admit_attempt()) [[unlikely]]
       throw_throttled();
     if (observer_ != nullptr) [[unlikely]]
       notify_started();
@@ -187,9 +189,10 @@ class loop {
   }
   /// After a success.
   void succeeded() noexcept {
-    state_.record_success();
-    if (observer_ != nullptr || options_.report != nullptr) [[unlikely]] {
-      end(stop_reason::succeeded, state_.attempt());
+    if (state_) [[unlikely]] {
+      state_->record_success();
+      if (observer_ != nullptr || options_.report != nullptr)
+        end(stop_reason::succeeded, state_->attempt());
     }
   }
   /// After a failure: decides, notifies, sleeps. True: run the next attempt.
@@ -239,7 +242,7 @@ class loop {
   const call_options& options_;
   clock* clock_;
   observer* observer_;
-  retry_state state_;
+  std::optional<retry_state> state_;
   bool started_ = false;
   stop_reason reason_ = stop_reason::succeeded;
   // What the last failure was; set on the failure path only, so a first-try
