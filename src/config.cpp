@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -46,6 +47,18 @@ std::string got(const json& v) { return v.is_null() ? "null" : type_name(v) + " 
 
 [[noreturn]] void fail(const std::string& field, const std::string& problem) {
   throw config_error(field, problem);
+}
+
+// One of a fixed set of names, or an error listing them: "\"x\" is not a <what>; allowed: a, b".
+template <class E>
+E pick(std::string_view text, const std::string& field, const char* what,
+       std::initializer_list<std::pair<const char*, E>> names) {
+  std::string allowed;
+  for (const auto& [name, value] : names) {
+    if (text == name) return value;
+    allowed += allowed.empty() ? name : std::string(", ") + name;
+  }
+  fail(field, "\"" + std::string(text) + "\" is not " + what + "; allowed: " + allowed);
 }
 
 duration to_duration(std::string_view text, const std::string& field) {
@@ -108,9 +121,9 @@ std::string json_string(const json& v, const std::string& field) {
 }
 
 server_delay_mode parse_server_delay_mode(std::string_view s, const std::string& field) {
-  if (s == "clamp") return server_delay_mode::clamp;
-  if (s == "give_up") return server_delay_mode::give_up;
-  fail(field, "\"" + std::string(s) + "\" is not allowed; allowed: clamp, give_up");
+  return pick<server_delay_mode>(
+      s, field, "allowed here",
+      {{"clamp", server_delay_mode::clamp}, {"give_up", server_delay_mode::give_up}});
 }
 
 template <class T>
@@ -369,15 +382,10 @@ bool set_budget_key(budget_settings& b, std::string_view key, const value_ref& v
     return static_cast<int>(number_in(v, field, lo, hi, true));
   };
   if (key == "type") {
-    const std::string t = string_in(v, field);
-    if (t == "token_bucket")
-      b.type = budget_kind::token_bucket;
-    else if (t == "ratio")
-      b.type = budget_kind::ratio;
-    else if (t == "throttle")
-      b.type = budget_kind::throttle;
-    else
-      fail(field, "\"" + t + "\" is not a budget type; allowed: token_bucket, ratio, throttle");
+    b.type = pick<budget_kind>(string_in(v, field), field, "a budget type",
+                               {{"token_bucket", budget_kind::token_bucket},
+                                {"ratio", budget_kind::ratio},
+                                {"throttle", budget_kind::throttle}});
   } else if (key == "capacity") {
     b.token_bucket.capacity = int_in(1, 1e6);
   } else if (key == "retry_cost") {
@@ -453,13 +461,9 @@ adaptive_throttle::options read_throttle(const json& j, adaptive_throttle::optio
 bool set_breaker_key(breaker_options& b, std::string_view key, const value_ref& v,
                      const std::string& field) {
   if (key == "mode") {
-    const std::string m = string_in(v, field);
-    if (m == "consecutive")
-      b.mode = breaker_mode::consecutive;
-    else if (m == "sampling")
-      b.mode = breaker_mode::sampling;
-    else
-      fail(field, "\"" + m + "\" is not a breaker mode; allowed: consecutive, sampling");
+    b.mode = pick<breaker_mode>(
+        string_in(v, field), field, "a breaker mode",
+        {{"consecutive", breaker_mode::consecutive}, {"sampling", breaker_mode::sampling}});
   } else if (key == "failure_threshold") {
     b.failure_threshold = static_cast<int>(number_in(v, field, 1, 1e6, true));
   } else if (key == "failure_ratio") {
@@ -539,12 +543,11 @@ std::string to_string(const rebound::jitter& j) {
 }
 
 backoff::kind parse_backoff_kind(std::string_view text, const std::string& field) {
-  if (text == "constant") return backoff::kind::constant;
-  if (text == "linear") return backoff::kind::linear;
-  if (text == "exponential") return backoff::kind::exponential;
-  if (text == "list") return backoff::kind::list;
-  fail(field, "\"" + std::string(text) +
-                  "\" is not a backoff type; allowed: constant, linear, exponential, list");
+  return pick<backoff::kind>(text, field, "a backoff type",
+                             {{"constant", backoff::kind::constant},
+                              {"linear", backoff::kind::linear},
+                              {"exponential", backoff::kind::exponential},
+                              {"list", backoff::kind::list}});
 }
 
 rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
