@@ -482,6 +482,29 @@ bool set_breaker_key(breaker_options& b, std::string_view key, const value_ref& 
   return true;
 }
 
+// A JSON document that must be an object.
+json parse_object(std::string_view text) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("(document)", std::string("not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) fail("(document)", "expected a JSON object, got " + type_name(doc));
+  return doc;
+}
+
+// A validation error renamed as the environment spells the setting:
+// "backoff.max" under "APP_" becomes "APP_BACKOFF_MAX" (with the path when `keep_path`).
+config_error renamed_for_env(const config_error& e, const std::string& head, bool keep_path) {
+  std::string env_name = head;
+  for (char c : e.field()) {
+    env_name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return config_error(keep_path ? env_name + " (" + e.field() + ")" : env_name,
+                      std::string(e.what()).substr(e.field().size() + 2));
+}
+
 // PREFIX_SOME_KEY -> some_key
 std::string env_key(std::string_view name, std::size_t head) {
   std::string k(name.substr(head));
@@ -638,7 +661,13 @@ void policy_settings::validate() const {
   }
 }
 
-retry_policy policy_settings::to_policy() const {
+retry_policy policy_settings::to_policy() const { return build(nullptr); }
+
+retry_policy policy_settings::to_policy(clock& c) const { return build(&c); }
+
+// A custom clock is set only when given: a policy on the system clock keeps
+// the blocking loop's fast, coarse start stamp.
+retry_policy policy_settings::build(clock* c) const {
   validate();
   stop_condition stop;
   if (max_attempts) stop = stop | stop::after_attempts(*max_attempts);
@@ -667,26 +696,15 @@ retry_policy policy_settings::to_policy() const {
   retry_policy p = retry_policy{}.stop(stop).backoff(b).jitter(jitter).max_server_delay(
       max_server_delay, server_delay);
   if (seed) p = p.seed(*seed);
-  if (budget) p = p.budget(budget->make());
-  if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle));
-  return p;
-}
-
-retry_policy policy_settings::to_policy(clock& c) const {
-  retry_policy p = to_policy().clock(c);
-  if (budget) p = p.budget(budget->make(c));
-  if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle, c));
+  clock& time = c != nullptr ? *c : system_clock();
+  if (c != nullptr) p = p.clock(*c);
+  if (budget) p = p.budget(budget->make(time));
+  if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle, time));
   return p;
 }
 
 policy_settings settings_from_json(std::string_view text, policy_settings s) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("(document)", std::string("not valid JSON: ") + e.what());
-  }
-  if (!doc.is_object()) fail("(document)", "expected a JSON object, got " + type_name(doc));
+  const json doc = parse_object(text);
   for (const auto& [key, v] : doc.items()) {
     if (key == "max_attempts") {
       s.max_attempts = json_attempts(v, key);
@@ -819,13 +837,7 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
   try {
     s.validate();
   } catch (const config_error& e) {
-    // Name the setting as the environment spells it.
-    std::string env_name = head;
-    for (char c : e.field()) {
-      env_name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    throw config_error(env_name + " (" + e.field() + ")",
-                       std::string(e.what()).substr(e.field().size() + 2));
+    throw renamed_for_env(e, head, true);
   }
   return s;
 }
@@ -905,13 +917,7 @@ void validate(const breaker_options& o) {
 }
 
 breaker_options breaker_from_json(std::string_view text, breaker_options b) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("(document)", std::string("not valid JSON: ") + e.what());
-  }
-  if (!doc.is_object()) fail("(document)", "expected a JSON object, got " + type_name(doc));
+  const json doc = parse_object(text);
   for (const auto& [key, v] : doc.items()) {
     if (!set_breaker_key(b, key, {&v, {}}, key)) {
       fail(key,
@@ -937,10 +943,7 @@ breaker_options apply_breaker_env(breaker_options b, std::string_view prefix,
   try {
     validate(b);
   } catch (const config_error& e) {
-    std::string env_name = head;
-    for (char c : e.field())
-      env_name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    throw config_error(env_name, std::string(e.what()).substr(e.field().size() + 2));
+    throw renamed_for_env(e, head, false);
   }
   return b;
 }

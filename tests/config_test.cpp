@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "rebound/testing/simulated_clock.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -293,6 +295,20 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<bad_case>& param) {
       return "case" + std::to_string(param.index);
     });
+
+TEST(ConfigBudgetTest, ToPolicyOnAClockPutsTheBudgetOnThatClock) {
+  auto s = settings_from_json(R"({"budget": {"type": "ratio", "min_per_second": 1,
+                                  "window": "10s"}})");
+  EXPECT_EQ(s.to_policy().custom_clock(), nullptr);  // system clock: the fast start stamp
+  rebound::testing::simulated_clock clock;
+  const auto p = s.to_policy(clock);
+  EXPECT_EQ(p.custom_clock(), &clock);
+  auto& ratio = dynamic_cast<rebound::ratio_budget&>(*p.budget());
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(ratio.try_acquire({}));  // the 10 s floor
+  EXPECT_FALSE(ratio.try_acquire({}));
+  clock.advance(10s);  // only the simulated clock can empty its window
+  EXPECT_TRUE(ratio.try_acquire({}));
+}
 
 TEST(ConfigBudgetTest, EnvironmentSetsBudgetAndThrottle) {
   const auto s = rebound::apply_env({}, "APP",

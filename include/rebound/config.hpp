@@ -125,6 +125,9 @@ struct policy_settings {
   [[nodiscard]] duration effective_max_delay() const;
 
   friend bool operator==(const policy_settings&, const policy_settings&) = default;
+
+ private:
+  [[nodiscard]] retry_policy build(clock* c) const;
 };
 
 /// Reads a JSON document over `base`. Throws config_error.
