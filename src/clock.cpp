@@ -1,8 +1,12 @@
 #include "rebound/clock.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+
+#include "detail/arith.hpp"
+#include "detail/call_queue.hpp"
 
 namespace rebound {
 
@@ -11,6 +15,63 @@ bool clock::sleep_for(duration d, std::stop_token stop) {
 }
 
 namespace {
+
+time_point steady_now() noexcept {
+  return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+}
+
+// One thread for every call_at on real-time clocks, started on first use.
+class timer_thread {
+ public:
+  static timer_thread& instance() {
+    static timer_thread t;
+    return t;
+  }
+  std::uint64_t add(time_point at, std::function<void()> fn) {
+    return queue_.add(at, std::move(fn));
+  }
+  bool cancel(std::uint64_t id) noexcept { return queue_.cancel(id); }
+
+  ~timer_thread() {
+    {
+      std::lock_guard lock(queue_.mutex());
+      done_ = true;
+    }
+    queue_.cv().notify_all();
+    thread_.join();
+  }
+  timer_thread(const timer_thread&) = delete;
+  timer_thread& operator=(const timer_thread&) = delete;
+
+ private:
+  timer_thread() : thread_([this] { run(); }) {}
+
+  void run() {
+    for (;;) {
+      {
+        std::unique_lock lock(queue_.mutex());
+        for (;;) {
+          if (done_) return;
+          const auto next = queue_.next_locked();
+          if (next && *next <= steady_now()) break;
+          if (next) {
+            // Bounded, so a far-away (or max) time cannot overflow the wait.
+            const time_point until = std::min(*next, steady_now() + std::chrono::hours(1));
+            queue_.cv().wait_until(lock, std::chrono::steady_clock::time_point(until));
+          } else {
+            queue_.cv().wait(lock);
+          }
+        }
+      }
+      while (queue_.run_one_due(steady_now())) {
+      }
+    }
+  }
+
+  detail::call_queue queue_;
+  bool done_ = false;  // guarded by queue_.mutex()
+  std::thread thread_;
+};
 
 class steady_system_clock final : public clock {
  public:
@@ -35,6 +96,15 @@ class steady_system_clock final : public clock {
 };
 
 }  // namespace
+
+std::uint64_t clock::call_at(time_point at, std::function<void()> fn) {
+  // On the steady time line: `at - now()` from here.
+  const time_point t = now();
+  const duration wait = at > t ? at - t : duration::zero();
+  return timer_thread::instance().add(detail::saturating_add(steady_now(), wait), std::move(fn));
+}
+
+bool clock::cancel_call(std::uint64_t id) noexcept { return timer_thread::instance().cancel(id); }
 
 clock& system_clock() noexcept {
   static steady_system_clock instance;

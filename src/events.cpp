@@ -18,6 +18,8 @@ std::string_view to_string(event_kind k) noexcept {
       return "budget_rejected";
     case event_kind::deferred:
       return "deferred";
+    case event_kind::hedged:
+      return "hedged";
   }
   return "unknown";
 }
@@ -59,6 +61,9 @@ void counters_observer::on_event(const event& e) noexcept {
       break;
     case event_kind::deferred:
       break;
+    case event_kind::hedged:
+      hedges_.fetch_add(1, relaxed);
+      break;
     case event_kind::gave_up:
     case event_kind::succeeded: {
       const auto i = static_cast<std::size_t>(e.reason);
@@ -77,6 +82,7 @@ counters_observer::counts counters_observer::snapshot() const noexcept {
   c.failures_permanent = permanent_.load(relaxed);
   c.failures_overloaded = overloaded_.load(relaxed);
   c.budget_rejections = budget_rejections_.load(relaxed);
+  c.hedges = hedges_.load(relaxed);
   for (std::size_t i = 0; i < ends_.size(); ++i) c.ends[i] = ends_[i].load(relaxed);
   return c;
 }

@@ -44,6 +44,10 @@ void log_observer::on_event(const event& e) noexcept {
       case event_kind::budget_rejected:
         logger_->warn("{}: retry budget exhausted; not retrying attempt {}", name_, e.attempt);
         break;
+      case event_kind::hedged:
+        logger_->debug("{}: attempt {} is slow; hedging with attempt {}", name_, e.attempt - 1,
+                       e.attempt);
+        break;
       case event_kind::deferred:
         logger_->debug("{}: nested retry loop handed attempt {} to the enclosing loop", name_,
                        e.attempt);

@@ -1,6 +1,11 @@
 #include "rebound/policy.hpp"
 
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
 #include "detail/arith.hpp"
+#include "rebound/duration.hpp"
 
 namespace rebound {
 
@@ -78,6 +83,51 @@ retry_policy retry_policy::nesting(::rebound::nesting n) const {
   return p;
 }
 
+retry_policy retry_policy::attempt_timeout(duration d) const {
+  if (d <= duration::zero()) {
+    throw std::invalid_argument("attempt_timeout must be > 0, got " + format_duration(d));
+  }
+  retry_policy p = *this;
+  p.attempt_timeout_ = d;
+  return p;
+}
+retry_policy retry_policy::total_timeout(duration d) const {
+  if (d <= duration::zero()) {
+    throw std::invalid_argument("total_timeout must be > 0, got " + format_duration(d));
+  }
+  retry_policy p = *this;
+  p.total_timeout_ = d;
+  return p;
+}
+retry_policy retry_policy::no_timeouts() const {
+  retry_policy p = *this;
+  p.attempt_timeout_.reset();
+  p.total_timeout_.reset();
+  return p;
+}
+retry_policy retry_policy::hedge(hedge_policy h) const {
+  if (h.delay < duration::zero()) {
+    throw std::invalid_argument("hedge.delay must be >= 0, got " + format_duration(h.delay));
+  }
+  if (h.max_hedges < 1) {
+    throw std::invalid_argument("hedge.max_hedges must be >= 1, got " +
+                                std::to_string(h.max_hedges));
+  }
+  if (h.percentile && !(*h.percentile > 0.0 && *h.percentile < 1.0)) {
+    throw std::invalid_argument("hedge.percentile must be in (0, 1), got " +
+                                std::to_string(*h.percentile));
+  }
+  if (h.percentile && !h.tracker) h.tracker = std::make_shared<latency_tracker>();
+  retry_policy p = *this;
+  p.hedge_ = std::move(h);
+  return p;
+}
+retry_policy retry_policy::no_hedge() const {
+  retry_policy p = *this;
+  p.hedge_.reset();
+  return p;
+}
+
 ::rebound::clock& retry_policy::clock() const noexcept {
   return clock_ != nullptr ? *clock_ : system_clock();
 }
@@ -87,7 +137,9 @@ bool operator==(const retry_policy& a, const retry_policy& b) noexcept {
          a.classifier_ == b.classifier_ && a.max_server_delay_ == b.max_server_delay_ &&
          a.server_delay_mode_ == b.server_delay_mode_ && a.seed_ == b.seed_ &&
          a.observer_ == b.observer_ && a.clock_ == b.clock_ && a.give_up_ == b.give_up_ &&
-         a.budget_ == b.budget_ && a.throttle_ == b.throttle_ && a.nesting_ == b.nesting_;
+         a.budget_ == b.budget_ && a.throttle_ == b.throttle_ && a.nesting_ == b.nesting_ &&
+         a.attempt_timeout_ == b.attempt_timeout_ && a.total_timeout_ == b.total_timeout_ &&
+         a.hedge_ == b.hedge_;
 }
 
 random_stream& retry_state::rng() {
@@ -161,6 +213,22 @@ decision retry_state::decide(const verdict& v, time_point now, time_point deadli
   ++attempt_;
   previous_delay_ = delay;
   return decision::retry_after(delay);
+}
+
+decision retry_state::decide_hedge(time_point now, time_point deadline) {
+  const retry_policy& p = *policy_;
+  const duration elapsed = now > start_ ? now - start_ : duration::zero();
+  const stop_context ctx{
+      .attempts = attempt_, .elapsed = elapsed, .next_delay = duration::zero(), .now = now};
+  if (auto reason = p.stop().check(ctx)) return decision::stop(*reason);
+  if (now > deadline) return decision::stop(stop_reason::time_exhausted);
+  const retry_request request{.attempt = attempt_ + 1, .after_timeout = false};
+  if (p.budget() && !p.budget()->try_acquire(request)) {
+    return decision::stop(stop_reason::budget_exhausted);
+  }
+  last_retry_ = request;
+  ++attempt_;
+  return decision::retry_after(duration::zero());
 }
 
 }  // namespace rebound

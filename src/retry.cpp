@@ -39,12 +39,17 @@ std::optional<duration> attempt::remaining() const noexcept {
   auto limit = loop_->state_ ? loop_->policy_.stop().time_limit(loop_->state_->start())
                              : std::optional<time_point>();
   if (const auto& d = loop_->options_.deadline) limit = limit ? std::min(*limit, *d) : *d;
+  if (loop_->deadline_ != time_point::max()) {
+    limit = limit ? std::min(*limit, loop_->deadline_) : loop_->deadline_;
+  }
   if (!limit) return std::nullopt;
   const time_point now = loop_->now();
   return *limit > now ? *limit - now : duration::zero();
 }
 
-std::stop_token attempt::stop_token() const noexcept { return loop_->options_.stop; }
+std::stop_token attempt::stop_token() const noexcept {
+  return loop_->watch_ ? loop_->watch_->source.get_token() : loop_->options_.stop;
+}
 
 namespace detail {
 
@@ -136,14 +141,60 @@ void loop::end(stop_reason r, int attempts) noexcept {
   }
 }
 
-bool loop::failed(const verdict& v, std::string cause) {
+void loop::init_deadline() noexcept {
+  if (const auto total = policy_.total_timeout()) {
+    deadline_ = saturating_add(state_->start(), *total);
+  }
+  if (options_.deadline) deadline_ = std::min(deadline_, *options_.deadline);
+}
+
+void loop::arm_watch() {
+  watch_.emplace();
+  watch& w = *watch_;
+  if (options_.stop.stop_possible()) w.link.emplace(options_.stop, watch::forward{&w.source});
   const time_point t = now();
+  time_point until = deadline_;
+  if (const auto per = policy_.attempt_timeout()) until = std::min(until, saturating_add(t, *per));
+  if (until == time_point::max()) return;
+  if (until <= t) {
+    w.fired.store(true, std::memory_order_relaxed);
+    w.source.request_stop();
+    return;
+  }
+  clock& c = clock_ != nullptr ? *clock_ : system_clock();
+  w.call = c.call_at(until, [&w] {
+    w.fired.store(true, std::memory_order_relaxed);
+    w.source.request_stop();
+  });
+}
+
+void loop::disarm_watch() noexcept {
+  if (!watch_ || watch_->call == 0) return;
+  clock& c = clock_ != nullptr ? *clock_ : system_clock();
+  c.cancel_call(watch_->call);  // waits for a callback already running
+  watch_->call = 0;
+}
+
+void loop::throw_hedge_unsupported() {
+  throw std::invalid_argument(
+      "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
+      "rebound::async_retry; the blocking retry() runs one attempt at a time");
+}
+
+decision loop::decide_failure(const verdict& given, std::string cause, bool timed_out) {
+  const time_point t = now();
+  failed_at_ = t;
   if (!state_) {
     state_.emplace(policy_, t);  // lazy (see retry.hpp): built at the first failure
   } else if (!started_) {
     state_->restart_at(t);
   }
   started_ = true;
+  // A failure after the attempt's timer fired is a timeout, whatever it threw.
+  if (watch_ && watch_->fired.load(std::memory_order_relaxed) && !options_.stop.stop_requested()) {
+    timed_out = true;
+  }
+  const verdict v = timed_out ? verdict::timed_out() : given;
   if (!failure_) failure_.emplace();
   failure_->cause = std::move(cause);
   const int made = state_->attempt();
@@ -152,7 +203,7 @@ bool loop::failed(const verdict& v, std::string cause) {
     e.verdict = v;
     observer_->on_event(e);
   }
-  if (loop_depth > 0 && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
+  if (nested() && policy_.nesting() == nesting::defer && v.kind == verdict_kind::transient) {
     // One retry layer per logical call: the enclosing loop decides.
     failure_->last_verdict = v;
     if (observer_ != nullptr) {
@@ -161,9 +212,13 @@ bool loop::failed(const verdict& v, std::string cause) {
       observer_->on_event(e);
     }
     end(stop_reason::deferred_to_outer, made);
-    return false;
+    return decision::stop(stop_reason::deferred_to_outer);
   }
-  const decision d = state_->decide(v, t, options_.deadline.value_or(time_point::max()));
+  if (timed_out && t >= deadline_) {
+    end(stop_reason::time_exhausted, made);
+    return decision::stop(stop_reason::time_exhausted);
+  }
+  const decision d = state_->decide(v, t, deadline_);
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
       event e = make_event(event_kind::budget_rejected, made + 1);
@@ -171,7 +226,7 @@ bool loop::failed(const verdict& v, std::string cause) {
       observer_->on_event(e);
     }
     end(d.reason, made);
-    return false;
+    return d;
   }
   if (observer_ != nullptr) {
     event e = make_event(event_kind::retry_scheduled, state_->attempt());
@@ -179,9 +234,12 @@ bool loop::failed(const verdict& v, std::string cause) {
     e.verdict = v;
     observer_->on_event(e);
   }
-  clock& c = clock_ != nullptr ? *clock_ : system_clock();
-  if (options_.stop.stop_requested() || !c.sleep_until(saturating_add(t, d.delay), options_.stop) ||
-      options_.stop.stop_requested()) {
+  return d;
+}
+
+bool loop::resume(bool slept) {
+  const int made = state_->attempt() - 1;
+  if (!slept) {
     end(stop_reason::cancelled, made);
     return false;
   }
@@ -193,12 +251,22 @@ bool loop::failed(const verdict& v, std::string cause) {
   return true;
 }
 
+bool loop::failed(const verdict& given, std::string cause) {
+  const decision d = decide_failure(given, std::move(cause), false);
+  if (!d.retry) return false;
+  clock& c = clock_ != nullptr ? *clock_ : system_clock();
+  const bool slept = !options_.stop.stop_requested() &&
+                     c.sleep_until(saturating_add(failed_at_, d.delay), options_.stop) &&
+                     !options_.stop.stop_requested();
+  return resume(slept);
+}
+
 void loop::give_up(const std::exception_ptr& e) const {
   if (reason_ == stop_reason::deferred_to_outer) {
     throw retry_error(reason_, attempts_made_, elapsed(), innermost(e),
                       failure_ ? failure_->last_verdict : verdict::transient());
   }
-  if (reason_ == stop_reason::overloaded && loop_depth > 0) {
+  if (reason_ == stop_reason::overloaded && nested()) {
     // Pushback stays non-retryable for every enclosing loop.
     throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), verdict::overloaded());
   }

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <stop_token>
 
 namespace rebound {
@@ -37,6 +39,20 @@ class clock {
 
   /// Same as `sleep_until(now() + d, stop)`.
   bool sleep_for(duration d, std::stop_token stop);
+
+  /// Runs `fn` once, as soon as `now() >= at`, unless cancel_call() stops it
+  /// first. Used for timeouts (a blocking loop's attempt timer) and by the
+  /// async loop on clocks that are not the system clock. `fn` runs on a
+  /// thread of the clock's choosing, must be short and must not throw.
+  /// The default runs `fn` on one process-wide timer thread after `at - now()`
+  /// of real time; simulated clocks run it when time is advanced past `at`.
+  /// Returns an id for cancel_call() (never 0).
+  virtual std::uint64_t call_at(time_point at, std::function<void()> fn);
+
+  /// Cancels a call scheduled with call_at(). True when `fn` will not run.
+  /// False when it has run; when it is running on another thread, waits for
+  /// it to return first (so whatever `fn` touches may be destroyed after).
+  virtual bool cancel_call(std::uint64_t id) noexcept;
 };
 
 /// The process-wide clock backed by std::chrono::steady_clock. A stop request

@@ -35,6 +35,7 @@ enum class event_kind : std::uint8_t {
   succeeded,        ///< attempt `attempt` succeeded
   budget_rejected,  ///< the retry budget refused the retry before `attempt`
   deferred,         ///< a nested loop handed its failure to the enclosing loop
+  hedged,           ///< async loop: attempt `attempt` starts while earlier ones still run
 };
 
 /// "attempt_started", ... (the enumerator's name).
@@ -80,6 +81,7 @@ class counters_observer final : public observer {
     std::uint64_t failures_permanent = 0;
     std::uint64_t failures_overloaded = 0;
     std::uint64_t budget_rejections = 0;
+    std::uint64_t hedges = 0;
     /// Ends of calls, indexed by stop_reason.
     std::array<std::uint64_t, stop_reason_count> ends{};
     [[nodiscard]] std::uint64_t ended(stop_reason r) const noexcept {
@@ -93,7 +95,7 @@ class counters_observer final : public observer {
 
  private:
   std::atomic<std::uint64_t> attempts_{0}, retries_{0}, transient_{0}, permanent_{0},
-      overloaded_{0}, budget_rejections_{0};
+      overloaded_{0}, budget_rejections_{0}, hedges_{0};
   std::array<std::atomic<std::uint64_t>, stop_reason_count> ends_{};
 };
 

@@ -27,6 +27,7 @@
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/events.hpp"
+#include "rebound/hedge.hpp"
 #include "rebound/jitter.hpp"
 #include "rebound/random.hpp"
 #include "rebound/stop.hpp"
@@ -92,6 +93,21 @@ class retry_policy {
   [[nodiscard]] retry_policy throttle(std::shared_ptr<adaptive_throttle> t) const;
   /// Behaviour inside another retry loop's attempt (default: defer).
   [[nodiscard]] retry_policy nesting(::rebound::nesting n) const;
+  /// A time limit for each attempt (> 0). The async loop cancels an attempt
+  /// that runs past it; the blocking loop requests the attempt's stop token
+  /// (cooperative). Either way the attempt counts as a transient timeout.
+  /// Throws std::invalid_argument for d <= 0.
+  [[nodiscard]] retry_policy attempt_timeout(duration d) const;
+  /// A time limit for the whole call, attempts and waits included (> 0): at
+  /// the limit the attempt in flight is cancelled (its stop token requested)
+  /// and the call ends with time_exhausted. Throws std::invalid_argument for d <= 0.
+  [[nodiscard]] retry_policy total_timeout(duration d) const;
+  /// Removes both timeouts.
+  [[nodiscard]] retry_policy no_timeouts() const;
+  /// Hedged attempts (async loop only; see hedge.hpp). Throws
+  /// std::invalid_argument naming the bad field.
+  [[nodiscard]] retry_policy hedge(hedge_policy h) const;
+  [[nodiscard]] retry_policy no_hedge() const;
 
   // Classification shortcuts (see classify.hpp); rules are appended.
   template <class... E>
@@ -137,6 +153,11 @@ class retry_policy {
     return throttle_;
   }
   [[nodiscard]] ::rebound::nesting nesting() const noexcept { return nesting_; }
+  [[nodiscard]] std::optional<duration> attempt_timeout() const noexcept {
+    return attempt_timeout_;
+  }
+  [[nodiscard]] std::optional<duration> total_timeout() const noexcept { return total_timeout_; }
+  [[nodiscard]] const std::optional<hedge_policy>& hedge() const noexcept { return hedge_; }
   /// True when a budget or a throttle is attached (one check on the fast path).
   [[nodiscard]] bool has_overload_hooks() const noexcept { return hooks_; }
 
@@ -158,6 +179,9 @@ class retry_policy {
   std::shared_ptr<adaptive_throttle> throttle_;
   ::rebound::nesting nesting_ = ::rebound::nesting::defer;
   bool hooks_ = false;  // budget_ || throttle_
+  std::optional<duration> attempt_timeout_;
+  std::optional<duration> total_timeout_;
+  std::optional<hedge_policy> hedge_;
 };
 
 /// The answer of one decision step.
@@ -202,6 +226,17 @@ class retry_state {
   /// The state keeps a pointer to the policy: a temporary would dangle.
   retry_state(retry_policy&&, time_point) = delete;
   retry_state(retry_policy&&, time_point, std::uint64_t) = delete;
+
+  /// May a hedge (another concurrent attempt) start at `now`? Checks the
+  /// stop condition as if attempt()+1 were a retry with no wait, the
+  /// deadline, and the budget (charged on yes). Yes advances attempt().
+  [[nodiscard]] decision decide_hedge(time_point now, time_point deadline);
+  /// A concurrent attempt failed while others still run: tells the budget
+  /// (decide() does this for the failure it is asked about).
+  void note_failure() noexcept {
+    if (policy_->has_overload_hooks() && policy_->budget()) [[unlikely]]
+      policy_->budget()->on_failure();
+  }
 
   /// Bookkeeping for a success that does not go through decide() (the
   /// blocking loop's fast path): budget refunds, throttle accepts.

@@ -18,6 +18,12 @@
 //   }, {.stop = token, .report = &report});
 //   if (!r) log("gave up: {}", rebound::to_string(report.reason));
 //
+// Timeouts (policy.attempt_timeout, policy.total_timeout, call_options.deadline)
+// are cooperative here: when one passes, the attempt's stop token
+// (attempt::stop_token()) is requested, and an attempt that then fails counts
+// as a transient timeout; past the total limit the call ends with
+// time_exhausted. The async loop (async.hpp) cancels attempts outright.
+//
 // Cancellation: a stop request ends a back-off sleep at once; it is checked
 // before the first attempt and after every sleep, and no attempt starts after
 // it. A call cancelled before any attempt ran, or after an attempt that threw,
@@ -29,7 +35,9 @@
 // `elapsed` then starts at the end of the first attempt).
 #pragma once
 
+#include <atomic>
 #include <concepts>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -59,7 +67,8 @@ struct call_options {
   std::stop_token stop{};         ///< cancels the call
   call_report* report = nullptr;  ///< filled in when the call ends
   /// A deadline for the whole call, on the policy's clock: no sleep that would
-  /// end past it starts (time_exhausted), and attempt::remaining() counts it.
+  /// end past it starts (time_exhausted), the attempt running at the
+  /// deadline has its stop token requested, and attempt::remaining() counts it.
   std::optional<time_point> deadline{};
 };
 
@@ -91,6 +100,8 @@ class retry_error : public std::runtime_error {
   std::exception_ptr last_;
   verdict carried_;
 };
+
+class async_attempt;
 
 namespace detail {
 class loop;
@@ -145,7 +156,8 @@ class attempt {
   /// Time left before the policy's time limit (after_elapsed, before_elapsed,
   /// deadline), or nullopt when the policy has none. Never negative.
   [[nodiscard]] std::optional<duration> remaining() const noexcept;
-  /// Requested when the call is cancelled.
+  /// Requested when the call is cancelled, and when the attempt's or the
+  /// call's time limit passes (policy timeouts, call_options::deadline).
   [[nodiscard]] std::stop_token stop_token() const noexcept;
 
  private:
@@ -160,15 +172,25 @@ namespace detail {
 // notifies. Not API.
 class loop {
  public:
-  loop(const retry_policy& p, const call_options& o, bool eager_start) noexcept
-      : policy_(p), options_(o), clock_(p.custom_clock()), observer_(p.observer().get()) {
+  /// `nested`: -1 when this thread's loop_depth tells whether an enclosing
+  /// loop is running (the blocking loop); 0 or 1 when the caller knows (async).
+  loop(const retry_policy& p, const call_options& o, bool eager_start, int nested = -1) noexcept
+      : policy_(p),
+        options_(o),
+        clock_(p.custom_clock()),
+        observer_(p.observer().get()),
+        nested_(static_cast<std::int8_t>(nested)) {
     // The per-call state is built on the first failure, unless something
     // needs it from the start (a time limit, an observer, a report, an
     // attempt context, a budget or throttle): a first-try success then
     // builds nothing.
-    if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time()) {
+    timed_ = p.attempt_timeout() || p.total_timeout() || o.deadline;
+    if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time() ||
+        timed_) {
       state_.emplace(p, start_now());
       started_ = true;
+      if (timed_) [[unlikely]]
+        init_deadline();
     } else if (p.has_overload_hooks()) [[unlikely]] {
       state_.emplace(p, time_point{});
     }
@@ -198,12 +220,40 @@ class loop {
   /// After a failure: decides, notifies, sleeps. True: run the next attempt.
   /// False: the call ends with reason().
   bool failed(const verdict& v, std::string cause);
+  /// The first half of failed(): decides and notifies, without sleeping.
+  /// When it says retry, sleep until failed_at() + delay, then call resume().
+  /// `timed_out`: the attempt was cut short by its timeout (the verdict
+  /// becomes verdict::timed_out()).
+  decision decide_failure(const verdict& v, std::string cause, bool timed_out);
+  /// The second half: `slept` false when the wait was cancelled. True: run
+  /// the next attempt.
+  bool resume(bool slept);
+  [[nodiscard]] time_point failed_at() const noexcept { return failed_at_; }
+  /// Records the end of the call (report, gave_up/succeeded event).
+  void end(stop_reason r, int attempts) noexcept;
+  [[nodiscard]] retry_state* state() noexcept { return state_ ? &*state_ : nullptr; }
+  [[nodiscard]] time_point deadline() const noexcept { return deadline_; }
+  [[nodiscard]] observer* watcher() const noexcept { return observer_; }
+  [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
+  void notify_started() noexcept;
+  /// Time since the call started (0 before the state exists).
+  [[nodiscard]] duration elapsed() const noexcept;
+  [[nodiscard]] bool nested() const noexcept { return nested_ < 0 ? loop_depth > 0 : nested_ != 0; }
   [[nodiscard]] bool observed() const noexcept { return observer_ != nullptr; }
 
   /// Runs one attempt of `fn`, with an attempt context when it takes one.
   template <class F>
-  decltype(auto) invoke(F& fn) const {
+  decltype(auto) invoke(F& fn) {
     const depth_guard nested_loops_see_this_one;
+    if (timed_) [[unlikely]] {
+      arm_watch();
+      const disarm_on_exit disarm{this};
+      return call(fn);
+    }
+    return call(fn);
+  }
+  template <class F>
+  decltype(auto) call(F& fn) const {
     if constexpr (std::invocable<F&, const attempt&>) {
       return std::invoke(fn, attempt(this));
     } else {
@@ -217,6 +267,8 @@ class loop {
   [[noreturn]] void throw_cancelled_before_start() const;
   /// Ends a call whose first attempt adaptive throttling refused.
   [[noreturn]] void throw_throttled();
+  /// For the blocking loop: a hedging policy is refused.
+  [[noreturn]] static void throw_hedge_unsupported();
 
   [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
   /// The time a call starts. On the system clock this is the coarse
@@ -233,10 +285,29 @@ class loop {
 
  private:
   friend class rebound::attempt;
-  void notify_started() noexcept;
-  [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
-  void end(stop_reason r, int attempts) noexcept;
-  [[nodiscard]] duration elapsed() const noexcept;
+  // The timer behind attempt and total timeouts: requests the attempt's stop
+  // token when it fires; linked to the caller's token.
+  struct watch {
+    struct forward {
+      std::stop_source* to;
+      void operator()() const noexcept { to->request_stop(); }
+    };
+    std::stop_source source;
+    std::optional<std::stop_callback<forward>> link;
+    std::uint64_t call = 0;
+    std::atomic<bool> fired{false};
+  };
+  struct disarm_on_exit {
+    loop* l;
+    explicit disarm_on_exit(loop* owner) noexcept : l(owner) {}
+    ~disarm_on_exit() { l->disarm_watch(); }
+    disarm_on_exit(const disarm_on_exit&) = delete;
+    disarm_on_exit& operator=(const disarm_on_exit&) = delete;
+  };
+  friend class rebound::async_attempt;
+  void init_deadline() noexcept;
+  void arm_watch();
+  void disarm_watch() noexcept;
 
   const retry_policy& policy_;
   const call_options& options_;
@@ -253,6 +324,11 @@ class loop {
   };
   std::optional<failure_info> failure_;
   int attempts_made_ = 0;
+  bool timed_ = false;
+  time_point deadline_ = time_point::max();  // total_timeout and options.deadline
+  std::optional<watch> watch_;
+  time_point failed_at_{};
+  std::int8_t nested_ = -1;
 };
 
 }  // namespace detail
@@ -270,6 +346,8 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
     retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
   using R = retry_result_t<F>;
   constexpr bool takes_attempt = std::invocable<F&, const attempt&>;
+  if (policy.hedge()) [[unlikely]]
+    detail::loop::throw_hedge_unsupported();
   detail::loop core(policy, options, takes_attempt);
   if (!core.begin()) core.throw_cancelled_before_start();
   for (;;) {

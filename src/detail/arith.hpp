@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "rebound/clock.hpp"
+#include "rebound/detail/saturate.hpp"
 
 namespace rebound::detail {
 
@@ -13,12 +14,6 @@ inline duration clamp_ns(double ns, duration max) noexcept {
   if (!(ns > 0.0)) return duration::zero();
   if (ns >= static_cast<double>(max.count())) return max;
   return duration(static_cast<duration::rep>(ns));
-}
-
-/// t + d, saturating at time_point::max().
-inline time_point saturating_add(time_point t, duration d) noexcept {
-  if (d > duration::zero() && t > time_point::max() - d) return time_point::max();
-  return t + d;
 }
 
 }  // namespace rebound::detail

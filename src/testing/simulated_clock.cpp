@@ -1,9 +1,30 @@
 #include "rebound/testing/simulated_clock.hpp"
 
+#include "../detail/call_queue.hpp"
+
 namespace rebound::testing {
 
 simulated_clock::simulated_clock(mode m, time_point start)
-    : mode_(m), now_ns_(start.time_since_epoch().count()) {}
+    : mode_(m),
+      now_ns_(start.time_since_epoch().count()),
+      calls_(std::make_unique<detail::call_queue>()) {}
+
+simulated_clock::~simulated_clock() = default;
+
+std::uint64_t simulated_clock::call_at(time_point at, std::function<void()> fn) {
+  return calls_->add(at, std::move(fn));
+}
+
+bool simulated_clock::cancel_call(std::uint64_t id) noexcept { return calls_->cancel(id); }
+
+std::optional<time_point> simulated_clock::next_call() const { return calls_->next(); }
+
+bool simulated_clock::advance_to_next_call() {
+  const auto next = calls_->next();
+  if (!next) return false;
+  advance_to(*next);
+  return true;
+}
 
 time_point simulated_clock::now() const noexcept {
   return time_point(duration(now_ns_.load(std::memory_order_acquire)));
@@ -33,14 +54,22 @@ bool simulated_clock::sleep_until(time_point deadline, std::stop_token stop) {
 
 void simulated_clock::advance(duration d) {
   if (d <= duration::zero()) return;
-  {
-    std::lock_guard lock(mu_);
-    now_ns_.fetch_add(d.count(), std::memory_order_acq_rel);
-  }
-  cv_.notify_all();
+  advance_to(now() + d);
 }
 
 void simulated_clock::advance_to(time_point t) {
+  // Scheduled calls run in time order, each with the clock at its own time.
+  while (const auto next = calls_->next()) {
+    if (*next > t) break;
+    {
+      std::lock_guard lock(mu_);
+      if (next->time_since_epoch().count() > now_ns_.load(std::memory_order_acquire)) {
+        now_ns_.store(next->time_since_epoch().count(), std::memory_order_release);
+      }
+    }
+    cv_.notify_all();
+    calls_->run_one_due(now());
+  }
   {
     std::lock_guard lock(mu_);
     if (t.time_since_epoch().count() > now_ns_.load(std::memory_order_acquire)) {

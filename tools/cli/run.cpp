@@ -158,6 +158,7 @@ class run_observer final : public observer {
       case event_kind::attempt_started:
       case event_kind::budget_rejected:
       case event_kind::deferred:
+      case event_kind::hedged:
         break;
     }
     *json_ << j.dump() << "\n";

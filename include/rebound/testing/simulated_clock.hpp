@@ -8,6 +8,11 @@
 //     to act while a loop is mid-back-off.
 // Both modes record every sleep that was asked for.
 //
+// Calls scheduled with call_at() (attempt timeouts, the async loop's timers)
+// run when time is advanced past them, in time order, on the advancing
+// thread; advance_to_next_call() jumps straight to the next one (the async
+// test driver, rebound/testing/async.hpp, is built on it).
+//
 //   rebound::testing::simulated_clock clock;
 //   auto p = policy.clock(clock);
 //   rebound::retry(p, fn);          // returns at once; clock.now() moved on
@@ -22,7 +27,14 @@
 #include <mutex>
 #include <vector>
 
+#include <memory>
+#include <optional>
+
 #include "rebound/clock.hpp"
+
+namespace rebound::detail {
+class call_queue;
+}
 
 namespace rebound::testing {
 
@@ -33,9 +45,20 @@ class simulated_clock final : public clock {
   /// Starts at `start` (an arbitrary non-zero point by default).
   explicit simulated_clock(mode m = mode::auto_advance,
                            time_point start = time_point(std::chrono::hours(1000)));
+  ~simulated_clock() override;
+  simulated_clock(const simulated_clock&) = delete;
+  simulated_clock& operator=(const simulated_clock&) = delete;
 
   [[nodiscard]] time_point now() const noexcept override;
   bool sleep_until(time_point deadline, std::stop_token stop) override;
+  std::uint64_t call_at(time_point at, std::function<void()> fn) override;
+  bool cancel_call(std::uint64_t id) noexcept override;
+
+  /// The time of the earliest call scheduled with call_at(), if any.
+  [[nodiscard]] std::optional<time_point> next_call() const;
+  /// Moves time to the earliest scheduled call (if later than now) and runs
+  /// every call due then. False when nothing is scheduled.
+  bool advance_to_next_call();
 
   /// Moves time forward by `d` (negative values are ignored) and wakes the
   /// sleepers whose deadline has come.
@@ -69,6 +92,7 @@ class simulated_clock final : public clock {
   std::vector<duration> sleeps_;
   std::size_t sleepers_ = 0;
   std::function<void(duration)> hook_;
+  std::unique_ptr<detail::call_queue> calls_;
 };
 
 }  // namespace rebound::testing

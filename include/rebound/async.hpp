@@ -1,0 +1,364 @@
+// rebound/async.hpp: the asynchronous retry loop, on standalone Asio and C++20 coroutines.
+//
+// `fn` returns an awaitable (`asio::awaitable<T>`); it may take a
+// `const rebound::async_attempt&` (number, elapsed, remaining time, stop
+// token, hedged or not). A completion-handler operation becomes one by
+// passing `asio::use_awaitable` as its token. Back-offs wait on a timer of the
+// operation's executor: no thread blocks.
+//
+//   // In a coroutine:
+//   auto body = co_await rebound::async_retry(policy, [&]() -> asio::awaitable<std::string> {
+//     co_return co_await fetch(url);
+//   });
+//
+//   // From anywhere, with any completion token (callbacks, use_future, ...):
+//   rebound::async_retry(io.get_executor(), policy, fn, {}, [](std::exception_ptr e, std::string
+//   body) {
+//     ...
+//   });
+//   std::future<std::string> f = rebound::async_retry(io.get_executor(), policy, fn, {},
+//   asio::use_future);
+//
+// Outcomes are as with the blocking retry(): a value, or the last exception
+// rethrown (or retry_error, per policy.on_give_up), or for expected-like
+// results the last result. Token forms complete with (std::exception_ptr, T),
+// as asio::co_spawn does, so T must be default-constructible there.
+//
+// Cancellation, by an Asio cancellation slot (terminal cancellation, e.g.
+// asio::bind_cancellation_slot or awaitable operators) or by
+// async_options::stop: a pending back-off ends at once, the attempt in flight
+// is cancelled, no attempt is retried after it, and the call ends with
+// retry_error (reason cancelled), unless the cancelled attempt still produced
+// a value, which is returned.
+//
+// Timeouts: policy.attempt_timeout cancels an attempt that runs too long and
+// counts it as a transient timeout; policy.total_timeout and
+// async_options::deadline cancel the attempt in flight at the limit and end
+// the call with time_exhausted.
+//
+// Hedging (policy.hedge, see hedge.hpp): more attempts start while the first
+// is still running; the first success wins, the others are cancelled.
+//
+// Nesting: a loop inside another loop's attempt learns so from
+// async_options::parent (the outer attempt's context), not from a
+// thread-local: coroutines move between threads and interleave on one.
+//
+// Lifetimes: the policy and `fn` are held by reference and by value
+// respectively; the policy must outlive the operation (a temporary is fine
+// in `co_await async_retry(policy, ...)`, which ends within the expression).
+//
+// Threads: an operation may run on a multi-threaded io_context. Timeouts,
+// stop tokens and hedging run the attempts on a strand of the executor.
+//
+// Simulated time: with policy.clock(simulated_clock), waits are scheduled on
+// that clock; rebound::testing::run_simulated (testing/async.hpp) runs an
+// io_context and moves the clock to each next wake-up.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <concepts>
+#include <deque>
+#include <exception>
+#include <list>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "rebound/detail/saturate.hpp"
+#include "rebound/retry.hpp"
+
+namespace rebound {
+
+/// Per-call options of async_retry (designated initializers).
+struct async_options {
+  std::stop_token stop{};         ///< cancels the call (like an Asio terminal cancellation)
+  call_report* report = nullptr;  ///< filled in when the call ends
+  /// A deadline for the whole call on the policy's clock: the attempt in
+  /// flight is cancelled there and the call ends with time_exhausted.
+  std::optional<time_point> deadline{};
+  /// The attempt of an enclosing retry loop this call runs in, if any (for the
+  /// nested-retry guard: policy.nesting()).
+  const async_attempt* parent = nullptr;
+};
+
+/// What an asynchronous attempt may look at.
+class async_attempt {
+ public:
+  /// 1 for the first attempt; hedges and retries count up from there.
+  [[nodiscard]] int number() const noexcept { return number_; }
+  /// True for an attempt started as a hedge (while another was running).
+  [[nodiscard]] bool hedged() const noexcept { return hedged_; }
+  /// The policy's attempt limit, when it has one.
+  [[nodiscard]] std::optional<int> max_attempts() const noexcept {
+    return loop_->policy_.stop().max_attempts();
+  }
+  /// Time since the call started.
+  [[nodiscard]] duration elapsed() const noexcept { return loop_->elapsed(); }
+  /// Time left before the nearest of the policy's time limits, the call's
+  /// deadline and this attempt's timeout; nullopt when there is none.
+  [[nodiscard]] std::optional<duration> remaining() const noexcept {
+    std::optional<time_point> limit;
+    if (auto* s = loop_->state_ ? &*loop_->state_ : nullptr) {
+      limit = loop_->policy_.stop().time_limit(s->start());
+    }
+    const time_point until = std::min(loop_->deadline_, own_deadline_);
+    if (until != time_point::max()) limit = limit ? std::min(*limit, until) : until;
+    if (!limit) return std::nullopt;
+    const time_point now = loop_->now();
+    return *limit > now ? *limit - now : duration::zero();
+  }
+  /// Requested when the call is cancelled or this attempt times out, for
+  /// work that is not an Asio operation (which is cancelled directly).
+  [[nodiscard]] std::stop_token stop_token() const noexcept { return stop_; }
+  /// How many retry loops enclose this attempt (1: an outermost loop).
+  [[nodiscard]] int depth() const noexcept { return depth_; }
+
+  async_attempt(const detail::loop& l, int number, bool hedged, int depth, std::stop_token stop,
+                time_point own_deadline = time_point::max()) noexcept
+      : loop_(&l),
+        number_(number),
+        hedged_(hedged),
+        depth_(depth),
+        stop_(std::move(stop)),
+        own_deadline_(own_deadline) {}
+
+ private:
+  const detail::loop* loop_;
+  int number_;
+  bool hedged_;
+  int depth_;
+  std::stop_token stop_;
+  time_point own_deadline_;
+};
+
+namespace detail {
+
+template <class F>
+concept takes_async_attempt = std::invocable<F&, const async_attempt&>;
+
+template <class F>
+using async_fn_awaitable_t =
+    std::remove_cvref_t<typename std::conditional_t<takes_async_attempt<F>,
+                                                    std::invoke_result<F&, const async_attempt&>,
+                                                    std::invoke_result<F&>>::type>;
+
+template <class A>
+struct awaitable_value;
+template <class T, class E>
+struct awaitable_value<asio::awaitable<T, E>> {
+  using type = T;
+};
+
+template <class F>
+decltype(auto) invoke_async(F& fn, const async_attempt& a) {
+  if constexpr (takes_async_attempt<F>) {
+    return std::invoke(fn, a);
+  } else {
+    return std::invoke(fn);
+  }
+}
+
+/// The value an attempt produced, or its exception. void attempts hold a monostate.
+template <class T>
+struct attempt_outcome {
+  using value_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  std::exception_ptr error;
+  std::optional<value_type> value;
+};
+
+/// Awaits `a` and captures its outcome; never throws. (co_spawn needs a
+/// default-constructible result; an outcome is one whatever T is.)
+template <class T>
+asio::awaitable<attempt_outcome<T>> to_outcome(asio::awaitable<T> a) {
+  attempt_outcome<T> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(a);
+      out.value.emplace();
+    } else {
+      out.value.emplace(co_await std::move(a));
+    }
+  } catch (...) {
+    out.error = std::current_exception();
+  }
+  co_return out;
+}
+
+/// Waits until `at` on a clock that is not the system clock: the clock calls
+/// back (simulated time moves, or the timer thread fires) and a timer set to
+/// "never" is cancelled to wake the coroutine. Ends early on cancellation.
+/// Returns true when `at` was reached.
+inline asio::awaitable<bool> wait_on_clock(clock& c, time_point at) {
+  auto ex = co_await asio::this_coro::executor;
+  auto timer = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  const std::uint64_t id =
+      c.call_at(at, [timer, ex] { asio::post(ex, [timer] { timer->cancel(); }); });
+  asio::error_code ec;
+  try {
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  } catch (...) {
+    c.cancel_call(id);
+    throw;
+  }
+  c.cancel_call(id);
+  co_return c.now() >= at;
+}
+
+/// Waits until `at` on the policy's clock. True when reached; false when
+/// cancelled (by the coroutine's cancellation slot).
+inline asio::awaitable<bool> wait_until(clock* custom, time_point at) {
+  try {
+    if (custom != nullptr) {
+      for (;;) {
+        const bool reached = co_await wait_on_clock(*custom, at);
+        if (reached) co_return true;
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return false;
+      }
+    }
+    asio::steady_timer timer(co_await asio::this_coro::executor,
+                             asio::steady_timer::time_point(at.time_since_epoch()));
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  } catch (const std::system_error&) {
+    co_return false;  // cancelled before the wait began (throw_if_cancelled)
+  }
+}
+
+template <class T, class R>
+T finish_failure(loop& core, std::optional<R>& result, const std::exception_ptr& error) {
+  if (error) core.give_up(error);
+  if constexpr (std::is_void_v<T>) {
+    core.throw_cancelled_before_start();  // unreachable: void attempts fail by exceptions
+  } else {
+    if (!result) core.throw_cancelled_before_start();
+    return std::move(*result);
+  }
+}
+
+/// The loop when nothing runs concurrently with an attempt: the attempt is
+/// awaited directly (Asio cancellation reaches it through this coroutine).
+template <class T, class F>
+asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth) {
+  const call_options co{.stop = {}, .report = o.report, .deadline = std::nullopt};
+  loop core(p, co, takes_async_attempt<F>, depth > 1 ? 1 : 0);
+  core.begin();
+  using value_t = typename attempt_outcome<T>::value_type;
+  std::optional<value_t> last;  // the last rejected result (expected-like)
+  for (;;) {
+    std::exception_ptr error;
+    {
+      const int number = core.state() != nullptr ? core.state()->attempt() : 1;
+      const async_attempt ctx(core, number, false, depth, {});
+      try {
+        if constexpr (std::is_void_v<T>) {
+          co_await invoke_async(fn, ctx);
+          core.succeeded();
+          co_return;
+        } else {
+          value_t v = co_await invoke_async(fn, ctx);
+          const verdict verdict_on_value = p.classifier().classify_result(v);
+          if (verdict_on_value.kind == verdict_kind::success) [[likely]] {
+            core.succeeded();
+            co_return v;
+          }
+          last.emplace(std::move(v));
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    auto cs = co_await asio::this_coro::cancellation_state;
+    const bool cancelled = cs.cancelled() != asio::cancellation_type::none;
+    verdict v;
+    std::string cause;
+    if (error) {
+      v = classify_exception(p, error);
+      if (core.observed()) cause = describe(error);
+    } else {
+      if constexpr (!std::is_void_v<T>) {
+        v = p.classifier().classify_result(*last);
+        if (core.observed()) cause = describe_result(*last);
+      }
+    }
+    if (cancelled) {
+      // A cancelled attempt is never retried.
+      core.end(stop_reason::cancelled, core.state() != nullptr ? core.state()->attempt() : 1);
+      if (error) core.give_up(error);
+      co_return finish_failure<T>(core, last, error);
+    }
+    const decision d = core.decide_failure(v, std::move(cause), false);
+    if (d.retry) {
+      const bool slept =
+          co_await wait_until(p.custom_clock(), saturating_add(core.failed_at(), d.delay));
+      if (core.resume(slept)) {
+        if (error) last.reset();
+        continue;
+      }
+    }
+    co_return finish_failure<T>(core, last, error);
+  }
+}
+
+}  // namespace detail
+}  // namespace rebound
+
+#include "rebound/detail/async_hedged.hpp"
+
+namespace rebound {
+namespace detail {
+/// The concurrent loop, on a strand of the caller's executor.
+template <class T, class F>
+asio::awaitable<T> retry_spawned(const retry_policy& p, F fn, async_options o, int depth) {
+  auto ex = co_await asio::this_coro::executor;
+  attempt_outcome<T> out = co_await asio::co_spawn(
+      asio::make_strand(ex),
+      to_outcome<T>(retry_concurrent<T>(p, std::move(fn), std::move(o), depth)),
+      asio::use_awaitable);
+  if (out.error) std::rethrow_exception(out.error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*out.value);
+}
+}  // namespace detail
+
+/// Calls `fn` under `policy` from a coroutine: `co_await async_retry(policy, fn)`.
+template <class F>
+requires(std::invocable<F&> || std::invocable<F&, const async_attempt&>) auto async_retry(
+    const retry_policy& policy, F fn, async_options options = {}) {
+  using T = typename detail::awaitable_value<detail::async_fn_awaitable_t<F>>::type;
+  const int depth = options.parent != nullptr ? options.parent->depth() + 1 : 1;
+  if (options.stop.stop_possible() || options.deadline || policy.attempt_timeout() ||
+      policy.total_timeout() || policy.hedge()) [[unlikely]] {
+    return detail::retry_spawned<T>(policy, std::move(fn), std::move(options), depth);
+  }
+  return detail::retry_direct<T>(policy, std::move(fn), std::move(options), depth);
+}
+
+/// Calls `fn` under `policy` on `ex`, completing with `token` (a callback
+/// taking (std::exception_ptr, T), asio::use_future, asio::use_awaitable, ...).
+template <class Executor, class F, class Token>
+requires(std::invocable<F&> || std::invocable<F&, const async_attempt&>) auto async_retry(
+    const Executor& ex, const retry_policy& policy, F fn, async_options options, Token&& token) {
+  return asio::co_spawn(ex, async_retry(policy, std::move(fn), std::move(options)),
+                        std::forward<Token>(token));
+}
+
+template <class Executor, class F, class Token>
+auto async_retry(const Executor& ex, retry_policy&& policy, F fn, async_options options,
+                 Token&& token) = delete;  // the operation would outlive the policy
+
+}  // namespace rebound

@@ -1,0 +1,294 @@
+// The async loop when something runs alongside an attempt: a timeout, a
+// deadline, a std::stop_token, or hedged attempts. Not API; included by
+// rebound/async.hpp.
+//
+// Attempts are spawned on the loop's strand, each with its own cancellation
+// signal and stop source. The loop itself sleeps on one timer and, whenever it
+// wakes (an attempt finished, a time came, the call was cancelled), looks at
+// the whole state again and acts. It never returns while an attempt it
+// started is still running.
+#pragma once
+
+#include <algorithm>
+
+namespace rebound::detail {
+
+template <class T>
+struct concurrent_state {
+  struct slot {
+    int number = 1;
+    bool hedged = false;
+    time_point started{};
+    time_point deadline = time_point::max();  // attempt timeout or call deadline
+    asio::cancellation_signal signal;
+    std::stop_source stop;
+    bool cancel_sent = false;
+    bool timed_out = false;  // cancelled because its own timeout passed
+    std::optional<async_attempt> context;
+  };
+  using slot_list = std::list<slot>;
+  struct finished {
+    typename slot_list::iterator it;
+    attempt_outcome<T> outcome;
+  };
+
+  explicit concurrent_state(const asio::any_io_executor& ex) : strand(ex), wake(ex) {}
+
+  asio::any_io_executor strand;
+  asio::steady_timer wake;
+  slot_list running;
+  std::deque<finished> done;
+  bool stop_requested = false;
+
+  void notify() { wake.cancel(); }
+
+  void cancel(slot& s, bool timed_out) {
+    if (s.cancel_sent) return;
+    s.cancel_sent = true;
+    s.timed_out = timed_out;
+    s.stop.request_stop();
+    s.signal.emit(asio::cancellation_type::terminal);
+  }
+  void cancel_all() {
+    for (auto& s : running) cancel(s, false);
+  }
+
+  /// Sleeps until `at`, or until notify(), or cancellation: the caller looks again.
+  asio::awaitable<void> sleep_until(clock* custom, time_point at) {
+    asio::error_code ec;
+    if (custom == nullptr) {
+      wake.expires_at(asio::steady_timer::time_point(
+          std::min(at, time_point::max() - std::chrono::hours(24)).time_since_epoch()));
+      co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_return;
+    }
+    wake.expires_at(asio::steady_timer::time_point::max());
+    std::uint64_t id = 0;
+    if (at != time_point::max()) {
+      auto self = this;
+      auto ex = strand;
+      id = custom->call_at(at, [self, ex] { asio::post(ex, [self] { self->notify(); }); });
+    }
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (id != 0) custom->cancel_call(id);
+  }
+};
+
+/// Posts a stop request into the strand.
+template <class T>
+struct stop_forwarder {
+  std::shared_ptr<concurrent_state<T>> state;
+  void operator()() const {
+    asio::post(state->strand, [s = state] {
+      s->stop_requested = true;
+      s->notify();
+    });
+  }
+};
+
+template <class T, class F>
+asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o, int depth) {
+  using value_t = typename attempt_outcome<T>::value_type;
+  // Keep going after a cancellation: cancelled attempts are drained first.
+  co_await asio::this_coro::throw_if_cancelled(false);
+  const asio::any_io_executor strand = co_await asio::this_coro::executor;
+  const call_options co{.stop = o.stop, .report = o.report, .deadline = o.deadline};
+  loop core(p, co, true, depth > 1 ? 1 : 0);
+  if (!core.begin()) core.throw_cancelled_before_start();
+  retry_state& rs = *core.state();
+  auto st = std::make_shared<concurrent_state<T>>(strand);
+  // A stop request can come from any thread: it is posted into the strand.
+  // The callback holds the state, which outlives this frame if need be.
+  std::optional<std::stop_callback<stop_forwarder<T>>> on_stop;
+  if (o.stop.stop_possible()) on_stop.emplace(o.stop, stop_forwarder<T>{st});
+
+  const std::optional<hedge_policy>& hedge = p.hedge();
+  const auto launch = [&](int number, bool hedged) {
+    auto it = st->running.emplace(st->running.end());
+    auto& s = *it;
+    s.number = number;
+    s.hedged = hedged;
+    s.started = core.now();
+    s.deadline = core.deadline();
+    if (const auto per = p.attempt_timeout()) {
+      s.deadline = std::min(s.deadline, saturating_add(s.started, *per));
+    }
+    s.context.emplace(core, number, hedged, depth, s.stop.get_token(), s.deadline);
+    auto handler = [st, it](std::exception_ptr e, attempt_outcome<T> out) {
+      if (e && !out.error) out.error = std::move(e);
+      st->done.push_back({it, std::move(out)});
+      st->notify();
+    };
+    asio::co_spawn(
+        st->strand, to_outcome<T>(invoke_async(fn, *s.context)),
+        asio::bind_cancellation_slot(s.signal.slot(), asio::bind_executor(st->strand, handler)));
+  };
+  const auto next_hedge_after = [&](time_point from) {
+    return hedge ? saturating_add(from, hedge->current_delay()) : time_point::max();
+  };
+
+  launch(1, false);
+  time_point next_hedge = next_hedge_after(core.now());
+  int hedges = 0;
+  bool backing_off = false;
+  time_point backoff_until = time_point::max();
+  bool ended = false;                    // core.end() was called (by decide_failure)
+  std::optional<stop_reason> ending;     // set: finishing, draining what still runs
+  bool cut_short = false;                // the last failure was our own cancellation
+  std::optional<value_t> winner;         // a success
+  std::optional<value_t> last_rejected;  // the last rejected result (expected-like)
+  std::exception_ptr last_error;
+  int made = 1;
+
+  for (;;) {
+    // 1. Finished attempts.
+    while (!st->done.empty()) {
+      auto f = std::move(st->done.front());
+      st->done.pop_front();
+      const bool timed_out = f.it->timed_out;
+      const bool cancelled_by_us = f.it->cancel_sent;
+      const time_point started = f.it->started;
+      st->running.erase(f.it);
+      attempt_outcome<T>& out = f.outcome;
+      verdict v = verdict::success();
+      if (out.error) {
+        v = classify_exception(p, out.error);
+      } else if constexpr (!std::is_void_v<T>) {
+        v = p.classifier().classify_result(*out.value);
+      }
+      if (v.kind == verdict_kind::success) {
+        if (winner || ended) continue;  // a loser that finished anyway
+        winner.emplace(std::move(*out.value));
+        if (hedge && hedge->tracker) hedge->tracker->record(core.now() - started);
+        ending = stop_reason::succeeded;
+        st->cancel_all();
+        continue;
+      }
+      if (ending || winner) continue;  // draining: the call's end is decided
+      std::string cause;
+      if (core.observed()) {
+        if (out.error) {
+          cause = describe(out.error);
+        } else if constexpr (!std::is_void_v<T>) {
+          cause = describe_result(*out.value);
+        }
+      }
+      if (out.error) {
+        last_error = out.error;
+        last_rejected.reset();
+      } else if constexpr (!std::is_void_v<T>) {
+        last_rejected.emplace(std::move(*out.value));
+        last_error = nullptr;
+      }
+      cut_short = cancelled_by_us;
+      const bool others = !st->running.empty();
+      if (others && v.kind == verdict_kind::transient) {
+        // Other attempts are still running: they may yet succeed.
+        rs.note_failure();
+        if (observer* ob = core.watcher()) {
+          event e = core.make_event(event_kind::attempt_failed, made);
+          e.verdict = timed_out ? verdict::timed_out() : v;
+          e.cause = cause;
+          ob->on_event(e);
+        }
+        continue;
+      }
+      const decision d = core.decide_failure(v, std::move(cause), timed_out);
+      if (d.retry) {
+        backing_off = true;
+        backoff_until = saturating_add(core.failed_at(), d.delay);
+        next_hedge = time_point::max();
+      } else {
+        ended = true;
+        ending = d.reason;
+        st->cancel_all();
+      }
+    }
+
+    // 2. The call is cancelled.
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (!ending && (st->stop_requested || cs.cancelled() != asio::cancellation_type::none)) {
+      ending = stop_reason::cancelled;
+      st->cancel_all();
+    }
+    time_point now = core.now();
+    // 3. The call's deadline.
+    if (!ending && now >= core.deadline()) {
+      ending = stop_reason::time_exhausted;
+      for (auto& s : st->running) st->cancel(s, true);
+      cut_short = true;
+    }
+    // 4. Attempts past their own timeout.
+    for (auto& s : st->running) {
+      if (!s.cancel_sent && now >= s.deadline) st->cancel(s, true);
+    }
+    // 5. The back-off is over: the next attempt.
+    if (!ending && backing_off && now >= backoff_until) {
+      backing_off = false;
+      if (core.resume(true)) {
+        made = rs.attempt();
+        launch(made, false);
+        next_hedge = next_hedge_after(now);
+      } else {
+        ended = true;
+        ending = core.reason();
+      }
+    }
+    // 6. A hedge is due.
+    if (!ending && hedge && !backing_off && !st->running.empty() && now >= next_hedge) {
+      next_hedge = time_point::max();
+      if (hedges < hedge->max_hedges) {
+        const decision d = rs.decide_hedge(now, core.deadline());
+        if (d.retry && rs.admit_attempt()) {
+          ++hedges;
+          made = rs.attempt();
+          if (observer* ob = core.watcher())
+            ob->on_event(core.make_event(event_kind::hedged, made));
+          launch(made, true);
+          next_hedge = next_hedge_after(now);
+        } else if (d.reason == stop_reason::budget_exhausted) {
+          if (observer* ob = core.watcher()) {
+            ob->on_event(core.make_event(event_kind::budget_rejected, rs.attempt() + 1));
+          }
+        }
+      }
+    }
+    if (ending && st->running.empty()) break;
+
+    // 7. Sleep until the next thing that can happen.
+    time_point wake_at = core.deadline();
+    if (backing_off) wake_at = std::min(wake_at, backoff_until);
+    if (!ending && !backing_off && !st->running.empty()) wake_at = std::min(wake_at, next_hedge);
+    for (const auto& s : st->running) {
+      if (!s.cancel_sent) wake_at = std::min(wake_at, s.deadline);
+    }
+    if (ending) wake_at = time_point::max();  // only completions matter now
+    co_await st->sleep_until(p.custom_clock(), wake_at);
+  }
+  on_stop.reset();
+
+  if (winner) {
+    rs.record_success();
+    core.end(stop_reason::succeeded, rs.attempt());
+    if constexpr (std::is_void_v<T>) {
+      co_return;
+    } else {
+      co_return std::move(*winner);
+    }
+  }
+  if (!ended) core.end(*ending, rs.attempt());
+  if (last_error) {
+    if (*ending == stop_reason::cancelled ||
+        (*ending == stop_reason::time_exhausted && cut_short)) {
+      // The last error is only the echo of our own cancellation.
+      throw retry_error(*ending, rs.attempt(), core.elapsed(), last_error);
+    }
+    core.give_up(last_error);
+  }
+  if constexpr (!std::is_void_v<T>) {
+    if (last_rejected) co_return std::move(*last_rejected);
+  }
+  throw retry_error(*ending, rs.attempt(), core.elapsed(), nullptr);
+}
+
+}  // namespace rebound::detail

@@ -1,0 +1,583 @@
+// The Asio retry loop: completion tokens, back-off on simulated time,
+// cancellation (slot and stop_token, mid-sleep and mid-attempt), timeouts,
+// hedging, nesting across co_await, and many operations on one io_context.
+#include "rebound/async.hpp"
+
+#include <gtest/gtest.h>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/use_future.hpp>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "rebound/budget.hpp"
+#include "rebound/events.hpp"
+#include "rebound/testing/async.hpp"
+#include "test_types.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::duration;
+using rebound::testing::simulated_clock;
+using rebound_test::not_found_error;
+
+struct fixture : ::testing::Test {
+  simulated_clock clock;
+  asio::io_context io;
+  std::shared_ptr<rebound::counters_observer> counters =
+      std::make_shared<rebound::counters_observer>();
+  rebound::retry_policy policy = rebound::retry_policy{}
+                                     .stop(rebound::stop::after_attempts(5))
+                                     .backoff(rebound::backoff::exponential(1s, 2.0, 30s))
+                                     .jitter(rebound::jitter::none())
+                                     .observer(counters)
+                                     .clock(clock);
+
+  // Runs `co` to completion on simulated time and returns its result.
+  template <class T>
+  T run(asio::awaitable<T> co) {
+    // Through an outcome: co_spawn's futures need a default-constructible T.
+    auto f = asio::co_spawn(io, rebound::detail::to_outcome<T>(std::move(co)), asio::use_future);
+    rebound::testing::run_simulated(io, clock);
+    // use_future completes through Asio's system executor (another thread):
+    // a real, bounded wait for that hand-off only.
+    EXPECT_EQ(f.wait_for(10s), std::future_status::ready);
+    auto out = f.get();
+    if (out.error) std::rethrow_exception(out.error);
+    if constexpr (!std::is_void_v<T>) return std::move(*out.value);
+  }
+};
+
+// Fails `failures` times with not_found_error, then returns `value`.
+struct flaky {
+  int failures;
+  int value;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  asio::awaitable<int> operator()() const {
+    const int n = ++*calls;
+    if (n <= failures) throw not_found_error();
+    co_return value;
+  }
+};
+
+TEST_F(fixture, FirstTrySuccessReturnsTheValueWithoutWaiting) {
+  flaky fn{0, 42};
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(policy, fn)), 42);
+  EXPECT_EQ(*fn.calls, 1);
+  EXPECT_EQ(clock.now(), start);
+}
+
+TEST_F(fixture, BackoffScheduleRunsOnSimulatedTime) {
+  flaky fn{4, 7};
+  const auto start = clock.now();
+  rebound::call_report report;
+  EXPECT_EQ(run(rebound::async_retry(policy, fn, {.report = &report})), 7);
+  EXPECT_EQ(*fn.calls, 5);
+  // 1 + 2 + 4 + 8 seconds of back-off, none of it real.
+  EXPECT_EQ(clock.now() - start, duration(15s));
+  EXPECT_EQ(report.reason, rebound::stop_reason::succeeded);
+  EXPECT_EQ(report.attempts, 5);
+  EXPECT_EQ(counters->snapshot().retries, 4u);
+}
+
+TEST_F(fixture, GivesUpByRethrowingTheLastException) {
+  flaky fn{100, 0};
+  rebound::call_report report;
+  EXPECT_THROW(run(rebound::async_retry(policy, fn, {.report = &report})), not_found_error);
+  EXPECT_EQ(*fn.calls, 5);
+  EXPECT_EQ(report.reason, rebound::stop_reason::attempts_exhausted);
+}
+
+TEST_F(fixture, PermanentErrorsAreNotRetried) {
+  auto p = policy.abort_on<rebound_test::forbidden_error>();
+  int calls = 0;
+  auto fn = [&]() -> asio::awaitable<int> {
+    ++calls;
+    throw rebound_test::forbidden_error();
+    co_return 0;
+  };
+  EXPECT_THROW(run(rebound::async_retry(p, fn)), rebound_test::forbidden_error);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(fixture, ExpectedLikeResultsAreRetriedAndTheLastOneReturned) {
+  using result = rebound_test::result<int, rebound_test::api_error>;
+  int calls = 0;
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<result> {
+    ++calls;
+    EXPECT_EQ(a.number(), calls);
+    co_return result::failure({503});
+  };
+  const result r = run(rebound::async_retry(policy, fn));
+  EXPECT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, 503);
+  EXPECT_EQ(calls, 5);
+}
+
+TEST_F(fixture, VoidOperations) {
+  int calls = 0;
+  auto fn = [&]() -> asio::awaitable<void> {
+    if (++calls < 3) throw not_found_error();
+    co_return;
+  };
+  run(rebound::async_retry(policy, fn));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST_F(fixture, CallbackToken) {
+  flaky fn{2, 9};
+  std::exception_ptr error;
+  int value = -1;
+  rebound::async_retry(io.get_executor(), policy, fn, {}, [&](std::exception_ptr e, int v) {
+    error = e;
+    value = v;
+  });
+  rebound::testing::run_simulated(io, clock);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 9);
+  EXPECT_EQ(*fn.calls, 3);
+}
+
+TEST_F(fixture, FutureToken) {
+  flaky fn{100, 0};
+  auto f = rebound::async_retry(io.get_executor(), policy, fn, {}, asio::use_future);
+  rebound::testing::run_simulated(io, clock);
+  EXPECT_THROW(f.get(), not_found_error);
+}
+
+// ---- cancellation --------------------------------------------------------
+
+struct cancel_fixture : fixture {
+  asio::cancellation_signal signal;
+  std::exception_ptr error;
+  bool completed = false;
+  int value = -1;
+
+  template <class F>
+  void start(const rebound::retry_policy& p, F fn, rebound::async_options o = {}) {
+    rebound::async_retry(
+        io.get_executor(), p, std::move(fn), std::move(o),
+        asio::bind_cancellation_slot(signal.slot(), [this](std::exception_ptr e, int v) {
+          completed = true;
+          error = e;
+          value = v;
+        }));
+  }
+  rebound::stop_reason reason() const {
+    if (!error) return rebound::stop_reason::succeeded;
+    try {
+      std::rethrow_exception(error);
+    } catch (const rebound::retry_error& e) {
+      return e.reason();
+    } catch (...) {
+    }
+    return rebound::stop_reason::succeeded;
+  }
+};
+
+TEST_F(cancel_fixture, SlotCancelsABackoffAtOnce) {
+  flaky fn{100, 0};
+  rebound::call_report report;
+  start(policy, fn, {.report = &report});
+  // Run until the loop is in its first back-off (1s), then cancel.
+  io.poll();
+  ASSERT_EQ(*fn.calls, 1);
+  ASSERT_TRUE(clock.next_call().has_value());
+  const auto before = clock.now();
+  signal.emit(asio::cancellation_type::terminal);
+  rebound::testing::run_simulated(io, clock);
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_EQ(*fn.calls, 1);         // no attempt after the cancel
+  EXPECT_EQ(clock.now(), before);  // the back-off did not run out
+  EXPECT_EQ(report.reason, rebound::stop_reason::cancelled);
+  EXPECT_EQ(report.attempts, 1);
+}
+
+TEST_F(cancel_fixture, StopTokenCancelsABackoffAtOnce) {
+  flaky fn{100, 0};
+  std::stop_source stop;
+  start(policy, fn, {.stop = stop.get_token()});
+  io.poll();
+  ASSERT_EQ(*fn.calls, 1);
+  const auto before = clock.now();
+  stop.request_stop();
+  rebound::testing::run_simulated(io, clock);
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_EQ(*fn.calls, 1);
+  EXPECT_EQ(clock.now(), before);
+}
+
+// An attempt that waits an hour on a real Asio timer; the test cancels it
+// from a handler posted while it waits, so nothing really waits.
+struct hanging {
+  asio::io_context* io;
+  std::function<void()> while_waiting;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  std::shared_ptr<int> aborted = std::make_shared<int>(0);
+  asio::awaitable<int> operator()() const {
+    ++*calls;
+    asio::steady_timer t(*io, 1h);
+    asio::post(*io, while_waiting);
+    try {
+      co_await t.async_wait(asio::use_awaitable);
+    } catch (const std::system_error&) {
+      ++*aborted;
+      throw;
+    }
+    co_return 1;
+  }
+};
+
+TEST_F(cancel_fixture, SlotCancelsTheAttemptInFlightAndItIsNotRetried) {
+  hanging fn{&io, [this] { signal.emit(asio::cancellation_type::terminal); }};
+  start(policy, fn);
+  io.run();  // returns as soon as the cancelled attempt ends
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_EQ(*fn.calls, 1);
+  EXPECT_EQ(*fn.aborted, 1);
+}
+
+TEST_F(cancel_fixture, StopTokenCancelsTheAttemptInFlightAndItIsNotRetried) {
+  std::stop_source stop;
+  hanging fn{&io, [&stop] { stop.request_stop(); }};
+  start(policy, fn, {.stop = stop.get_token()});
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_EQ(*fn.calls, 1);
+  EXPECT_EQ(*fn.aborted, 1);
+}
+
+TEST_F(cancel_fixture, StopRequestedBeforeTheCallMakesNoAttempt) {
+  std::stop_source stop;
+  stop.request_stop();
+  flaky fn{0, 1};
+  start(policy, fn, {.stop = stop.get_token()});
+  rebound::testing::run_simulated(io, clock);
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_LE(*fn.calls, 1);
+}
+
+TEST_F(cancel_fixture, StopFromAnotherThreadDuringARealBackoff) {
+  // The system clock and a one-hour back-off: only the stop request can end it.
+  auto p = policy.clock(rebound::system_clock()).backoff(rebound::backoff::constant(1h));
+  flaky fn{100, 0};
+  std::stop_source stop;
+  start(p, fn, {.stop = stop.get_token()});
+  std::thread runner([&] { io.run(); });
+  while (*fn.calls == 0) std::this_thread::yield();  // the first attempt has run
+  stop.request_stop();
+  runner.join();  // bounded: the stop ends the back-off at once
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(reason(), rebound::stop_reason::cancelled);
+  EXPECT_EQ(*fn.calls, 1);
+}
+
+// ---- timeouts ------------------------------------------------------------
+
+// Each call takes the next duration from `takes` (simulated), then returns its number.
+struct slow {
+  simulated_clock* clock;
+  std::vector<duration> takes;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  std::shared_ptr<std::vector<int>> aborted = std::make_shared<std::vector<int>>();
+  asio::awaitable<int> operator()(const rebound::async_attempt& a) const {
+    const int n = ++*calls;
+    const duration d = takes[std::min<std::size_t>(n - 1, takes.size() - 1)];
+    try {
+      co_await rebound::testing::sleep_for(*clock, d);
+    } catch (const std::system_error&) {
+      aborted->push_back(a.number());
+      throw;
+    }
+    co_return a.number();
+  }
+};
+
+TEST_F(fixture, AttemptTimeoutCancelsASlowAttemptAndCountsAsTransientTimeout) {
+  auto p = policy.attempt_timeout(2s);
+  slow fn{&clock, {10s, 500ms}};
+  std::vector<rebound::event> events;
+  p = p.observer(std::make_shared<rebound::function_observer>(
+      [&](const rebound::event& e) { events.push_back(e); }));
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 2);
+  EXPECT_EQ(*fn.calls, 2);
+  EXPECT_EQ(*fn.aborted, std::vector<int>{1});
+  // 2s (timed out) + 1s back-off + 0.5s.
+  EXPECT_EQ(clock.now() - start, duration(3500ms));
+  bool saw_timeout = false;
+  for (const auto& e : events) {
+    if (e.kind == rebound::event_kind::attempt_failed) saw_timeout = e.verdict.timeout;
+  }
+  EXPECT_TRUE(saw_timeout);
+}
+
+TEST_F(fixture, TotalTimeoutEndsTheCallWithTimeExhausted) {
+  auto p = policy.total_timeout(5s).stop(rebound::stop::after_attempts(100));
+  slow fn{&clock, {10s}};
+  rebound::call_report report;
+  const auto start = clock.now();
+  try {
+    run(rebound::async_retry(p, fn, {.report = &report}));
+    ADD_FAILURE() << "expected retry_error";
+  } catch (const rebound::retry_error& e) {
+    EXPECT_EQ(e.reason(), rebound::stop_reason::time_exhausted);
+  }
+  EXPECT_EQ(clock.now() - start, duration(5s));
+  EXPECT_EQ(report.reason, rebound::stop_reason::time_exhausted);
+  EXPECT_EQ(*fn.calls, 1);
+}
+
+TEST_F(fixture, DeadlineOptionBoundsAttemptsAndBackoffs) {
+  auto p = policy.attempt_timeout(3s).stop(rebound::stop::after_attempts(100));
+  slow fn{&clock, {10s}};
+  rebound::call_report report;
+  const auto start = clock.now();
+  EXPECT_THROW(run(rebound::async_retry(p, fn, {.report = &report, .deadline = clock.now() + 8s})),
+               rebound::retry_error);
+  // 3s (timeout) + 1s + 3s (timeout) + 2s back-off would end at 9s, past the
+  // deadline: the loop stops at 7s without starting that sleep.
+  EXPECT_EQ(report.reason, rebound::stop_reason::time_exhausted);
+  EXPECT_EQ(*fn.calls, 2);
+  EXPECT_EQ(clock.now() - start, duration(7s));
+}
+
+TEST_F(fixture, AttemptContextReportsRemainingTime) {
+  auto p = policy.attempt_timeout(2s).total_timeout(60s);
+  std::optional<duration> remaining;
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    remaining = a.remaining();
+    co_return 0;
+  };
+  run(rebound::async_retry(p, fn));
+  EXPECT_EQ(remaining, duration(2s));
+}
+
+// ---- hedging -------------------------------------------------------------
+
+TEST_F(fixture, HedgeWinsAndTheSlowAttemptIsCancelled) {
+  auto p = policy.hedge({.delay = 100ms, .max_hedges = 2});
+  slow fn{&clock, {10s, 50ms, 10s}};
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 2);
+  EXPECT_EQ(clock.now() - start, duration(150ms));
+  EXPECT_EQ(*fn.calls, 2);  // the second hedge was never needed
+  EXPECT_EQ(*fn.aborted, std::vector<int>{1});
+  const auto c = counters->snapshot();
+  EXPECT_EQ(c.hedges, 1u);
+  EXPECT_EQ(c.ended(rebound::stop_reason::succeeded), 1u);
+}
+
+TEST_F(fixture, AllHedgesRunAndTheFirstSuccessWins) {
+  auto p = policy.hedge({.delay = 1s, .max_hedges = 2});
+  slow fn{&clock, {10s, 10s, 500ms}};
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 3);
+  EXPECT_EQ(clock.now() - start, duration(2500ms));
+  std::vector<int> losers = *fn.aborted;
+  std::sort(losers.begin(), losers.end());
+  EXPECT_EQ(losers, (std::vector<int>{1, 2}));
+  EXPECT_EQ(counters->snapshot().hedges, 2u);
+}
+
+TEST_F(fixture, HedgesCountAgainstTheAttemptLimit) {
+  auto p = policy.hedge({.delay = 1s, .max_hedges = 5}).stop(rebound::stop::after_attempts(2));
+  slow fn{&clock, {10s}};
+  rebound::call_report report;
+  EXPECT_EQ(run(rebound::async_retry(p, fn, {.report = &report})), 1);
+  EXPECT_EQ(*fn.calls, 2);
+  EXPECT_EQ(report.attempts, 2);
+}
+
+TEST_F(fixture, HedgesDrawFromTheRetryBudget) {
+  // A bucket with room for one hedge (cost 5 of 9).
+  auto budget = std::make_shared<rebound::token_bucket_budget>(
+      rebound::token_bucket_budget::options{.capacity = 9});
+  auto p = policy.hedge({.delay = 1s, .max_hedges = 5}).budget(budget);
+  slow fn{&clock, {10s}};
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 1);
+  EXPECT_EQ(*fn.calls, 2);
+  const auto c = counters->snapshot();
+  EXPECT_EQ(c.hedges, 1u);
+  EXPECT_EQ(c.budget_rejections, 1u);
+}
+
+TEST_F(fixture, FailedHedgeLeavesTheOthersRunningThenRetries) {
+  // Attempt 1 hangs long, the hedge fails fast; attempt 1 then succeeds.
+  auto p = policy.hedge({.delay = 1s, .max_hedges = 1});
+  int calls = 0;
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    ++calls;
+    if (a.hedged()) throw not_found_error();
+    co_await rebound::testing::sleep_for(clock, 3s);
+    co_return a.number();
+  };
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 1);
+  EXPECT_EQ(clock.now() - start, duration(3s));
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(fixture, PercentileHedgeDelayFollowsObservedLatency) {
+  auto tracker = std::make_shared<rebound::latency_tracker>();
+  for (int i = 1; i <= 100; ++i) tracker->record(std::chrono::milliseconds(i * 10));
+  auto p = policy.hedge({.delay = 5s, .max_hedges = 1, .percentile = 0.9, .tracker = tracker});
+  // p90 of 10..1000ms is 900ms: the hedge starts then and answers in 100ms.
+  slow fn{&clock, {10s, 100ms}};
+  const auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 2);
+  EXPECT_EQ(clock.now() - start, duration(1000ms));
+  EXPECT_EQ(tracker->size(), 101u);  // the winner's latency was recorded
+}
+
+TEST_F(fixture, HedgingPolicyValidation) {
+  EXPECT_THROW((void)policy.hedge({.delay = -1ms}), std::invalid_argument);
+  EXPECT_THROW((void)policy.hedge({.delay = 1ms, .max_hedges = 0}), std::invalid_argument);
+  EXPECT_THROW((void)policy.hedge({.delay = 1ms, .percentile = 1.5}), std::invalid_argument);
+  try {
+    (void)policy.hedge({.delay = 1ms, .max_hedges = 0});
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("max_hedges"), std::string::npos);
+  }
+}
+
+// ---- nesting across co_await ---------------------------------------------
+
+TEST_F(fixture, NestedLoopDefersToTheOuterOneAcrossCoAwait) {
+  int bottom = 0;
+  auto outer = policy.stop(rebound::stop::after_attempts(3));
+  auto inner = policy.stop(rebound::stop::after_attempts(3));
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    co_return co_await rebound::async_retry(inner,
+                                            [&]() -> asio::awaitable<int> {
+                                              ++bottom;
+                                              throw not_found_error();
+                                              co_return 0;
+                                            },
+                                            {.parent = &a});
+  };
+  EXPECT_THROW(run(rebound::async_retry(outer, fn)), not_found_error);
+  EXPECT_EQ(bottom, 3);  // not 9
+}
+
+TEST_F(fixture, IndependentNestedLoopsMultiply) {
+  int bottom = 0;
+  auto outer = policy.stop(rebound::stop::after_attempts(3));
+  auto inner = policy.stop(rebound::stop::after_attempts(3)).nesting(rebound::nesting::independent);
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    co_return co_await rebound::async_retry(inner,
+                                            [&]() -> asio::awaitable<int> {
+                                              ++bottom;
+                                              throw not_found_error();
+                                              co_return 0;
+                                            },
+                                            {.parent = &a});
+  };
+  EXPECT_THROW(run(rebound::async_retry(outer, fn)), not_found_error);
+  EXPECT_EQ(bottom, 9);
+}
+
+// ---- many operations -----------------------------------------------------
+
+TEST_F(fixture, TenThousandConcurrentOperationsEndWithTheRightAttemptCounts) {
+  constexpr int n = 10'000;
+  auto p = policy.stop(rebound::stop::after_attempts(4))
+               .jitter(rebound::jitter::full())
+               .seed(7)
+               .observer(nullptr);
+  std::vector<rebound::call_report> reports(n);
+  std::vector<int> calls(n, 0);
+  std::vector<int> outcome(n, -2);
+  for (int i = 0; i < n; ++i) {
+    const int failures = i % 5;  // 0..4; 4 failures exceed the 4-attempt limit
+    auto fn = [&calls, i, failures]() -> asio::awaitable<int> {
+      if (++calls[i] <= failures) throw not_found_error();
+      co_return i;
+    };
+    rebound::async_retry(io.get_executor(), p, fn, {.report = &reports[i]},
+                         [&outcome, i](std::exception_ptr e, int v) { outcome[i] = e ? -1 : v; });
+  }
+  rebound::testing::run_simulated(io, clock);
+  for (int i = 0; i < n; ++i) {
+    const int failures = i % 5;
+    if (failures < 4) {
+      ASSERT_EQ(outcome[i], i) << i;
+      ASSERT_EQ(reports[i].attempts, failures + 1) << i;
+      ASSERT_EQ(reports[i].reason, rebound::stop_reason::succeeded) << i;
+    } else {
+      ASSERT_EQ(outcome[i], -1) << i;
+      ASSERT_EQ(reports[i].attempts, 4) << i;
+      ASSERT_EQ(reports[i].reason, rebound::stop_reason::attempts_exhausted) << i;
+    }
+    ASSERT_EQ(calls[i], std::min(failures + 1, 4)) << i;
+  }
+}
+
+TEST_F(fixture, SameSeedSameSchedule) {
+  auto p = policy.jitter(rebound::jitter::full()).seed(99);
+  auto once = [&] {
+    simulated_clock c;
+    asio::io_context ctx;
+    flaky fn{4, 1};
+    auto f = asio::co_spawn(ctx, rebound::async_retry(p.clock(c), fn), asio::use_future);
+    rebound::testing::run_simulated(ctx, c);
+    f.get();
+    return c.now();
+  };
+  EXPECT_EQ(once(), once());
+}
+
+// Two threads on one io_context, real time but zero-length waits: TSan
+// checks the strand, the stop callbacks and the hedges.
+TEST(async_threads, TwoThreadIoContextWithHedgesTimeoutsAndStops) {
+  asio::io_context io(2);
+  auto counters = std::make_shared<rebound::counters_observer>();
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(4))
+                     .backoff(rebound::backoff::constant(0ms))
+                     .attempt_timeout(1h)
+                     .hedge({.delay = 0ms, .max_hedges = 2})
+                     .observer(counters);
+  constexpr int n = 400;
+  std::atomic<int> done{0}, succeeded{0};
+  std::vector<std::stop_source> stops(n);
+  for (int i = 0; i < n; ++i) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto fn = [calls, &io]() -> asio::awaitable<int> {
+      const int k = ++*calls;
+      for (int j = 0; j < 3; ++j) co_await asio::post(io, asio::use_awaitable);
+      if (k % 2 == 1) throw not_found_error();
+      co_return k;
+    };
+    rebound::async_retry(io.get_executor(), p, fn, {.stop = stops[i].get_token()},
+                         [&](std::exception_ptr e, int) {
+                           if (!e) ++succeeded;
+                           ++done;
+                         });
+  }
+  std::thread a([&] { io.run(); });
+  std::thread b([&] { io.run(); });
+  for (int i = 0; i < n; i += 7) stops[i].request_stop();
+  a.join();
+  b.join();
+  EXPECT_EQ(done.load(), n);
+  EXPECT_GT(succeeded.load(), 0);
+  const auto c = counters->snapshot();
+  std::uint64_t ends = 0;
+  for (auto e : c.ends) ends += e;
+  EXPECT_EQ(ends, static_cast<std::uint64_t>(n));
+}
+
+}  // namespace
