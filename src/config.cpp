@@ -445,6 +445,34 @@ bool set_throttle_key(adaptive_throttle::options& t, std::string_view key, const
   return true;
 }
 
+bool set_hedge_key(hedge_settings& h, std::string_view key, const value_ref& v,
+                   const std::string& field) {
+  if (key == "delay") {
+    h.delay = duration_in(v, field);
+  } else if (key == "max_hedges") {
+    h.max_hedges = static_cast<int>(number_in(v, field, 1, 10, true));
+  } else if (key == "percentile") {
+    h.percentile = number_in(v, field, 0.001, 0.999, false);
+  } else if (key == "min_samples") {
+    h.min_samples = static_cast<int>(number_in(v, field, 1, 100000, true));
+  } else {
+    return false;
+  }
+  return true;
+}
+hedge_settings read_hedge(const json& j, hedge_settings h) {
+  if (!j.is_object()) {
+    fail("hedge", "expected an object such as {\"delay\": \"50ms\", \"max_hedges\": 2}, got " +
+                      type_name(j));
+  }
+  for (const auto& [key, v] : j.items()) {
+    if (!set_hedge_key(h, key, {&v, {}}, "hedge." + key)) {
+      fail("hedge." + key, "unknown key; allowed: delay, max_hedges, percentile, min_samples");
+    }
+  }
+  return h;
+}
+
 adaptive_throttle::options read_throttle(const json& j, adaptive_throttle::options t) {
   if (!j.is_object()) {
     fail("throttle",
@@ -629,6 +657,15 @@ void policy_settings::validate() const {
   check_duration(step, "backoff.step");
   check_duration(max_delay, "backoff.max");
   check_duration(max_server_delay, "max_server_delay");
+  check_duration(attempt_timeout, "attempt_timeout");
+  check_duration(total_timeout, "total_timeout");
+  if (attempt_timeout && *attempt_timeout == duration::zero()) {
+    fail("attempt_timeout", "0s is out of range; allowed: > 0 (leave it out for no limit)");
+  }
+  if (total_timeout && *total_timeout == duration::zero()) {
+    fail("total_timeout", "0s is out of range; allowed: > 0 (leave it out for no limit)");
+  }
+  if (hedge) check_duration(hedge->delay, "hedge.delay");
   for (std::size_t i = 0; i < delays.size(); ++i) {
     check_duration(delays[i], "backoff.delays[" + std::to_string(i) + "]");
   }
@@ -700,6 +737,14 @@ retry_policy policy_settings::build(clock* c) const {
   if (c != nullptr) p = p.clock(*c);
   if (budget) p = p.budget(budget->make(time));
   if (throttle) p = p.throttle(std::make_shared<adaptive_throttle>(*throttle, time));
+  if (attempt_timeout) p = p.attempt_timeout(*attempt_timeout);
+  if (total_timeout) p = p.total_timeout(*total_timeout);
+  if (hedge) {
+    p = p.hedge({.delay = hedge->delay,
+                 .max_hedges = hedge->max_hedges,
+                 .percentile = hedge->percentile,
+                 .min_samples = static_cast<std::size_t>(hedge->min_samples)});
+  }
   return p;
 }
 
@@ -726,11 +771,17 @@ policy_settings settings_from_json(std::string_view text, policy_settings s) {
       s.budget = read_budget(v, s.budget.value_or(budget_settings{}));
     } else if (key == "throttle") {
       s.throttle = read_throttle(v, s.throttle.value_or(adaptive_throttle::options{}));
+    } else if (key == "attempt_timeout") {
+      s.attempt_timeout = json_duration(v, key);
+    } else if (key == "total_timeout") {
+      s.total_timeout = json_duration(v, key);
+    } else if (key == "hedge") {
+      s.hedge = read_hedge(v, s.hedge.value_or(hedge_settings{}));
     } else {
-      fail(key,
-           "unknown key; allowed: " +
-               join({"max_attempts", "max_elapsed", "before_elapsed", "backoff", "jitter",
-                     "max_server_delay", "server_delay_exceeded", "seed", "budget", "throttle"}));
+      fail(key, "unknown key; allowed: " +
+                    join({"max_attempts", "max_elapsed", "before_elapsed", "backoff", "jitter",
+                          "max_server_delay", "server_delay_exceeded", "seed", "budget", "throttle",
+                          "attempt_timeout", "total_timeout", "hedge"}));
     }
   }
   s.validate();
@@ -796,6 +847,13 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
     } else if (key.rfind("THROTTLE_", 0) == 0 &&
                set_throttle_key(s.throttle ? *s.throttle : s.throttle.emplace(), env_key(key, 9),
                                 {nullptr, value}, name)) {
+    } else if (key == "ATTEMPT_TIMEOUT") {
+      s.attempt_timeout = to_duration(value, name);
+    } else if (key == "TOTAL_TIMEOUT") {
+      s.total_timeout = to_duration(value, name);
+    } else if (key.rfind("HEDGE_", 0) == 0 &&
+               set_hedge_key(s.hedge ? *s.hedge : s.hedge.emplace(), env_key(key, 6),
+                             {nullptr, value}, name)) {
     } else {
       fail(name, "unknown setting; allowed: " + head + "{" +
                      join({"MAX_ATTEMPTS",
@@ -822,7 +880,13 @@ policy_settings apply_env(policy_settings s, std::string_view prefix,
                            "BUDGET_MAX_TOKENS",
                            "BUDGET_TOKEN_RATIO",
                            "THROTTLE_K",
-                           "THROTTLE_WINDOW"}) +
+                           "THROTTLE_WINDOW",
+                           "ATTEMPT_TIMEOUT",
+                           "TOTAL_TIMEOUT",
+                           "HEDGE_DELAY",
+                           "HEDGE_MAX_HEDGES",
+                           "HEDGE_PERCENTILE",
+                           "HEDGE_MIN_SAMPLES"}) +
                      "}");
     }
   }

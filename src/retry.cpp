@@ -149,7 +149,7 @@ void loop::init_deadline() noexcept {
 }
 
 void loop::arm_watch() {
-  watch_.emplace();
+  watch_ = std::make_unique<watch>();  // fresh per attempt: a stop_source fires once
   watch& w = *watch_;
   if (options_.stop.stop_possible()) w.link.emplace(options_.stop, watch::forward{&w.source});
   const time_point t = now();

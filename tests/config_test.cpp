@@ -134,6 +134,13 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{R"({"seed": "x"})", "seed", "expected an integer"},
         bad_case{R"({"server_delay_exceeded": "wait"})", "server_delay_exceeded",
                  "allowed: clamp, give_up"},
+        bad_case{R"({"attempt_timeout": "0s"})", "attempt_timeout", "allowed: > 0"},
+        bad_case{R"({"total_timeout": "-1s"})", "total_timeout", "negative"},
+        bad_case{R"({"hedge": {"delay": "10ms", "max_hedges": 0}})", "hedge.max_hedges",
+                 "out of range"},
+        bad_case{R"({"hedge": {"percentile": 1.5}})", "hedge.percentile", "out of range"},
+        bad_case{R"({"hedge": {"dealy": "10ms"}})", "hedge.dealy", "allowed: delay, max_hedges"},
+        bad_case{R"({"hedge": 5})", "hedge", "expected an object"},
         bad_case{R"([1, 2])", "(document)", "expected a JSON object"},
         bad_case{R"({"max_attempts": 3,})", "(document)", "not valid JSON"}),
     [](const ::testing::TestParamInfo<bad_case>& param) {
@@ -370,6 +377,36 @@ TEST(ConfigBreakerTest, ReadsAndValidatesBreakerSettings) {
     EXPECT_EQ(err.field(), "B_HALF_OPEN_PROBES");
   }
   EXPECT_THROW((void)rebound::apply_breaker_env({}, "B", {{"B_PROBES", "1"}}), config_error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ConfigTimeoutsAndHedging, ReadFromJsonAndEnvironment) {
+  const auto s = rebound::settings_from_json(
+      R"({"attempt_timeout": "2s", "total_timeout": "30s",
+          "hedge": {"delay": "50ms", "max_hedges": 2, "percentile": 0.95, "min_samples": 10}})");
+  EXPECT_EQ(s.attempt_timeout, rebound::duration(std::chrono::seconds(2)));
+  EXPECT_EQ(s.total_timeout, rebound::duration(std::chrono::seconds(30)));
+  ASSERT_TRUE(s.hedge);
+  EXPECT_EQ(s.hedge->max_hedges, 2);
+  const auto p = s.to_policy();
+  EXPECT_EQ(p.attempt_timeout(), rebound::duration(std::chrono::seconds(2)));
+  ASSERT_TRUE(p.hedge());
+  EXPECT_EQ(p.hedge()->delay, rebound::duration(std::chrono::milliseconds(50)));
+  EXPECT_EQ(p.hedge()->percentile, 0.95);
+  EXPECT_TRUE(p.hedge()->tracker);  // made for the percentile
+
+  const auto e = rebound::apply_env({}, "APP",
+                                    {{"APP_ATTEMPT_TIMEOUT", "750ms"},
+                                     {"APP_HEDGE_DELAY", "20ms"},
+                                     {"APP_HEDGE_MAX_HEDGES", "3"}});
+  EXPECT_EQ(e.attempt_timeout, rebound::duration(std::chrono::milliseconds(750)));
+  ASSERT_TRUE(e.hedge);
+  EXPECT_EQ(e.hedge->max_hedges, 3);
+  EXPECT_THROW((void)rebound::apply_env({}, "APP", {{"APP_HEDGE_MAX_HEDGES", "many"}}),
+               rebound::config_error);
 }
 
 }  // namespace

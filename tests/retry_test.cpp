@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <thread>
 
 #include "rebound/testing/simulated_clock.hpp"
@@ -262,6 +264,117 @@ TEST_F(RetryTest, TimeLimitsEndTheLoop) {
 TEST_F(RetryTest, MoveOnlyResults) {
   auto p = rebound::retry(policy_, [] { return std::make_unique<int>(5); });
   EXPECT_EQ(*p, 5);
+}
+
+}  // namespace
+
+namespace {
+
+// Timeouts in the blocking loop are cooperative: the attempt's stop token.
+class BlockingTimeoutTest : public RetryTest {};
+
+TEST_F(BlockingTimeoutTest, AttemptTimeoutRequestsTheStopTokenAndCountsAsTimeout) {
+  auto p = policy_.attempt_timeout(2s);
+  std::vector<rebound::event> events;
+  p = p.observer(std::make_shared<rebound::function_observer>(
+      [&](const rebound::event& e) { events.push_back(e); }));
+  int calls = 0;
+  const auto start = clock_.now();
+  const int v = rebound::retry(p, [&](const rebound::attempt& a) {
+    ++calls;
+    EXPECT_FALSE(a.stop_token().stop_requested());
+    if (calls == 1) {
+      clock_.advance(5s);  // a slow attempt: its timer fires at 2s
+      EXPECT_TRUE(a.stop_token().stop_requested());
+      throw std::runtime_error("gave up when asked to stop");
+    }
+    return 7;
+  });
+  EXPECT_EQ(v, 7);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(clock_.now() - start, rebound::duration(6s));  // 5s attempt + 1s back-off
+  bool timed_out = false;
+  for (const auto& e : events) {
+    if (e.kind == rebound::event_kind::attempt_failed) timed_out = e.verdict.timeout;
+  }
+  EXPECT_TRUE(timed_out);
+}
+
+TEST_F(BlockingTimeoutTest, TotalTimeoutEndsTheCallWithTimeExhausted) {
+  auto p = policy_.total_timeout(3s).stop(stop::after_attempts(100));
+  call_report report;
+  int calls = 0;
+  EXPECT_THROW(rebound::retry(p,
+                              [&](const rebound::attempt& a) -> int {
+                                ++calls;
+                                clock_.advance(10s);
+                                EXPECT_TRUE(a.stop_token().stop_requested());
+                                throw not_found_error();
+                              },
+                              {.report = &report}),
+               not_found_error);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(report.reason, stop_reason::time_exhausted);
+}
+
+TEST_F(BlockingTimeoutTest, CallerStopStillReachesTheAttemptToken) {
+  auto p = policy_.attempt_timeout(1h);
+  std::stop_source stop;
+  int calls = 0;
+  EXPECT_THROW(rebound::retry(p,
+                              [&](const rebound::attempt& a) -> int {
+                                ++calls;
+                                stop.request_stop();
+                                EXPECT_TRUE(a.stop_token().stop_requested());
+                                throw not_found_error();
+                              },
+                              {.stop = stop.get_token()}),
+               rebound::retry_error);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(BlockingTimeoutTest, HedgingPoliciesAreRefusedByTheBlockingLoop) {
+  auto p = policy_.hedge({.delay = 10ms});
+  try {
+    rebound::retry(p, [] { return 1; });
+    ADD_FAILURE() << "accepted a hedging policy";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("async_retry"), std::string::npos);
+  }
+}
+
+TEST_F(BlockingTimeoutTest, TimeoutsAreValidated) {
+  EXPECT_THROW((void)policy_.attempt_timeout(0s), std::invalid_argument);
+  EXPECT_THROW((void)policy_.total_timeout(-1s), std::invalid_argument);
+}
+
+TEST(SimulatedClockCalls, RunInTimeOrderWhenTimeAdvances) {
+  simulated_clock c;
+  std::vector<int> order;
+  const auto t0 = c.now();
+  c.call_at(t0 + 3s, [&] { order.push_back(3); });
+  const auto id = c.call_at(t0 + 2s, [&] { order.push_back(2); });
+  c.call_at(t0 + 1s, [&] {
+    order.push_back(1);
+    EXPECT_EQ(c.now(), t0 + 1s);  // each call sees its own time
+  });
+  EXPECT_TRUE(c.cancel_call(id));
+  EXPECT_FALSE(c.cancel_call(id));
+  c.advance(5s);
+  EXPECT_EQ(order, (std::vector<int>{1, 3}));
+  EXPECT_FALSE(c.next_call());
+}
+
+TEST(SystemClockCalls, FireOnTheTimerThreadAndCanBeCancelled) {
+  auto& c = rebound::system_clock();
+  std::atomic<bool> fired{false};
+  const auto never = c.call_at(c.now() + 1h, [&] { fired = true; });
+  EXPECT_TRUE(c.cancel_call(never));
+  std::promise<void> done;
+  // Real time, 1 ms: the timer thread is the boundary under test.
+  c.call_at(c.now() + 1ms, [&] { done.set_value(); });
+  EXPECT_EQ(done.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(fired.load());
 }
 
 }  // namespace

@@ -241,7 +241,7 @@ inline asio::awaitable<bool> wait_until(clock* custom, time_point at) {
 }
 
 template <class T, class R>
-T finish_failure(loop& core, std::optional<R>& result, const std::exception_ptr& error) {
+T finish_failure(const loop& core, std::optional<R>& result, const std::exception_ptr& error) {
   if (error) core.give_up(error);
   if constexpr (std::is_void_v<T>) {
     core.throw_cancelled_before_start();  // unreachable: void attempts fail by exceptions
@@ -251,65 +251,96 @@ T finish_failure(loop& core, std::optional<R>& result, const std::exception_ptr&
   }
 }
 
-/// The loop when nothing runs concurrently with an attempt: the attempt is
-/// awaited directly (Asio cancellation reaches it through this coroutine).
+/// What a failed attempt means, and the decision on it (a plain function, so
+/// its temporaries stay off the coroutine frame).
+template <class T, class R>
+decision decide_async_failure(loop& core, const retry_policy& p, const std::exception_ptr& error,
+                              const std::optional<R>& last, bool cancelled) {
+  verdict v;
+  std::string cause;
+  if (error) {
+    v = classify_exception(p, error);
+    if (core.observed()) cause = describe(error);
+  } else {
+    if constexpr (!std::is_void_v<T>) {
+      v = p.classifier().classify_result(*last);
+      if (core.observed()) cause = describe_result(*last);
+    }
+  }
+  if (cancelled) {
+    // A cancelled attempt is never retried.
+    core.end(stop_reason::cancelled, core.state() != nullptr ? core.state()->attempt() : 1);
+    return decision::stop(stop_reason::cancelled);
+  }
+  return core.decide_failure(v, std::move(cause), false);
+}
+
+/// The loop when nothing runs concurrently with an attempt: each attempt is
+/// awaited directly, so Asio cancellation reaches it through this coroutine.
+/// When nothing needs the clock or the per-call state before the first
+/// attempt ends (no observer, report, time-based stop, budget, throttle or
+/// attempt context), a first-try success reads no clock and builds no state.
 template <class T, class F>
 asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth) {
   const call_options co{.stop = {}, .report = o.report, .deadline = std::nullopt};
-  loop core(p, co, takes_async_attempt<F>, depth > 1 ? 1 : 0);
+  constexpr bool takes_attempt = takes_async_attempt<F>;
+  loop core(p, co, takes_attempt, depth > 1 ? 1 : 0);
   core.begin();
   using value_t = typename attempt_outcome<T>::value_type;
   std::optional<value_t> last;  // the last rejected result (expected-like)
+  std::exception_ptr error;
   for (;;) {
-    std::exception_ptr error;
-    {
-      const int number = core.state() != nullptr ? core.state()->attempt() : 1;
-      const async_attempt ctx(core, number, false, depth, {});
-      try {
+    error = nullptr;
+    try {
+      if constexpr (takes_attempt) {
+        const async_attempt ctx(core, core.state() != nullptr ? core.state()->attempt() : 1, false,
+                                depth, {});
         if constexpr (std::is_void_v<T>) {
-          co_await invoke_async(fn, ctx);
-          core.succeeded();
-          co_return;
+          co_await std::invoke(fn, ctx);
         } else {
-          value_t v = co_await invoke_async(fn, ctx);
-          const verdict verdict_on_value = p.classifier().classify_result(v);
-          if (verdict_on_value.kind == verdict_kind::success) [[likely]] {
-            core.succeeded();
-            co_return v;
-          }
-          last.emplace(std::move(v));
+          last.emplace(co_await std::invoke(fn, ctx));
         }
-      } catch (...) {
-        error = std::current_exception();
+      } else {
+        if constexpr (std::is_void_v<T>) {
+          co_await std::invoke(fn);
+        } else {
+          last.emplace(co_await std::invoke(fn));
+        }
       }
+      if constexpr (std::is_void_v<T>) {
+        core.succeeded();
+        co_return;
+      } else {
+        if (p.classifier().classify_result(*last).kind == verdict_kind::success) [[likely]] {
+          core.succeeded();
+          co_return std::move(*last);
+        }
+      }
+    } catch (...) {
+      error = std::current_exception();
     }
     auto cs = co_await asio::this_coro::cancellation_state;
-    const bool cancelled = cs.cancelled() != asio::cancellation_type::none;
-    verdict v;
-    std::string cause;
-    if (error) {
-      v = classify_exception(p, error);
-      if (core.observed()) cause = describe(error);
-    } else {
-      if constexpr (!std::is_void_v<T>) {
-        v = p.classifier().classify_result(*last);
-        if (core.observed()) cause = describe_result(*last);
-      }
-    }
-    if (cancelled) {
-      // A cancelled attempt is never retried.
-      core.end(stop_reason::cancelled, core.state() != nullptr ? core.state()->attempt() : 1);
-      if (error) core.give_up(error);
-      co_return finish_failure<T>(core, last, error);
-    }
-    const decision d = core.decide_failure(v, std::move(cause), false);
+    const decision d = decide_async_failure<T>(core, p, error, last,
+                                               cs.cancelled() != asio::cancellation_type::none);
     if (d.retry) {
-      const bool slept =
-          co_await wait_until(p.custom_clock(), saturating_add(core.failed_at(), d.delay));
-      if (core.resume(slept)) {
-        if (error) last.reset();
-        continue;
+      const time_point until = saturating_add(core.failed_at(), d.delay);
+      bool slept = false;
+      if (clock* custom = p.custom_clock()) {
+        slept = co_await wait_until(custom, until);
+      } else {
+        // Inline rather than through wait_until: a pending back-off is this
+        // frame and one timer operation, nothing more.
+        try {
+          asio::steady_timer timer(co_await asio::this_coro::executor,
+                                   asio::steady_timer::time_point(until.time_since_epoch()));
+          asio::error_code ec;
+          co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          slept = !ec;
+        } catch (const std::system_error&) {
+          slept = false;  // cancelled before the wait began
+        }
       }
+      if (core.resume(slept)) continue;
     }
     co_return finish_failure<T>(core, last, error);
   }

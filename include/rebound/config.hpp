@@ -93,6 +93,15 @@ struct budget_settings {
 };
 
 /// The data form of a policy: what JSON, environment variables and CLI flags set.
+/// Hedged attempts (see hedge.hpp), as configured.
+struct hedge_settings {
+  duration delay{};
+  int max_hedges = 1;
+  std::optional<double> percentile;
+  int min_samples = 20;
+  friend bool operator==(const hedge_settings&, const hedge_settings&) = default;
+};
+
 struct policy_settings {
   std::optional<int> max_attempts;
   std::optional<duration> max_elapsed;
@@ -111,6 +120,11 @@ struct policy_settings {
   std::optional<budget_settings> budget;
   /// Adaptive client-side throttling; likewise a new one per to_policy().
   std::optional<adaptive_throttle::options> throttle;
+  /// Per-attempt and whole-call time limits (> 0).
+  std::optional<duration> attempt_timeout;
+  std::optional<duration> total_timeout;
+  /// Hedged attempts (async loop only); a new latency tracker per to_policy().
+  std::optional<hedge_settings> hedge;
 
   /// Checks every field; throws config_error naming the first bad one.
   void validate() const;

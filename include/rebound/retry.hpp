@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -326,7 +327,7 @@ class loop {
   int attempts_made_ = 0;
   bool timed_ = false;
   time_point deadline_ = time_point::max();  // total_timeout and options.deadline
-  std::optional<watch> watch_;
+  std::unique_ptr<watch> watch_;  // only with timeouts (kept small for async frames)
   time_point failed_at_{};
   std::int8_t nested_ = -1;
 };
