@@ -436,6 +436,24 @@ TEST_F(CliTest, SimulateReplicaLag) {
   EXPECT_EQ(j.at("rows").at(1).at("error_rate").get<double>(), 0.0);  // retry, then primary
 }
 
+TEST_F(CliTest, SimulateHedgingWithAUserPolicyFile) {
+  const auto json_file = dir_ / "hedging.json";
+  const auto pol = dir_ / "hedge-30ms.json";
+  std::ofstream(pol) << R"({"max_attempts": 2, "hedge": {"delay": "30ms", "max_hedges": 1}})";
+  const auto r = run({"simulate", "hedging", "--length", "10s", "--policy", pol.string(),
+                      "--json", json_file.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("hedge-30ms"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  const auto& row = j.at("rows").at(0);
+  EXPECT_GT(row.at("hedges").get<int>(), 0);
+  EXPECT_LT(row.at("latency_p99_ms").get<double>(), 100.0);  // the slow tail is hedged away
+  const auto bad = run({"simulate", "hedging", "--depth", "2"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--depth: not used by the hedging scenario"), std::string::npos)
+      << bad.err;
+}
+
 TEST_F(CliTest, SimulateRejectsFlagsOfOtherScenarios) {
   auto r = run({"simulate", "outage", "--depth", "3"});
   EXPECT_EQ(r.status, 2);

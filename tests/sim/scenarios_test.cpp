@@ -197,3 +197,44 @@ TEST(LayersTest, PartialFailuresSucceedUnderBothModes) {
 }
 
 }  // namespace
+
+namespace {
+
+std::map<std::string, rebound::sim::hedging_row> hedging_rows(const rebound::sim::hedging_result& r) {
+  std::map<std::string, rebound::sim::hedging_row> m;
+  for (const auto& row : r.rows) m[row.strategy] = row;
+  return m;
+}
+
+TEST(HedgingTest, APercentileHedgeCutsTheTailForLittleExtraLoad) {
+  const auto m = hedging_rows(rebound::sim::run_hedging({.length = 30s}));
+  ASSERT_EQ(m.size(), 8u);
+  const auto& none = m.at("no hedge");
+  const auto& p95 = m.at("hedge at p95");
+  EXPECT_EQ(none.attempts_per_request, 1.0);
+  EXPECT_GT(none.latency_p99_ms, 200.0);          // the slow tail shows at p99
+  EXPECT_LT(p95.latency_p99_ms, 100.0);           // a hedge answers instead
+  EXPECT_LT(p95.attempts_per_request, 1.15);      // for under 15% more attempts
+  EXPECT_NEAR(p95.latency_p50_ms, none.latency_p50_ms, 1.0);
+  // Hedging early is costly: half the requests are slower than the median.
+  EXPECT_GT(m.at("hedge after 10ms").attempts_per_request, 1.4);
+  // A 5% ratio budget caps the extra attempts (spent on whatever comes first).
+  EXPECT_LE(m.at("hedge after 10ms + 5% budget").attempts_per_request, 1.06);
+  EXPECT_GT(m.at("hedge after 10ms + 5% budget").hedges_refused, 0u);
+}
+
+TEST(HedgingTest, EveryRequestEndsAndSameSeedGivesSameNumbers) {
+  const auto a = rebound::sim::run_hedging({.length = 5s, .seed = 3});
+  const auto b = rebound::sim::run_hedging({.length = 5s, .seed = 3});
+  ASSERT_EQ(a.rows.size(), b.rows.size());
+  for (std::size_t i = 0; i < a.rows.size(); ++i) {
+    EXPECT_EQ(a.rows[i].requests, b.rows[i].requests);
+    EXPECT_EQ(a.rows[i].latency_p99_ms, b.rows[i].latency_p99_ms);
+    EXPECT_EQ(a.rows[i].hedges, b.rows[i].hedges);
+    EXPECT_GT(a.rows[i].requests, 800u);  // about 200/s for 5 s
+    EXPECT_EQ(a.rows[i].completed, a.rows[i].requests);
+  }
+  EXPECT_EQ(a.events, b.events);
+}
+
+}  // namespace

@@ -324,13 +324,81 @@ int run_replica_lag(const simulate_options& o) {
   return exit_code::ok;
 }
 
+int run_hedging(const simulate_options& o, const std::vector<sim::strategy>& user) {
+  sim::hedging_options c;
+  c.rate = number_flag(o.rate, "--rate", 1, 1e5, c.rate, false);
+  c.length = duration_flag(o.length, "--length", c.length, std::chrono::seconds(1),
+                           std::chrono::hours(24));
+  c.latency_median = duration_flag(o.latency_median, "--latency-median", c.latency_median,
+                                   std::chrono::microseconds(1), std::chrono::minutes(1));
+  c.slow_probability =
+      number_flag(o.slow_probability, "--slow-probability", 0, 1, c.slow_probability, false);
+  c.seed = o.seed_value;
+  c.strategies = user;
+  if (c.rate * std::chrono::duration<double>(c.length).count() > 2e7) {
+    throw config_error("--rate", "rate x length is over 20 million requests; shorten --length");
+  }
+  const auto r = sim::run_hedging(c);
+  std::printf(
+      "hedging: %.0f requests/s; answer time lognormal (median %s), %.0f%% slow tail of "
+      "0.2s..1s; seed %llu\n\n",
+      c.rate, format_duration(c.latency_median).c_str(), 100 * c.slow_probability,
+      static_cast<unsigned long long>(c.seed));
+  std::printf("%-32s %8s %8s %8s %9s %11s %15s\n", "strategy", "p50 ms", "p90 ms", "p99 ms",
+              "p99.9 ms", "attempts/req", "server ms/req");
+  json rows = json::array();
+  std::vector<svg::series> tails, load;
+  for (const auto& row : r.rows) {
+    std::printf("%-32s %8.1f %8.1f %8.1f %9.1f %11.3f %15.2f\n", row.strategy.c_str(),
+                row.latency_p50_ms, row.latency_p90_ms, row.latency_p99_ms, row.latency_p999_ms,
+                row.attempts_per_request, row.server_ms_per_request);
+    rows.push_back({{"strategy", row.strategy},
+                    {"requests", row.requests},
+                    {"latency_p50_ms", row.latency_p50_ms},
+                    {"latency_p90_ms", row.latency_p90_ms},
+                    {"latency_p99_ms", row.latency_p99_ms},
+                    {"latency_p999_ms", row.latency_p999_ms},
+                    {"latency_max_ms", row.latency_max_ms},
+                    {"attempts_per_request", row.attempts_per_request},
+                    {"server_ms_per_request", row.server_ms_per_request},
+                    {"hedges", row.hedges},
+                    {"hedges_refused", row.hedges_refused}});
+    tails.push_back({row.strategy, {row.latency_p50_ms, row.latency_p99_ms, row.latency_p999_ms}});
+    load.push_back({row.strategy, {100 * (row.attempts_per_request - 1)}});
+  }
+  std::printf("\n%llu events simulated\n", static_cast<unsigned long long>(r.events));
+  if (o.json) {
+    write_file(*o.json,
+               json{{"scenario", "hedging"},
+                    {"seed", c.seed},
+                    {"rate", c.rate},
+                    {"latency_median_ms",
+                     std::chrono::duration<double, std::milli>(c.latency_median).count()},
+                    {"slow_probability", c.slow_probability},
+                    {"rows", rows},
+                    {"events", r.events}}
+                       .dump(2) +
+                   "\n",
+               "--json");
+  }
+  if (o.svg) {
+    write_file(*o.svg,
+               svg::stack({svg::bars("Latency by hedge strategy", "ms", {"p50", "p99", "p99.9"},
+                                     tails),
+                           svg::bars("Extra load: hedges per 100 requests", "%",
+                                     {"extra attempts"}, load)}),
+               "--svg");
+  }
+  return exit_code::ok;
+}
+
 }  // namespace
 
 CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   auto* s = app.add_subcommand("simulate",
                                "Simulate what a policy does to a fleet: contention, "
-                               "outage, layers");
-  s->add_option("scenario", o.scenario, "contention | outage | replica-lag | layers")
+                               "outage, replica-lag, layers, hedging");
+  s->add_option("scenario", o.scenario, "contention | outage | replica-lag | layers | hedging")
       ->type_name("SCENARIO");
   s->add_option("--seed", o.seed, "Random seed (default 1): same seed, same numbers")
       ->type_name("N");
@@ -345,14 +413,14 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
       ->type_name("N");
   s->add_option("--clients-step", o.clients_step, "contention: step (10)")->type_name("N");
   s->add_option("--trials", o.trials, "contention: trials per point (100)")->type_name("N");
-  s->add_option("--rate", o.rate, "outage: requests/s offered (1000); replica-lag: writes/s (200)")
+  s->add_option("--rate", o.rate, "outage: requests/s offered (1000); replica-lag: writes/s (200); hedging: requests/s (200)")
       ->type_name("X");
   s->add_option("--capacity", o.capacity, "outage: requests per second served (1500)")
       ->type_name("X");
   s->add_option("--queue", o.queue, "outage: server queue places (2000)")->type_name("N");
   s->add_option("--timeout", o.timeout, "outage: client timeout per attempt (1s)")
       ->type_name("DUR");
-  s->add_option("--length", o.length, "outage, replica-lag: simulated time (60s)")
+  s->add_option("--length", o.length, "outage, replica-lag, hedging: simulated time (60s)")
       ->type_name("DUR");
   s->add_option("--trigger-at", o.trigger_at, "outage: when the trigger starts (10s)")
       ->type_name("DUR");
@@ -372,6 +440,11 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   s->add_option("--requests", o.requests, "layers: logical requests (1000)")->type_name("N");
   s->add_option("--failure-rate", o.failure_rate, "layers: bottom failure probability (1.0)")
       ->type_name("X");
+  s->add_option("--latency-median", o.latency_median, "hedging: median answer time (10ms)")
+      ->type_name("DUR");
+  s->add_option("--slow-probability", o.slow_probability,
+                "hedging: share of answers in the 0.2s..1s slow tail (0.05)")
+      ->type_name("X");
   return s;
 }
 
@@ -379,7 +452,7 @@ int simulate_main(simulate_options& o) {
   try {
     if (o.scenario.empty()) {
       throw config_error("simulate",
-                         "no scenario given; allowed: contention, outage, replica-lag, layers");
+                         "no scenario given; allowed: contention, outage, replica-lag, layers, hedging");
     }
     if (o.seed)
       o.seed_value = static_cast<std::uint64_t>(number_flag(o.seed, "--seed", 0, 1e15, 1, true));
@@ -407,24 +480,29 @@ int simulate_main(simulate_options& o) {
         {&o.attempts, "--attempts"},
         {&o.requests, "--requests"},
         {&o.failure_rate, "--failure-rate"}};
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> hedging_flags = {
+        {&o.latency_median, "--latency-median"}, {&o.slow_probability, "--slow-probability"}};
     auto refuse = [&](const auto& flags) {
       for (const auto& [v, name] : flags) {
         if (*v) throw config_error(name, "not used by the " + o.scenario + " scenario");
       }
     };
     if (o.scenario == "contention") {
+      refuse(hedging_flags);
       refuse(outage_flags);
       refuse(layers_flags);
       refuse(replica_flags);
       return run_contention(o, policy_strategies(o.policies));
     }
     if (o.scenario == "outage") {
+      refuse(hedging_flags);
       refuse(contention_flags);
       refuse(layers_flags);
       refuse(replica_flags);
       return run_outage(o, policy_strategies(o.policies));
     }
     if (o.scenario == "replica-lag") {
+      refuse(hedging_flags);
       refuse(contention_flags);
       refuse(layers_flags);
       for (const auto& [v, name] : outage_flags) {
@@ -437,16 +515,27 @@ int simulate_main(simulate_options& o) {
       return run_replica_lag(o);
     }
     if (o.scenario == "layers") {
+      refuse(hedging_flags);
       refuse(contention_flags);
       refuse(outage_flags);
       refuse(replica_flags);
       if (!o.policies.empty()) throw config_error("--policy", "not used by the layers scenario");
       return run_layers(o);
     }
-    throw config_error("simulate",
-                       "unknown scenario \"" + o.scenario +
-                           "\"; allowed: contention, outage, replica-lag, layers (hedging "
-                           "waits for the async engine)");
+    if (o.scenario == "hedging") {
+      refuse(contention_flags);
+      refuse(layers_flags);
+      refuse(replica_flags);
+      for (const auto& [v, name] : outage_flags) {
+        if (*v && std::string(name) != "--rate" && std::string(name) != "--length") {
+          throw config_error(name, "not used by the hedging scenario");
+        }
+      }
+      return run_hedging(o, policy_strategies(o.policies));
+    }
+    throw config_error("simulate", "unknown scenario \"" + o.scenario +
+                                       "\"; allowed: contention, outage, replica-lag, layers, "
+                                       "hedging");
   } catch (const config_error& e) {
     return usage_error(e.what());
   }

@@ -181,4 +181,46 @@ struct layers_result {
 
 [[nodiscard]] layers_result run_layers(const layers_options& o);
 
+// ---- hedging -------------------------------------------------------------
+
+/// Open-loop requests at `rate` to a dependency whose answer time is
+/// lognormal (median `latency_median`, shape `latency_sigma`) except, with
+/// probability `slow_probability`, uniform in [slow_min, slow_max] (a slow
+/// tail: GC pauses, cold caches, a bad host). Each attempt draws its own
+/// time; a hedge is a second attempt racing the first, and the loser is
+/// cancelled when the winner answers.
+struct hedging_options {
+  double rate = 200;
+  duration length = std::chrono::seconds(60);
+  duration latency_median = std::chrono::milliseconds(10);
+  double latency_sigma = 0.3;
+  double slow_probability = 0.05;
+  duration slow_min = std::chrono::milliseconds(200);
+  duration slow_max = std::chrono::seconds(1);
+  std::uint64_t seed = 1;
+  std::vector<strategy> strategies{};  ///< empty: default_hedging_strategies()
+};
+
+struct hedging_row {
+  std::string strategy;
+  std::uint64_t requests = 0;
+  std::uint64_t completed = 0;  ///< requests answered (all of them: the run drains)
+  double latency_p50_ms = 0, latency_p90_ms = 0, latency_p99_ms = 0, latency_p999_ms = 0,
+         latency_max_ms = 0;
+  double attempts_per_request = 0;   ///< 1 + hedges per request: the extra load
+  double server_ms_per_request = 0;  ///< server time per request, losers until cancelled
+  std::uint64_t hedges = 0;
+  std::uint64_t hedges_refused = 0;  ///< by the retry budget
+};
+
+struct hedging_result {
+  std::vector<hedging_row> rows;
+  std::uint64_t events = 0;
+};
+
+/// No hedge; one hedge after 10, 25, 50 or 100 ms; one hedge at the observed
+/// p90 or p95; one hedge after 10 ms limited by a 5% ratio budget.
+[[nodiscard]] std::vector<strategy> default_hedging_strategies();
+[[nodiscard]] hedging_result run_hedging(const hedging_options& o);
+
 }  // namespace rebound::sim
