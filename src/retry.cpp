@@ -143,9 +143,8 @@ void loop::end(stop_reason r, int attempts) noexcept {
 
 void loop::init_deadline() noexcept {
   if (const auto total = policy_.total_timeout()) {
-    deadline_ = saturating_add(state_->start(), *total);
+    deadline_ = std::min(deadline_, saturating_add(state_->start(), *total));
   }
-  if (options_.deadline) deadline_ = std::min(deadline_, *options_.deadline);
 }
 
 void loop::arm_watch() {

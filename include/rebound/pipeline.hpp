@@ -46,7 +46,7 @@ class pipeline {
           *timeout_ >= time_point::max() - now ? time_point::max() : now + *timeout_;
       options.deadline = options.deadline ? std::min(*options.deadline, d) : d;
     }
-    auto through_breaker = [&](const attempt& a) -> R {
+    auto through_breaker = [&](const attempt* a) -> R {
       breaker_permit permit{.allowed = true};
       if (breaker_) {
         permit = breaker_->try_acquire();
@@ -69,7 +69,15 @@ class pipeline {
         throw;
       }
     };
-    return retry(policy_, through_breaker, options);
+    // The attempt context is passed on only when `fn` takes it: the loop arms
+    // a deadline timer for attempts that can see their stop token.
+    if constexpr (std::invocable<F&, const attempt&>) {
+      return retry(
+          policy_, [&](const attempt& a) -> R { return through_breaker(&a); }, options);
+    } else {
+      return retry(
+          policy_, [&]() -> R { return through_breaker(nullptr); }, options);
+    }
   }
 
   [[nodiscard]] const retry_policy& policy() const noexcept { return policy_; }
@@ -79,9 +87,9 @@ class pipeline {
 
  private:
   template <class F>
-  static decltype(auto) call(F& fn, const attempt& a) {
+  static decltype(auto) call(F& fn, const attempt* a) {
     if constexpr (std::invocable<F&, const attempt&>) {
-      return std::invoke(fn, a);
+      return std::invoke(fn, *a);
     } else {
       return std::invoke(fn);
     }

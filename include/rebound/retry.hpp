@@ -22,7 +22,10 @@
 // are cooperative here: when one passes, the attempt's stop token
 // (attempt::stop_token()) is requested, and an attempt that then fails counts
 // as a transient timeout; past the total limit the call ends with
-// time_exhausted. The async loop (async.hpp) cancels attempts outright.
+// time_exhausted. Only a `fn` taking the attempt context can see that token;
+// for one that does not, no timer is armed, and the limits only stop
+// back-offs (no sleep ends past the deadline). The async loop (async.hpp)
+// cancels attempts outright.
 //
 // Cancellation: a stop request ends a back-off sleep at once; it is checked
 // before the first attempt and after every sleep, and no attempt starts after
@@ -186,11 +189,16 @@ class loop {
     // attempt context, a budget or throttle): a first-try success then
     // builds nothing.
     timed_ = p.attempt_timeout() || p.total_timeout() || o.deadline;
+    // Only an attempt that takes the context can see its stop token; for
+    // one that cannot, arming a timer would be cost without effect.
+    watching_ = timed_ && eager_start;
+    if (o.deadline) [[unlikely]]
+      deadline_ = *o.deadline;
     if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time() ||
-        timed_) {
+        p.total_timeout()) {
       state_.emplace(p, start_now());
       started_ = true;
-      if (timed_) [[unlikely]]
+      if (p.total_timeout()) [[unlikely]]
         init_deadline();
     } else if (p.has_overload_hooks()) [[unlikely]] {
       state_.emplace(p, time_point{});
@@ -246,7 +254,7 @@ class loop {
   template <class F>
   decltype(auto) invoke(F& fn) {
     const depth_guard nested_loops_see_this_one;
-    if (timed_) [[unlikely]] {
+    if (watching_) [[unlikely]] {
       arm_watch();
       const disarm_on_exit disarm{this};
       return call(fn);
@@ -325,9 +333,10 @@ class loop {
   };
   std::optional<failure_info> failure_;
   int attempts_made_ = 0;
-  bool timed_ = false;
+  bool timed_ = false;                       // a timeout or deadline applies
+  bool watching_ = false;                    // ... and attempts see a stop token it can request
   time_point deadline_ = time_point::max();  // total_timeout and options.deadline
-  std::unique_ptr<watch> watch_;  // only with timeouts (kept small for async frames)
+  std::unique_ptr<watch> watch_;             // only with timeouts (kept small for async frames)
   time_point failed_at_{};
   std::int8_t nested_ = -1;
 };

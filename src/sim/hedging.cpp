@@ -81,7 +81,8 @@ class hedging_run {
     }
     double u1 = latencies_.uniform();
     if (u1 <= 0) u1 = 0x1.0p-53;
-    const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * latencies_.uniform());
+    const double z =
+        std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * latencies_.uniform());
     return duration(static_cast<duration::rep>(static_cast<double>(o_.latency_median.count()) *
                                                std::exp(o_.latency_sigma * z)));
   }
@@ -169,9 +170,8 @@ std::vector<strategy> default_hedging_strategies() {
     return [=](clock& c) { return base(c).hedge({.delay = d, .max_hedges = 1}); };
   };
   const auto at_percentile = [=](double q) {
-    return [=](clock& c) {
-      return base(c).hedge({.delay = 50ms, .max_hedges = 1, .percentile = q});
-    };
+    return
+        [=](clock& c) { return base(c).hedge({.delay = 50ms, .max_hedges = 1, .percentile = q}); };
   };
   return {
       {"no hedge", base, std::nullopt},

@@ -440,8 +440,8 @@ TEST_F(CliTest, SimulateHedgingWithAUserPolicyFile) {
   const auto json_file = dir_ / "hedging.json";
   const auto pol = dir_ / "hedge-30ms.json";
   std::ofstream(pol) << R"({"max_attempts": 2, "hedge": {"delay": "30ms", "max_hedges": 1}})";
-  const auto r = run({"simulate", "hedging", "--length", "10s", "--policy", pol.string(),
-                      "--json", json_file.string()});
+  const auto r = run({"simulate", "hedging", "--length", "10s", "--policy", pol.string(), "--json",
+                      json_file.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("hedge-30ms"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(read_file(json_file));

@@ -200,7 +200,8 @@ TEST(LayersTest, PartialFailuresSucceedUnderBothModes) {
 
 namespace {
 
-std::map<std::string, rebound::sim::hedging_row> hedging_rows(const rebound::sim::hedging_result& r) {
+std::map<std::string, rebound::sim::hedging_row> hedging_rows(
+    const rebound::sim::hedging_result& r) {
   std::map<std::string, rebound::sim::hedging_row> m;
   for (const auto& row : r.rows) m[row.strategy] = row;
   return m;
@@ -212,9 +213,9 @@ TEST(HedgingTest, APercentileHedgeCutsTheTailForLittleExtraLoad) {
   const auto& none = m.at("no hedge");
   const auto& p95 = m.at("hedge at p95");
   EXPECT_EQ(none.attempts_per_request, 1.0);
-  EXPECT_GT(none.latency_p99_ms, 200.0);          // the slow tail shows at p99
-  EXPECT_LT(p95.latency_p99_ms, 100.0);           // a hedge answers instead
-  EXPECT_LT(p95.attempts_per_request, 1.15);      // for under 15% more attempts
+  EXPECT_GT(none.latency_p99_ms, 200.0);      // the slow tail shows at p99
+  EXPECT_LT(p95.latency_p99_ms, 100.0);       // a hedge answers instead
+  EXPECT_LT(p95.attempts_per_request, 1.15);  // for under 15% more attempts
   EXPECT_NEAR(p95.latency_p50_ms, none.latency_p50_ms, 1.0);
   // Hedging early is costly: half the requests are slower than the median.
   EXPECT_GT(m.at("hedge after 10ms").attempts_per_request, 1.4);

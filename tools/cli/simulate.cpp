@@ -382,12 +382,12 @@ int run_hedging(const simulate_options& o, const std::vector<sim::strategy>& use
                "--json");
   }
   if (o.svg) {
-    write_file(*o.svg,
-               svg::stack({svg::bars("Latency by hedge strategy", "ms", {"p50", "p99", "p99.9"},
-                                     tails),
-                           svg::bars("Extra load: hedges per 100 requests", "%",
-                                     {"extra attempts"}, load)}),
-               "--svg");
+    write_file(
+        *o.svg,
+        svg::stack(
+            {svg::bars("Latency by hedge strategy", "ms", {"p50", "p99", "p99.9"}, tails),
+             svg::bars("Extra load: hedges per 100 requests", "%", {"extra attempts"}, load)}),
+        "--svg");
   }
   return exit_code::ok;
 }
@@ -413,7 +413,9 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
       ->type_name("N");
   s->add_option("--clients-step", o.clients_step, "contention: step (10)")->type_name("N");
   s->add_option("--trials", o.trials, "contention: trials per point (100)")->type_name("N");
-  s->add_option("--rate", o.rate, "outage: requests/s offered (1000); replica-lag: writes/s (200); hedging: requests/s (200)")
+  s->add_option(
+       "--rate", o.rate,
+       "outage: requests/s offered (1000); replica-lag: writes/s (200); hedging: requests/s (200)")
       ->type_name("X");
   s->add_option("--capacity", o.capacity, "outage: requests per second served (1500)")
       ->type_name("X");
@@ -451,8 +453,9 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
 int simulate_main(simulate_options& o) {
   try {
     if (o.scenario.empty()) {
-      throw config_error("simulate",
-                         "no scenario given; allowed: contention, outage, replica-lag, layers, hedging");
+      throw config_error(
+          "simulate",
+          "no scenario given; allowed: contention, outage, replica-lag, layers, hedging");
     }
     if (o.seed)
       o.seed_value = static_cast<std::uint64_t>(number_flag(o.seed, "--seed", 0, 1e15, 1, true));
