@@ -572,17 +572,159 @@ TEST(async_threads, TwoThreadIoContextWithHedgesTimeoutsAndStops) {
                            ++done;
                          });
   }
+  // And operations on the lean (composed-operation) path.
+  const auto lean = rebound::retry_policy{}
+                        .stop(rebound::stop::after_attempts(4))
+                        .backoff(rebound::backoff::constant(0ms))
+                        .retry_on<std::system_error>();
+  std::atomic<int> lean_done{0}, lean_ok{0};
+  for (int i = 0; i < n; ++i) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto op = [calls, &io](auto&& token) {
+      const int k = ++*calls;
+      return asio::async_initiate<decltype(token), void(std::error_code, int)>(
+          [k, &io](auto handler) {
+            asio::post(io, [h = std::move(handler), k]() mutable {
+              std::move(h)(k < 3 ? make_error_code(asio::error::timed_out) : std::error_code{}, k);
+            });
+          },
+          token);
+    };
+    rebound::async_retry(io.get_executor(), lean, op, {}, [&](std::exception_ptr e, int v) {
+      if (!e && v == 3) ++lean_ok;
+      ++lean_done;
+    });
+  }
   std::thread a([&] { io.run(); });
   std::thread b([&] { io.run(); });
   for (int i = 0; i < n; i += 7) stops[i].request_stop();
   a.join();
   b.join();
+  EXPECT_EQ(lean_done.load(), n);
+  EXPECT_EQ(lean_ok.load(), n);
   EXPECT_EQ(done.load(), n);
   EXPECT_GT(succeeded.load(), 0);
   const auto c = counters->snapshot();
   std::uint64_t ends = 0;
   for (auto e : c.ends) ends += e;
   EXPECT_EQ(ends, static_cast<std::uint64_t>(n));
+}
+
+}  // namespace
+
+// ---- fn taking a completion token ------------------------------------------
+
+namespace {
+
+// An Asio-style operation: completes (posted) with an error the first
+// `failures` times, then with `value`.
+struct flaky_op {
+  asio::io_context* io;
+  int failures;
+  int value;
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  template <class Token>
+  auto operator()(Token&& token) const {
+    return asio::async_initiate<Token, void(std::error_code, int)>(
+        [this](auto handler) {
+          const int n = ++*calls;
+          const std::error_code ec =
+              n <= failures ? make_error_code(asio::error::connection_refused) : std::error_code{};
+          asio::post(*io, [h = std::move(handler), ec, v = value]() mutable {
+            std::move(h)(ec, ec ? 0 : v);
+          });
+        },
+        token);
+  }
+};
+
+struct token_fixture : fixture {
+  std::exception_ptr error;
+  int value = -1;
+  bool completed = false;
+  auto callback() {
+    return [this](std::exception_ptr e, int v) {
+      completed = true;
+      error = e;
+      value = v;
+    };
+  }
+};
+
+TEST_F(token_fixture, LeanPathRetriesAnAsioOperationOnTheSystemClock) {
+  // Zero-length back-offs on the real clock: nothing really waits.
+  auto p = rebound::retry_policy{}
+               .stop(rebound::stop::after_attempts(5))
+               .backoff(rebound::backoff::constant(0ms))
+               .retry_on<std::system_error>();
+  flaky_op op{&io, 3, 42};
+  rebound::async_retry(io.get_executor(), p, op, {}, callback());
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 42);
+  EXPECT_EQ(*op.calls, 4);
+}
+
+TEST_F(token_fixture, LeanPathGivesUpWithTheLastErrorCode) {
+  auto p = rebound::retry_policy{}
+               .stop(rebound::stop::after_attempts(3))
+               .backoff(rebound::backoff::constant(0ms));
+  flaky_op op{&io, 100, 1};
+  rebound::async_retry(io.get_executor(), p, op, {}, callback());
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(*op.calls, 3);
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), make_error_code(asio::error::connection_refused));
+  }
+}
+
+TEST_F(token_fixture, LeanPathCancelledMidBackoffBySlot) {
+  auto p = rebound::retry_policy{}
+               .stop(rebound::stop::after_attempts(5))
+               .backoff(rebound::backoff::constant(1h));
+  flaky_op op{&io, 100, 1};
+  asio::cancellation_signal signal;
+  rebound::async_retry(io.get_executor(), p, op, {},
+                       asio::bind_cancellation_slot(signal.slot(), callback()));
+  // Run the first attempt and its failure; the loop is then waiting an hour.
+  while (*op.calls == 0 || io.poll_one() > 0) {
+    if (*op.calls == 0) io.run_one();
+  }
+  ASSERT_FALSE(completed);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(*op.calls, 1);
+  try {
+    std::rethrow_exception(error);
+  } catch (const rebound::retry_error& e) {
+    EXPECT_EQ(e.reason(), rebound::stop_reason::cancelled);
+  }
+}
+
+TEST_F(token_fixture, FullLoopForTheSamePolicyOnSimulatedTime) {
+  // A custom clock and a report: the coroutine loop runs fn(use_awaitable).
+  flaky_op op{&io, 2, 5};
+  rebound::call_report report;
+  const auto start = clock.now();
+  const auto p = policy.retry_on<std::system_error>();
+  rebound::async_retry(io.get_executor(), p, op, {.report = &report}, callback());
+  rebound::testing::run_simulated(io, clock);
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 5);
+  EXPECT_EQ(report.attempts, 3);
+  EXPECT_EQ(clock.now() - start, duration(3s));  // 1s + 2s of simulated back-off
+}
+
+TEST_F(token_fixture, AwaitableFormTakesATokenFunctionToo) {
+  flaky_op op{&io, 1, 8};
+  EXPECT_EQ(run(rebound::async_retry(policy.retry_on<std::system_error>(), op)), 8);
+  EXPECT_EQ(*op.calls, 2);
 }
 
 }  // namespace

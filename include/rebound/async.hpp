@@ -350,6 +350,7 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
 }  // namespace rebound
 
 #include "rebound/detail/async_hedged.hpp"
+#include "rebound/detail/async_lean.hpp"
 
 namespace rebound {
 namespace detail {
@@ -368,8 +369,11 @@ asio::awaitable<T> retry_spawned(const retry_policy& p, F fn, async_options o, i
 
 /// Calls `fn` under `policy` from a coroutine: `co_await async_retry(policy, fn)`.
 template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const async_attempt&>) auto async_retry(
-    const retry_policy& policy, F fn, async_options options = {}) {
+requires(!detail::takes_token<F> &&
+         (std::invocable<F&> ||
+          std::invocable<F&, const async_attempt&>)) auto async_retry(const retry_policy& policy,
+                                                                      F fn,
+                                                                      async_options options = {}) {
   using T = typename detail::awaitable_value<detail::async_fn_awaitable_t<F>>::type;
   const int depth = options.parent != nullptr ? options.parent->depth() + 1 : 1;
   if (options.stop.stop_possible() || options.deadline || policy.attempt_timeout() ||
@@ -382,10 +386,41 @@ requires(std::invocable<F&> || std::invocable<F&, const async_attempt&>) auto as
 /// Calls `fn` under `policy` on `ex`, completing with `token` (a callback
 /// taking (std::exception_ptr, T), asio::use_future, asio::use_awaitable, ...).
 template <class Executor, class F, class Token>
-requires(std::invocable<F&> || std::invocable<F&, const async_attempt&>) auto async_retry(
-    const Executor& ex, const retry_policy& policy, F fn, async_options options, Token&& token) {
+requires(!detail::takes_token<F> &&
+         (std::invocable<F&> ||
+          std::invocable<F&, const async_attempt&>)) auto async_retry(const Executor& ex,
+                                                                      const retry_policy& policy,
+                                                                      F fn, async_options options,
+                                                                      Token&& token) {
   return asio::co_spawn(ex, async_retry(policy, std::move(fn), std::move(options)),
                         std::forward<Token>(token));
+}
+
+/// `fn` takes a completion token (an Asio-style operation:
+/// `[&](auto&& token) { return sock.async_read_some(buf, token); }`).
+/// From a coroutine:
+template <class F>
+requires detail::takes_token<F>
+auto async_retry(const retry_policy& policy, F fn, async_options options = {}) {
+  return async_retry(policy, detail::as_awaitable_fn<F>{std::move(fn)}, std::move(options));
+}
+
+/// `fn` takes a completion token, on `ex`, completing with `token`. In the
+/// plain case (system clock; no observer, report, timeout, deadline, stop
+/// token, hedging or parent) this is a composed operation without a
+/// coroutine: a call waiting in back-off is one state block and one timer
+/// wait. Otherwise it runs the coroutine loop with fn(asio::use_awaitable).
+/// Completes with (std::exception_ptr, T) either way.
+template <class Executor, class F, class Token>
+requires detail::takes_token<F>
+auto async_retry(const Executor& ex, const retry_policy& policy, F fn, async_options options,
+                 Token&& token) {
+  using T = detail::token_fn_value_t<F>;
+  using signature =
+      std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+  return asio::async_compose<Token, signature>(
+      detail::lean_retry_op<T, F, Executor>(policy, std::move(fn), std::move(options), ex), token,
+      ex);
 }
 
 template <class Executor, class F, class Token>

@@ -265,15 +265,16 @@ class retry_state {
   bool admit_attempt_slow();
   random_stream& rng();
 
+  // Ordered to pack: async operations keep one of these while they wait.
   const retry_policy* policy_;
   time_point start_;
-  int attempt_ = 1;
   duration previous_delay_{};
   std::optional<random_stream> rng_;  // seeded on first use
   // Throttle admission draws from its own stream, so a seeded policy's calls
   // do not all draw the same number, and the jitter schedule is unchanged.
   std::optional<random_stream> admit_rng_;
-  std::uint64_t admit_seed_ = 0;             // 0: a fresh seed per call
+  std::uint64_t admit_seed_ = 0;  // 0: a fresh seed per call
+  int attempt_ = 1;
   std::optional<retry_request> last_retry_;  // the granted retry that started this attempt
 };
 

@@ -1,0 +1,203 @@
+// The token form of async_retry for an `fn` that takes a completion token
+// (`[&](auto&& token) { return sock.async_read_some(buf, token); }`): a
+// composed operation with no coroutine. While it waits in back-off it is one
+// small state block and one timer wait. Not API; included by rebound/async.hpp.
+//
+// The lean path serves the plain case: the system clock, no observer or
+// report, no timeout, deadline, stop token or hedging, not nested. Anything
+// else runs the coroutine loop with `fn(asio::use_awaitable)`, from inside
+// the same operation, so both complete with (std::exception_ptr, T).
+#pragma once
+
+#include <asio/async_result.hpp>
+#include <asio/compose.hpp>
+#include <system_error>
+
+namespace rebound::detail {
+
+template <class F>
+concept takes_token = std::invocable<F&, asio::use_awaitable_t<>>;
+
+template <class F>
+using token_fn_value_t =
+    typename awaitable_value<std::invoke_result_t<F&, asio::use_awaitable_t<>>>::type;
+
+/// The awaitable an `fn` taking a completion token gives with use_awaitable.
+template <class F>
+struct as_awaitable_fn {
+  F fn;
+  auto operator()() { return std::invoke(fn, asio::use_awaitable); }
+};
+
+template <class T, class F, class Executor>
+class lean_retry_op {
+ public:
+  using value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+  lean_retry_op(const retry_policy& p, F fn, async_options o, Executor ex) {
+    if (lean(p, o)) {
+      s_ = std::make_unique<state>(p, std::move(fn), std::move(ex));
+    } else {
+      d_ = std::make_unique<delegate>(p, std::move(fn), std::move(o), std::move(ex));
+    }
+  }
+
+  template <class Self>
+  void operator()(Self& self) {
+    if (d_) {
+      // The full loop, as a coroutine; it completes this operation.
+      auto ex = d_->ex;
+      auto loop =
+          async_retry(d_->policy, as_awaitable_fn<F>{std::move(d_->fn)}, std::move(d_->options));
+      asio::co_spawn(ex, std::move(loop), std::move(self));
+      return;
+    }
+    start_attempt(self);
+  }
+
+  // An attempt of an operation completing with (error_code[, T]).
+  // The back-off timer completes with (error_code) too.
+  template <class Self, class... V>
+  void operator()(Self& self, std::error_code ec, V&&... v) {
+    if constexpr (sizeof...(V) == 0) {
+      if (s_->phase_ == phase::waiting || !std::is_void_v<T>) return wake(self, ec);
+    }
+    if constexpr (std::is_void_v<T> == (sizeof...(V) == 0)) {
+      std::exception_ptr e;
+      if (ec) e = std::make_exception_ptr(std::system_error(ec));
+      attempt_done(self, std::move(e), std::forward<V>(v)...);
+    }
+  }
+  // An attempt completing with (exception_ptr[, T]), or the delegated loop.
+  template <class Self, class... V>
+  void operator()(Self& self, std::exception_ptr e, V&&... v) {
+    if constexpr (std::is_void_v<T> == (sizeof...(V) == 0)) {
+      if (d_) {
+        self.complete(std::move(e), std::forward<V>(v)...);
+        return;
+      }
+      attempt_done(self, std::move(e), std::forward<V>(v)...);
+    }
+  }
+
+  /// True when this operation can run without the coroutine loop.
+  static bool lean(const retry_policy& p, const async_options& o) {
+    return p.custom_clock() == nullptr && !p.observer() && o.report == nullptr &&
+           !o.stop.stop_possible() && !o.deadline && o.parent == nullptr && !p.attempt_timeout() &&
+           !p.total_timeout() && !p.hedge();
+  }
+
+ private:
+  enum class phase : std::uint8_t { attempting, waiting };
+  // Everything the lean path keeps while it waits (one allocation).
+  struct state {
+    state(const retry_policy& p, F f, Executor ex)
+        : policy(p), fn(std::move(f)), timer(std::move(ex)), rs(p, time_point{}) {}
+    const retry_policy& policy;
+    F fn;
+    asio::basic_waitable_timer<std::chrono::steady_clock,
+                               asio::wait_traits<std::chrono::steady_clock>, Executor>
+        timer;
+    retry_state rs;  // its start is set at the first failure (no clock read before)
+    bool failed = false;
+    std::optional<value_t> last;  // the last rejected result
+    std::exception_ptr error;     // the last attempt's exception
+    phase phase_ = phase::attempting;
+  };
+
+  template <class Self>
+  void start_attempt(Self& self) {
+    s_->phase_ = phase::attempting;
+    std::invoke(s_->fn, std::move(self));
+  }
+
+  template <class Self, class... V>
+  void attempt_done(Self& self, std::exception_ptr e, V&&... v) {
+    const retry_policy& p = s_->policy;
+    verdict verd = verdict::success();
+    if (e) {
+      verd = classify_exception(p, e);
+    } else if constexpr (!std::is_void_v<T>) {
+      verd = p.classifier().classify_result(v...);
+    }
+    if (verd.kind == verdict_kind::success) [[likely]] {
+      s_->rs.record_success();
+      if constexpr (std::is_void_v<T>) {
+        self.complete(std::exception_ptr());
+      } else {
+        self.complete(std::exception_ptr(), std::forward<V>(v)...);
+      }
+      return;
+    }
+    s_->error = std::move(e);
+    if constexpr (!std::is_void_v<T>) {
+      if (!s_->error) s_->last.emplace(std::forward<V>(v)...);
+    }
+    const time_point now = std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+    if (!s_->failed) {
+      s_->rs.restart_at(now);
+      s_->failed = true;
+    }
+    if (self.get_cancellation_state().cancelled() != asio::cancellation_type::none) {
+      return give_up(self, stop_reason::cancelled);  // a cancelled attempt is never retried
+    }
+    const decision d = s_->rs.decide(verd, now);
+    if (!d.retry) return give_up(self, d.reason);
+    s_->phase_ = phase::waiting;
+    s_->timer.expires_at(
+        std::chrono::steady_clock::time_point(saturating_add(now, d.delay).time_since_epoch()));
+    s_->timer.async_wait(std::move(self));
+  }
+
+  template <class Self>
+  void wake(Self& self, std::error_code ec) {
+    if (ec || self.get_cancellation_state().cancelled() != asio::cancellation_type::none) {
+      return give_up(self, stop_reason::cancelled);
+    }
+    if (!s_->rs.admit_attempt()) return give_up(self, stop_reason::throttled);
+    start_attempt(self);
+  }
+
+  // Ends the call as the blocking loop would: the last exception (rethrown
+  // or wrapped, per policy), or the last rejected result.
+  template <class Self>
+  void give_up(Self& self, stop_reason reason) {
+    const retry_policy& p = s_->policy;
+    const int attempts = s_->rs.attempt();
+    const time_point now = std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+    const duration elapsed = now - s_->rs.start();
+    std::exception_ptr out;
+    if (s_->error) {
+      out = (p.on_give_up() == give_up_mode::rethrow_last && reason != stop_reason::cancelled)
+                ? s_->error
+                : std::make_exception_ptr(retry_error(reason, attempts, elapsed, s_->error));
+    } else if (!s_->last) {
+      out = std::make_exception_ptr(retry_error(reason, attempts, elapsed, nullptr));
+    }
+    if constexpr (std::is_void_v<T>) {
+      self.complete(std::move(out));
+    } else {
+      if (s_->last) {
+        value_t v = std::move(*s_->last);
+        self.complete(std::move(out), std::move(v));
+      } else {
+        self.complete(std::move(out), value_t{});
+      }
+    }
+  }
+
+  // What the coroutine loop needs, when this is not the lean path.
+  struct delegate {
+    delegate(const retry_policy& p, F f, async_options o, Executor e)
+        : policy(p), fn(std::move(f)), options(std::move(o)), ex(std::move(e)) {}
+    const retry_policy& policy;
+    F fn;
+    async_options options;
+    Executor ex;
+  };
+
+  std::unique_ptr<state> s_;
+  std::unique_ptr<delegate> d_;
+};
+
+}  // namespace rebound::detail
