@@ -89,6 +89,7 @@ retry_policy retry_policy::attempt_timeout(duration d) const {
   }
   retry_policy p = *this;
   p.attempt_timeout_ = d;
+  p.extras_ = true;
   return p;
 }
 retry_policy retry_policy::total_timeout(duration d) const {
@@ -97,12 +98,14 @@ retry_policy retry_policy::total_timeout(duration d) const {
   }
   retry_policy p = *this;
   p.total_timeout_ = d;
+  p.extras_ = true;
   return p;
 }
 retry_policy retry_policy::no_timeouts() const {
   retry_policy p = *this;
   p.attempt_timeout_.reset();
   p.total_timeout_.reset();
+  p.extras_ = p.hedge_.has_value();
   return p;
 }
 retry_policy retry_policy::hedge(hedge_policy h) const {
@@ -120,11 +123,13 @@ retry_policy retry_policy::hedge(hedge_policy h) const {
   if (h.percentile && !h.tracker) h.tracker = std::make_shared<latency_tracker>();
   retry_policy p = *this;
   p.hedge_ = std::move(h);
+  p.extras_ = true;
   return p;
 }
 retry_policy retry_policy::no_hedge() const {
   retry_policy p = *this;
   p.hedge_.reset();
+  p.extras_ = p.attempt_timeout_ || p.total_timeout_;
   return p;
 }
 

@@ -141,6 +141,8 @@ void loop::end(stop_reason r, int attempts) noexcept {
   }
 }
 
+void loop::watch_deleter::operator()(watch* w) const noexcept { delete w; }
+
 void loop::init_deadline() noexcept {
   if (const auto total = policy_.total_timeout()) {
     deadline_ = std::min(deadline_, saturating_add(state_->start(), *total));
@@ -148,7 +150,7 @@ void loop::init_deadline() noexcept {
 }
 
 void loop::arm_watch() {
-  watch_ = std::make_unique<watch>();  // fresh per attempt: a stop_source fires once
+  watch_.reset(new watch());  // fresh per attempt: a stop_source fires once
   watch& w = *watch_;
   if (options_.stop.stop_possible()) w.link.emplace(options_.stop, watch::forward{&w.source});
   const time_point t = now();
@@ -182,7 +184,6 @@ void loop::throw_hedge_unsupported() {
 
 decision loop::decide_failure(const verdict& given, std::string cause, bool timed_out) {
   const time_point t = now();
-  failed_at_ = t;
   if (!state_) {
     state_.emplace(policy_, t);  // lazy (see retry.hpp): built at the first failure
   } else if (!started_) {
@@ -196,6 +197,7 @@ decision loop::decide_failure(const verdict& given, std::string cause, bool time
   const verdict v = timed_out ? verdict::timed_out() : given;
   if (!failure_) failure_.emplace();
   failure_->cause = std::move(cause);
+  failure_->at = t;
   const int made = state_->attempt();
   if (observer_ != nullptr) {
     event e = make_event(event_kind::attempt_failed, made);
@@ -255,7 +257,7 @@ bool loop::failed(const verdict& given, std::string cause) {
   if (!d.retry) return false;
   clock& c = clock_ != nullptr ? *clock_ : system_clock();
   const bool slept = !options_.stop.stop_requested() &&
-                     c.sleep_until(saturating_add(failed_at_, d.delay), options_.stop) &&
+                     c.sleep_until(saturating_add(failed_at(), d.delay), options_.stop) &&
                      !options_.stop.stop_requested();
   return resume(slept);
 }

@@ -95,6 +95,12 @@ struct async_options {
   const async_attempt* parent = nullptr;
 };
 
+class async_attempt;
+namespace detail {
+async_attempt make_async_attempt(const loop& l, int number, bool hedged, int depth,
+                                 std::stop_token stop, time_point own_deadline = time_point::max());
+}
+
 /// What an asynchronous attempt may look at.
 class async_attempt {
  public:
@@ -115,7 +121,7 @@ class async_attempt {
     if (auto* s = loop_->state_ ? &*loop_->state_ : nullptr) {
       limit = loop_->policy_.stop().time_limit(s->start());
     }
-    const time_point until = std::min(loop_->deadline_, own_deadline_);
+    const time_point until = std::min(loop_->deadline(), own_deadline_);
     if (until != time_point::max()) limit = limit ? std::min(*limit, until) : until;
     if (!limit) return std::nullopt;
     const time_point now = loop_->now();
@@ -127,8 +133,11 @@ class async_attempt {
   /// How many retry loops enclose this attempt (1: an outermost loop).
   [[nodiscard]] int depth() const noexcept { return depth_; }
 
+ private:
+  friend async_attempt detail::make_async_attempt(const detail::loop&, int, bool, int,
+                                                  std::stop_token, time_point);
   async_attempt(const detail::loop& l, int number, bool hedged, int depth, std::stop_token stop,
-                time_point own_deadline = time_point::max()) noexcept
+                time_point own_deadline) noexcept
       : loop_(&l),
         number_(number),
         hedged_(hedged),
@@ -136,7 +145,6 @@ class async_attempt {
         stop_(std::move(stop)),
         own_deadline_(own_deadline) {}
 
- private:
   const detail::loop* loop_;
   int number_;
   bool hedged_;
@@ -146,6 +154,11 @@ class async_attempt {
 };
 
 namespace detail {
+
+inline async_attempt make_async_attempt(const loop& l, int number, bool hedged, int depth,
+                                        std::stop_token stop, time_point own_deadline) {
+  return async_attempt(l, number, hedged, depth, std::move(stop), own_deadline);
+}
 
 template <class F>
 concept takes_async_attempt = std::invocable<F&, const async_attempt&>;
@@ -284,7 +297,7 @@ template <class T, class F>
 asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth) {
   const call_options co{.stop = {}, .report = o.report, .deadline = std::nullopt};
   constexpr bool takes_attempt = takes_async_attempt<F>;
-  loop core(p, co, takes_attempt, depth > 1 ? 1 : 0);
+  loop core(p, co, takes_attempt, depth > 1 ? 1 : 0, false);
   core.begin();
   using value_t = typename attempt_outcome<T>::value_type;
   std::optional<value_t> last;  // the last rejected result (expected-like)
@@ -293,8 +306,8 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
     error = nullptr;
     try {
       if constexpr (takes_attempt) {
-        const async_attempt ctx(core, core.state() != nullptr ? core.state()->attempt() : 1, false,
-                                depth, {});
+        const async_attempt ctx = make_async_attempt(
+            core, core.state() != nullptr ? core.state()->attempt() : 1, false, depth, {});
         if constexpr (std::is_void_v<T>) {
           co_await std::invoke(fn, ctx);
         } else {

@@ -158,6 +158,8 @@ class retry_policy {
   }
   [[nodiscard]] std::optional<duration> total_timeout() const noexcept { return total_timeout_; }
   [[nodiscard]] const std::optional<hedge_policy>& hedge() const noexcept { return hedge_; }
+  /// True when a timeout or hedging is set (one check on the fast path).
+  [[nodiscard]] bool has_timeouts_or_hedge() const noexcept { return extras_; }
   /// True when a budget or a throttle is attached (one check on the fast path).
   [[nodiscard]] bool has_overload_hooks() const noexcept { return hooks_; }
 
@@ -182,6 +184,7 @@ class retry_policy {
   std::optional<duration> attempt_timeout_;
   std::optional<duration> total_timeout_;
   std::optional<hedge_policy> hedge_;
+  bool extras_ = false;  // attempt_timeout_ || total_timeout_ || hedge_
 };
 
 /// The answer of one decision step.

@@ -178,7 +178,9 @@ class loop {
  public:
   /// `nested`: -1 when this thread's loop_depth tells whether an enclosing
   /// loop is running (the blocking loop); 0 or 1 when the caller knows (async).
-  loop(const retry_policy& p, const call_options& o, bool eager_start, int nested = -1) noexcept
+  /// `blocking`: the blocking retry(), which refuses hedging policies.
+  loop(const retry_policy& p, const call_options& o, bool eager_start, int nested = -1,
+       bool blocking = true)
       : policy_(p),
         options_(o),
         clock_(p.custom_clock()),
@@ -188,17 +190,20 @@ class loop {
     // needs it from the start (a time limit, an observer, a report, an
     // attempt context, a budget or throttle): a first-try success then
     // builds nothing.
-    timed_ = p.attempt_timeout() || p.total_timeout() || o.deadline;
-    // Only an attempt that takes the context can see its stop token; for
-    // one that cannot, arming a timer would be cost without effect.
-    watching_ = timed_ && eager_start;
-    if (o.deadline) [[unlikely]]
-      deadline_ = *o.deadline;
+    const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
+    if (p.has_timeouts_or_hedge() || o.deadline) [[unlikely]] {
+      if (blocking && p.hedge()) throw_hedge_unsupported();
+      const bool timed = p.attempt_timeout() || total || o.deadline;
+      // Only an attempt that takes the context can see its stop token; for
+      // one that cannot, arming a timer would be cost without effect.
+      watching_ = timed && eager_start;
+      if (o.deadline) deadline_ = *o.deadline;
+    }
     if (eager_start || observer_ != nullptr || options_.report != nullptr || p.stop_uses_time() ||
-        p.total_timeout()) {
+        total) {
       state_.emplace(p, start_now());
       started_ = true;
-      if (p.total_timeout()) [[unlikely]]
+      if (total) [[unlikely]]
         init_deadline();
     } else if (p.has_overload_hooks()) [[unlikely]] {
       state_.emplace(p, time_point{});
@@ -237,7 +242,9 @@ class loop {
   /// The second half: `slept` false when the wait was cancelled. True: run
   /// the next attempt.
   bool resume(bool slept);
-  [[nodiscard]] time_point failed_at() const noexcept { return failed_at_; }
+  [[nodiscard]] time_point failed_at() const noexcept {
+    return failure_ ? failure_->at : time_point{};
+  }
   /// Records the end of the call (report, gave_up/succeeded event).
   void end(stop_reason r, int attempts) noexcept;
   [[nodiscard]] retry_state* state() noexcept { return state_ ? &*state_ : nullptr; }
@@ -254,10 +261,13 @@ class loop {
   template <class F>
   decltype(auto) invoke(F& fn) {
     const depth_guard nested_loops_see_this_one;
-    if (watching_) [[unlikely]] {
-      arm_watch();
-      const disarm_on_exit disarm{this};
-      return call(fn);
+    if constexpr (std::invocable<F&, const attempt&>) {
+      // Only an attempt that takes the context can see the timer's stop token.
+      if (watching_) [[unlikely]] {
+        arm_watch();
+        const disarm_on_exit disarm{this};
+        return call(fn);
+      }
     }
     return call(fn);
   }
@@ -325,20 +335,24 @@ class loop {
   std::optional<retry_state> state_;
   bool started_ = false;
   stop_reason reason_ = stop_reason::succeeded;
+  bool watching_ = false;  // a timeout applies and attempts see the timer's stop token
+  std::int8_t nested_ = -1;
   // What the last failure was; set on the failure path only, so a first-try
   // success constructs and destroys nothing but an empty optional.
   struct failure_info {
     verdict last_verdict;
     std::string cause;
+    time_point at;  // when the last failure was decided
   };
   std::optional<failure_info> failure_;
   int attempts_made_ = 0;
-  bool timed_ = false;                       // a timeout or deadline applies
-  bool watching_ = false;                    // ... and attempts see a stop token it can request
   time_point deadline_ = time_point::max();  // total_timeout and options.deadline
-  std::unique_ptr<watch> watch_;             // only with timeouts (kept small for async frames)
-  time_point failed_at_{};
-  std::int8_t nested_ = -1;
+  // Only with timeouts. Its deleter is out of line, so a call without one
+  // pays a null check on the way out, not an inlined destructor.
+  struct watch_deleter {
+    void operator()(watch* w) const noexcept;
+  };
+  std::unique_ptr<watch, watch_deleter> watch_;
 };
 
 }  // namespace detail
@@ -356,8 +370,6 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
     retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
   using R = retry_result_t<F>;
   constexpr bool takes_attempt = std::invocable<F&, const attempt&>;
-  if (policy.hedge()) [[unlikely]]
-    detail::loop::throw_hedge_unsupported();
   detail::loop core(policy, options, takes_attempt);
   if (!core.begin()) core.throw_cancelled_before_start();
   for (;;) {

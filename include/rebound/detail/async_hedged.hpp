@@ -93,7 +93,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   co_await asio::this_coro::throw_if_cancelled(false);
   const asio::any_io_executor strand = co_await asio::this_coro::executor;
   const call_options co{.stop = o.stop, .report = o.report, .deadline = o.deadline};
-  loop core(p, co, true, depth > 1 ? 1 : 0);
+  loop core(p, co, true, depth > 1 ? 1 : 0, false);
   if (!core.begin()) core.throw_cancelled_before_start();
   retry_state& rs = *core.state();
   auto st = std::make_shared<concurrent_state<T>>(strand);
@@ -113,7 +113,8 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
     if (const auto per = p.attempt_timeout()) {
       s.deadline = std::min(s.deadline, saturating_add(s.started, *per));
     }
-    s.context.emplace(core, number, hedged, depth, s.stop.get_token(), s.deadline);
+    s.context.emplace(
+        make_async_attempt(core, number, hedged, depth, s.stop.get_token(), s.deadline));
     auto handler = [st, it](std::exception_ptr e, attempt_outcome<T> out) {
       if (e && !out.error) out.error = std::move(e);
       st->done.push_back({it, std::move(out)});
