@@ -5,6 +5,7 @@ REBOUND_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libasio-dev
+  libcurl4-openssl-dev libcpp-httplib-dev curl
 )
 
 # Installs the packages that are missing, and only those.

@@ -20,6 +20,8 @@ std::string_view to_string(event_kind k) noexcept {
       return "deferred";
     case event_kind::hedged:
       return "hedged";
+    case event_kind::server_delay_ignored:
+      return "server_delay_ignored";
   }
   return "unknown";
 }
@@ -63,6 +65,8 @@ void counters_observer::on_event(const event& e) noexcept {
       break;
     case event_kind::hedged:
       hedges_.fetch_add(1, relaxed);
+      break;
+    case event_kind::server_delay_ignored:
       break;
     case event_kind::gave_up:
     case event_kind::succeeded: {

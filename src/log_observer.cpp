@@ -44,6 +44,10 @@ void log_observer::on_event(const event& e) noexcept {
       case event_kind::budget_rejected:
         logger_->warn("{}: retry budget exhausted; not retrying attempt {}", name_, e.attempt);
         break;
+      case event_kind::server_delay_ignored:
+        logger_->warn("{}: ignored a malformed server delay \"{}\" on attempt {}", name_, e.cause,
+                      e.attempt);
+        break;
       case event_kind::hedged:
         logger_->debug("{}: attempt {} is slow; hedging with attempt {}", name_, e.attempt - 1,
                        e.attempt);

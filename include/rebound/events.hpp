@@ -28,14 +28,15 @@
 namespace rebound {
 
 enum class event_kind : std::uint8_t {
-  attempt_started,  ///< attempt `attempt` is about to run
-  attempt_failed,   ///< attempt `attempt` failed with `verdict` (and `cause`)
-  retry_scheduled,  ///< attempt `attempt` will start after `delay`
-  gave_up,          ///< the loop ended without success, because of `reason`
-  succeeded,        ///< attempt `attempt` succeeded
-  budget_rejected,  ///< the retry budget refused the retry before `attempt`
-  deferred,         ///< a nested loop handed its failure to the enclosing loop
-  hedged,           ///< async loop: attempt `attempt` starts while earlier ones still run
+  attempt_started,       ///< attempt `attempt` is about to run
+  attempt_failed,        ///< attempt `attempt` failed with `verdict` (and `cause`)
+  retry_scheduled,       ///< attempt `attempt` will start after `delay`
+  gave_up,               ///< the loop ended without success, because of `reason`
+  succeeded,             ///< attempt `attempt` succeeded
+  budget_rejected,       ///< the retry budget refused the retry before `attempt`
+  deferred,              ///< a nested loop handed its failure to the enclosing loop
+  hedged,                ///< async loop: attempt `attempt` starts while earlier ones still run
+  server_delay_ignored,  ///< a server-given delay (`cause`) could not be parsed and was ignored
 };
 
 /// "attempt_started", ... (the enumerator's name).

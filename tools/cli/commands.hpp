@@ -44,4 +44,15 @@ struct simulate_options {
 CLI::App* add_simulate(CLI::App& app, simulate_options& o);
 int simulate_main(simulate_options& o);
 
+struct http_options {
+  policy_flags policy;
+  std::optional<std::string> method, data, idempotency_key, retry_status, max_retry_after, timeout,
+      attempt_header;
+  std::vector<std::string> headers;
+  bool quiet = false;
+  std::string url;
+};
+CLI::App* add_http(CLI::App& app, http_options& o);
+int http_main(const http_options& o);
+
 }  // namespace rebound::cli

@@ -21,6 +21,12 @@ inline constexpr int not_found = 127;       ///< the command was not found
 inline constexpr int cancelled = 130;       ///< SIGINT/SIGTERM/SIGHUP ended the retries
 }  // namespace exit_code
 
+/// Exit statuses of rebound http (besides 0, 2, 123, 124, 125, 130).
+namespace http_exit {
+inline constexpr int transport = 7;    ///< no response: refused, reset, ... (as curl's 7)
+inline constexpr int http_error = 22;  ///< the final status was >= 400 (as curl --fail)
+}  // namespace http_exit
+
 /// The policy flags every subcommand shares. All are kept as text and parsed
 /// by rebound itself, so errors name the flag and what is allowed.
 struct policy_flags {

@@ -51,7 +51,7 @@ std::optional<std::string> check_arguments(CLI::App& sub, const std::string& nam
 int main(int argc, char** argv) {
   using namespace rebound::cli;
   const std::string_view command = argc >= 2 ? std::string_view(argv[1]) : std::string_view();
-  if (command == "run") {
+  if (command == "run" || command == "http") {
     // Block the signals that cancel a run before anything else, so one that
     // arrives early is taken by run's signal thread, not the default action.
     sigset_t set;
@@ -72,17 +72,28 @@ int main(int argc, char** argv) {
   auto* show_cmd = add_policy_show(*policy, show);
   simulate_options sim;
   auto* sim_cmd = add_simulate(app, sim);
+#ifdef REBOUND_CLI_HTTP
+  http_options http;
+  auto* http_cmd = add_http(app, http);
+#endif
 
   std::optional<std::string> problem;
   if (!command.empty() && command != "run" && command != "policy" && command != "simulate" &&
-      command != "-h" && command != "--help" && command != "--version") {
+      command != "http" && command != "-h" && command != "--help" && command != "--version") {
     problem = (command[0] == '-' ? "unknown flag " : "unknown command ") +
               ("\"" + std::string(command)) +
-              "\"; commands: run, policy, simulate (see rebound --help)";
+              "\"; commands: run, http, policy, simulate (see rebound --help)";
   } else if (command == "run") {
     problem = check_arguments(*run_cmd, "run", 2, argc, argv, true);
   } else if (command == "simulate") {
     problem = check_arguments(*sim_cmd, "simulate", 2, argc, argv, true);
+#ifdef REBOUND_CLI_HTTP
+  } else if (command == "http") {
+    problem = check_arguments(*http_cmd, "http", 2, argc, argv, true);
+#else
+  } else if (command == "http") {
+    problem = "http: this rebound was built without libcurl (install libcurl4-openssl-dev)";
+#endif
   } else if (command == "policy" && argc >= 3) {
     const std::string_view sub = argv[2];
     if (sub == "show") {
@@ -107,5 +118,9 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) return run_main(run);
   if (show_cmd->parsed()) return policy_show_main(show);
   if (sim_cmd->parsed()) return simulate_main(sim);
-  return usage_error("no command given; commands: run, policy, simulate (see rebound --help)");
+#ifdef REBOUND_CLI_HTTP
+  if (http_cmd->parsed()) return http_main(http);
+#endif
+  return usage_error(
+      "no command given; commands: run, http, policy, simulate (see rebound --help)");
 }

@@ -159,6 +159,7 @@ class run_observer final : public observer {
       case event_kind::budget_rejected:
       case event_kind::deferred:
       case event_kind::hedged:
+      case event_kind::server_delay_ignored:
         break;
     }
     *json_ << j.dump() << "\n";

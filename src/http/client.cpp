@@ -1,0 +1,507 @@
+#include "rebound/http/client.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <mutex>
+
+#include "../detail/arith.hpp"
+#include "rebound/duration.hpp"
+#include "rebound/random.hpp"
+
+namespace rebound::http {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+int month_index(std::string_view m) {
+  static constexpr std::string_view names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; ++i) {
+    if (m == names[i]) return i;
+  }
+  return -1;
+}
+
+bool digits(std::string_view s, int& out) {
+  if (s.empty() || s.size() > 4) return false;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// "08:49:37"
+bool clock_time(std::string_view s, int& h, int& m, int& sec) {
+  return s.size() == 8 && s[2] == ':' && s[5] == ':' && digits(s.substr(0, 2), h) &&
+         digits(s.substr(3, 2), m) && digits(s.substr(6, 2), sec) && h < 24 && m < 60 && sec < 61;
+}
+
+std::vector<std::string_view> split_spaces(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < s.size() && s[j] != ' ') ++j;
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// The three HTTP-date forms of RFC 9110 5.6.7, as a UTC time.
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
+  std::tm tm{};
+  int day = 0, year = 0, h = 0, m = 0, sec = 0, mon = -1;
+  const auto parts = split_spaces(s);
+  if (parts.size() == 6 && parts[0].size() == 4 && parts[0][3] == ',' && parts[5] == "GMT") {
+    // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    mon = month_index(parts[2]);
+    if (!digits(parts[1], day) || !digits(parts[3], year) || !clock_time(parts[4], h, m, sec))
+      return std::nullopt;
+  } else if (parts.size() == 4 && parts[0].back() == ',' && parts[3] == "GMT") {
+    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    const std::string_view d = parts[1];
+    if (d.size() != 9 || d[2] != '-' || d[6] != '-') return std::nullopt;
+    mon = month_index(d.substr(3, 3));
+    if (!digits(d.substr(0, 2), day) || !digits(d.substr(7, 2), year) ||
+        !clock_time(parts[2], h, m, sec))
+      return std::nullopt;
+    year += year < 70 ? 2000 : 1900;
+  } else if (parts.size() == 5) {
+    // asctime: Sun Nov  6 08:49:37 1994
+    mon = month_index(parts[1]);
+    if (!digits(parts[2], day) || !clock_time(parts[3], h, m, sec) || !digits(parts[4], year))
+      return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (mon < 0 || day < 1 || day > 31 || year < 1970) return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon;
+  tm.tm_mday = day;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = sec;
+  const std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+transport_kind classify_curl(CURLcode c) {
+  switch (c) {
+    case CURLE_COULDNT_CONNECT:
+      return transport_kind::connect_refused;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return transport_kind::resolve;
+    case CURLE_OPERATION_TIMEDOUT:
+      return transport_kind::timeout;
+    case CURLE_GOT_NOTHING:
+      return transport_kind::empty_reply;
+    case CURLE_PARTIAL_FILE:
+      return transport_kind::partial_body;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+      return transport_kind::reset;
+    case CURLE_SSL_CONNECT_ERROR:
+      return transport_kind::tls;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+      return transport_kind::tls_certificate;
+    case CURLE_ABORTED_BY_CALLBACK:
+      return transport_kind::cancelled;
+    default:
+      return transport_kind::other;
+  }
+}
+
+std::once_flag curl_init;
+
+struct transfer {
+  std::string body;
+  header_list headers;
+  const std::stop_token* stop = nullptr;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  static_cast<transfer*>(user)->body.append(data, size * n);
+  return size * n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<transfer*>(user);
+  const std::string_view line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    t->headers.clear();  // a new response (after 100 Continue, or a redirect)
+  } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+    t->headers.emplace_back(std::string(trim(line.substr(0, colon))),
+                            std::string(trim(line.substr(colon + 1))));
+  }
+  return size * n;
+}
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* t = static_cast<transfer*>(user);
+  return t->stop != nullptr && t->stop->stop_requested() ? 1 : 0;
+}
+
+time_point clock_now(clock* c) {
+  return c != nullptr ? c->now()
+                      : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+}
+
+}  // namespace
+
+std::string_view to_string(transport_kind k) noexcept {
+  switch (k) {
+    case transport_kind::connect_refused:
+      return "connect_refused";
+    case transport_kind::connect_timeout:
+      return "connect_timeout";
+    case transport_kind::resolve:
+      return "resolve";
+    case transport_kind::reset:
+      return "reset";
+    case transport_kind::timeout:
+      return "timeout";
+    case transport_kind::empty_reply:
+      return "empty_reply";
+    case transport_kind::partial_body:
+      return "partial_body";
+    case transport_kind::tls:
+      return "tls";
+    case transport_kind::tls_certificate:
+      return "tls_certificate";
+    case transport_kind::cancelled:
+      return "cancelled";
+    case transport_kind::other:
+      return "other";
+  }
+  return "other";
+}
+
+transport_error::transport_error(transport_kind kind, int curl_code, bool request_sent,
+                                 const std::string& what)
+    : std::runtime_error(what), kind_(kind), curl_code_(curl_code), sent_(request_sent) {}
+
+bool transport_error::transient() const noexcept {
+  return kind_ != transport_kind::tls_certificate && kind_ != transport_kind::cancelled &&
+         kind_ != transport_kind::other;
+}
+
+std::optional<std::string> response::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return v;
+  }
+  return std::nullopt;
+}
+
+bool idempotent_method(std::string_view m) noexcept {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+std::optional<duration> parse_retry_after(std::string_view value,
+                                          std::chrono::system_clock::time_point now) {
+  const std::string_view v = trim(value);
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    // delta-seconds; absurdly large values saturate (the cap decides).
+    if (v.size() > 12) return duration::max();
+    std::int64_t s = 0;
+    for (char c : v) s = s * 10 + (c - '0');
+    return std::chrono::duration_cast<duration>(std::chrono::seconds(s));
+  }
+  const auto when = parse_http_date(v);
+  if (!when) return std::nullopt;
+  if (*when <= now) return duration::zero();
+  return std::chrono::duration_cast<duration>(*when - now);
+}
+
+std::string client::new_idempotency_key() {
+  random_stream rng(random_stream::fresh_seed());
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string key(32, '0');
+  std::uint64_t bits = 0;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (i % 16 == 0) bits = rng.next();
+    key[i] = hex[bits & 0xF];
+    bits >>= 4;
+  }
+  return key;
+}
+
+struct client::impl {
+  client_options options;
+  retry_policy policy;  // options.policy with the Retry-After cap applied
+  CURL* curl = nullptr;
+
+  explicit impl(client_options o) : options(std::move(o)) {
+    std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    policy = options.policy.max_server_delay(options.max_retry_after, server_delay_mode::give_up);
+    curl = curl_easy_init();
+    if (curl == nullptr) throw std::runtime_error("rebound::http: curl_easy_init failed");
+  }
+  ~impl() {
+    if (curl != nullptr) curl_easy_cleanup(curl);
+  }
+
+  // One transfer. Returns the response, or throws transport_error.
+  response perform(const request& r, const header_list& extra, std::optional<duration> limit,
+                   const std::stop_token& stop) {
+    curl_easy_reset(curl);  // keeps the connection cache
+    transfer t;
+    t.stop = &stop;
+    curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (r.method == "HEAD") {
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (r.method != "GET" || !r.body.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    if (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    }
+    curl_slist* list = nullptr;
+    for (const auto& [k, v] : r.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
+    for (const auto& [k, v] : extra) list = curl_slist_append(list, (k + ": " + v).c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+    if (stop.stop_possible()) {
+      curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
+      curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+      curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
+    duration connect = options.connect_timeout;
+    if (limit) {
+      const auto ms = std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::milliseconds>(*limit).count());
+      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(ms));
+      connect = std::min(connect, *limit);
+    }
+    curl_easy_setopt(
+        curl, CURLOPT_CONNECTTIMEOUT_MS,
+        static_cast<long>(std::max<std::int64_t>(
+            1, std::chrono::duration_cast<std::chrono::milliseconds>(connect).count())));
+    const CURLcode rc = curl_easy_perform(curl);
+    curl_slist_free_all(list);
+    if (rc != CURLE_OK) {
+      curl_off_t sent = 0;
+      curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &sent);
+      transport_kind kind = classify_curl(rc);
+      if (kind == transport_kind::timeout) {
+        curl_off_t connect_us = 0;
+        curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+        if (connect_us == 0 && sent == 0) kind = transport_kind::connect_timeout;
+      }
+      throw transport_error(kind, static_cast<int>(rc), sent > 0,
+                            std::string(to_string(kind)) + ": " + curl_easy_strerror(rc));
+    }
+    response out;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
+    out.headers = std::move(t.headers);
+    out.body = std::move(t.body);
+    return out;
+  }
+};
+
+client::client(client_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+const client_options& client::options() const noexcept { return impl_->options; }
+
+response client::get(std::string url, const call_options& options) {
+  return send(request{.url = std::move(url)}, options);
+}
+
+response client::send(const request& r, const call_options& call) {
+  const client_options& o = impl_->options;
+  const retry_policy& p = impl_->policy;
+  clock* custom = p.custom_clock();
+  clock& clk = p.clock();
+  observer* obs = p.observer().get();
+
+  request req = r;
+  if (!req.idempotency_key && o.generate_idempotency_key &&
+      (req.method == "POST" || req.method == "PATCH")) {
+    req.idempotency_key = new_idempotency_key();
+  }
+  header_list extra;
+  if (req.idempotency_key) extra.emplace_back("Idempotency-Key", *req.idempotency_key);
+  const bool safe = req.retry == retry_mode::always ||
+                    (req.retry == retry_mode::automatic &&
+                     (idempotent_method(req.method) || req.idempotency_key.has_value()));
+
+  const time_point start = clock_now(custom);
+  time_point deadline = call.deadline.value_or(time_point::max());
+  if (const auto total = p.total_timeout()) {
+    deadline = std::min(deadline, detail::saturating_add(start, *total));
+  }
+  retry_state state(p, start);
+  const auto wall = [&] {
+    return o.wall_clock ? o.wall_clock() : std::chrono::system_clock::now();
+  };
+  auto make_event = [&](event_kind k, int attempt) {
+    event e;
+    e.kind = k;
+    e.attempt = attempt;
+    e.max_attempts = p.stop().max_attempts();
+    const time_point now = clock_now(custom);
+    e.elapsed = now > start ? now - start : duration::zero();
+    return e;
+  };
+  auto finish = [&](stop_reason reason, int attempts) {
+    const time_point now = clock_now(custom);
+    const duration spent = now > start ? now - start : duration::zero();
+    if (call.report != nullptr)
+      *call.report = {.reason = reason, .attempts = attempts, .elapsed = spent};
+    if (obs != nullptr) {
+      event e = make_event(
+          reason == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up, attempts);
+      e.reason = reason;
+      obs->on_event(e);
+    }
+    return spent;
+  };
+
+  if (call.stop.stop_requested()) {
+    finish(stop_reason::cancelled, 0);
+    throw retry_error(stop_reason::cancelled, 0, duration::zero(), nullptr);
+  }
+  for (;;) {
+    const int attempt = state.attempt();
+    if (obs != nullptr) obs->on_event(make_event(event_kind::attempt_started, attempt));
+    header_list headers = extra;
+    if (o.attempt_header) headers.emplace_back(*o.attempt_header, std::to_string(attempt));
+    std::optional<duration> limit = p.attempt_timeout();
+    if (deadline != time_point::max()) {
+      const time_point now = clock_now(custom);
+      const duration left =
+          deadline > now ? deadline - now : duration(std::chrono::milliseconds(1));
+      limit = limit ? std::min(*limit, left) : left;
+    }
+
+    std::optional<response> got;
+    std::exception_ptr error;
+    verdict v = verdict::success();
+    std::string cause;
+    bool sent = true;
+    try {
+      got.emplace(impl_->perform(req, headers, limit, call.stop));
+    } catch (const transport_error& e) {
+      error = std::current_exception();
+      sent = e.request_sent();
+      cause = e.what();
+      if (e.kind() == transport_kind::cancelled) {
+        finish(stop_reason::cancelled, attempt);
+        throw retry_error(stop_reason::cancelled, attempt, clock_now(custom) - start, error);
+      }
+      v = !e.transient() ? verdict::permanent()
+          : e.kind() == transport_kind::timeout || e.kind() == transport_kind::connect_timeout
+              ? verdict::timed_out()
+              : verdict::transient();
+    }
+    if (got) {
+      const int status = static_cast<int>(got->status);
+      if (std::find(o.retry_statuses.begin(), o.retry_statuses.end(), status) !=
+          o.retry_statuses.end()) {
+        v = verdict::transient();
+        cause = "status " + std::to_string(status);
+        if (std::find(o.retry_after_statuses.begin(), o.retry_after_statuses.end(), status) !=
+            o.retry_after_statuses.end()) {
+          if (const auto ra = got->header("Retry-After")) {
+            if (const auto d = parse_retry_after(*ra, wall())) {
+              v = verdict::transient_after(*d);
+            } else if (obs != nullptr) {
+              event e = make_event(event_kind::server_delay_ignored, attempt);
+              e.cause = *ra;
+              obs->on_event(e);
+            }
+          }
+        }
+      }
+    }
+    if (v.kind == verdict_kind::success) {
+      state.record_success();
+      got->attempts = attempt;
+      got->elapsed = finish(stop_reason::succeeded, attempt);
+      got->reason = stop_reason::succeeded;
+      return std::move(*got);
+    }
+    if (obs != nullptr) {
+      event e = make_event(event_kind::attempt_failed, attempt);
+      e.verdict = v;
+      e.cause = cause;
+      obs->on_event(e);
+    }
+    decision d = decision::stop(stop_reason::permanent_error);
+    if (v.retryable() && !safe && sent) {
+      d = decision::stop(stop_reason::not_idempotent);
+    } else {
+      d = state.decide(v, clock_now(custom), deadline);
+    }
+    if (!d.retry) {
+      if (d.reason == stop_reason::budget_exhausted && obs != nullptr) {
+        obs->on_event(make_event(event_kind::budget_rejected, attempt + 1));
+      }
+      const duration spent = finish(d.reason, attempt);
+      if (error) {
+        if (p.on_give_up() == give_up_mode::rethrow_last) std::rethrow_exception(error);
+        throw retry_error(d.reason, attempt, spent, error);
+      }
+      got->attempts = attempt;
+      got->elapsed = spent;
+      got->reason = d.reason;
+      return std::move(*got);
+    }
+    if (obs != nullptr) {
+      event e = make_event(event_kind::retry_scheduled, state.attempt());
+      e.delay = d.delay;
+      e.verdict = v;
+      e.cause = cause;
+      obs->on_event(e);
+    }
+    const time_point wake = detail::saturating_add(clock_now(custom), d.delay);
+    if (!clk.sleep_until(wake, call.stop) || call.stop.stop_requested()) {
+      const duration spent = finish(stop_reason::cancelled, attempt);
+      throw retry_error(stop_reason::cancelled, attempt, spent, error);
+    }
+    if (!state.admit_attempt()) {
+      const duration spent = finish(stop_reason::throttled, attempt);
+      if (error) throw retry_error(stop_reason::throttled, attempt, spent, error);
+      got->attempts = attempt;
+      got->elapsed = spent;
+      got->reason = stop_reason::throttled;
+      return std::move(*got);
+    }
+  }
+}
+
+}  // namespace rebound::http

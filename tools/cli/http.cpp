@@ -1,0 +1,179 @@
+// rebound http: one HTTP request under a retry policy (the libcurl adapter).
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "rebound/duration.hpp"
+#include "rebound/events.hpp"
+#include "rebound/http/client.hpp"
+
+namespace rebound::cli {
+
+namespace {
+
+std::vector<int> status_list(const std::string& text, const std::string& flag) {
+  std::vector<int> out;
+  std::size_t i = 0;
+  while (i <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', i), text.size());
+    const std::string item = text.substr(i, comma - i);
+    int v = 0;
+    bool ok = !item.empty() && item.size() <= 3;
+    for (char c : item) {
+      if (c < '0' || c > '9') ok = false;
+      v = v * 10 + (c - '0');
+    }
+    if (!ok || v < 100 || v > 599) {
+      throw config_error(flag, "\"" + item +
+                                   "\" is not a status; allowed: a comma-separated list "
+                                   "of codes 100..599, e.g. 429,502,503");
+    }
+    out.push_back(v);
+    i = comma + 1;
+  }
+  return out;
+}
+
+duration duration_flag(const std::string& v, const std::string& flag) {
+  try {
+    const duration d = parse_duration(v);
+    if (d <= duration::zero()) throw config_error(flag, "\"" + v + "\" must be > 0");
+    return d;
+  } catch (const std::invalid_argument& e) {
+    throw config_error(flag, e.what());
+  }
+}
+
+std::string describe_verdict_cause(const event& e) { return std::string(e.cause); }
+
+}  // namespace
+
+CLI::App* add_http(CLI::App& app, http_options& o) {
+  auto* h = app.add_subcommand("http", "Send one HTTP request, retrying transient failures safely");
+  add_policy_flags(*h, o.policy);
+  h->add_option("-X,--request", o.method, "Method (default GET, or POST with -d)")
+      ->type_name("METHOD");
+  h->add_option("-H,--header", o.headers, "A request header 'Name: value' (repeatable)")
+      ->type_name("HEADER");
+  h->add_option("-d,--data", o.data, "Request body (makes the default method POST)")
+      ->type_name("DATA");
+  h->add_option("--idempotency-key", o.idempotency_key,
+                "Send Idempotency-Key (auto: a random one), which makes POST/PATCH retryable")
+      ->type_name("KEY|auto");
+  h->add_option("--retry-status", o.retry_status,
+                "Statuses to retry (default 408,425,429,500,502,503,504)")
+      ->type_name("LIST");
+  h->add_option("--max-retry-after", o.max_retry_after,
+                "Longest Retry-After honoured; longer ends at once (default 60s)")
+      ->type_name("DUR");
+  h->add_option("--timeout", o.timeout, "Per-attempt time limit")->type_name("DUR");
+  h->add_option("--attempt-header", o.attempt_header,
+                "Send the attempt number in this header (e.g. X-Attempt)")
+      ->type_name("NAME");
+  h->add_flag("-q,--quiet", o.quiet, "No progress lines");
+  h->add_option("url", o.url, "The URL")->type_name("URL");
+  return h;
+}
+
+int http_main(const http_options& o) {
+  http::client_options co;
+  http::request req;
+  try {
+    const policy_settings settings = settings_from_flags(o.policy);
+    co.policy = settings.to_policy();
+    if (o.url.empty()) throw config_error("http", "no URL given");
+    if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+      throw config_error("url",
+                         "\"" + o.url + "\" is not allowed; allowed: http:// or https:// URLs");
+    }
+    req.url = o.url;
+    if (o.data) req.body = *o.data;
+    req.method = o.method ? *o.method : (o.data ? "POST" : "GET");
+    for (char& c : req.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (req.method.empty() ||
+        req.method.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos) {
+      throw config_error("-X",
+                         "\"" + req.method + "\" is not a method; allowed: letters, e.g. GET");
+    }
+    for (const auto& h : o.headers) {
+      const auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        throw config_error("-H", "\"" + h + "\" is not a header; write 'Name: value'");
+      }
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      req.headers.emplace_back(h.substr(0, colon), value);
+    }
+    if (o.idempotency_key) {
+      if (o.idempotency_key->empty()) throw config_error("--idempotency-key", "empty key");
+      req.idempotency_key =
+          *o.idempotency_key == "auto" ? http::client::new_idempotency_key() : *o.idempotency_key;
+    }
+    if (o.retry_status) co.retry_statuses = status_list(*o.retry_status, "--retry-status");
+    if (o.max_retry_after)
+      co.max_retry_after = duration_flag(*o.max_retry_after, "--max-retry-after");
+    if (o.timeout) co.policy = co.policy.attempt_timeout(duration_flag(*o.timeout, "--timeout"));
+    if (o.attempt_header) co.attempt_header = *o.attempt_header;
+  } catch (const config_error& e) {
+    return usage_error(e.what());
+  }
+
+  // Progress lines on stderr, one per retry.
+  const bool quiet = o.quiet;
+  co.policy = co.policy.observer(std::make_shared<function_observer>([quiet](const event& e) {
+    if (quiet) return;
+    if (e.kind == event_kind::retry_scheduled) {
+      const std::string of = e.max_attempts ? "/" + std::to_string(*e.max_attempts) : "";
+      std::fprintf(stderr, "attempt %d%s failed: %s; retrying in %s\n", e.attempt - 1, of.c_str(),
+                   describe_verdict_cause(e).c_str(), format_duration(e.delay).c_str());
+    } else if (e.kind == event_kind::server_delay_ignored) {
+      std::fprintf(stderr, "ignored a malformed Retry-After: \"%s\"\n",
+                   std::string(e.cause).c_str());
+    }
+  }));
+
+  // SIGINT/SIGTERM (blocked in main) cancel the call, also mid-sleep.
+  std::stop_source stop;
+  std::thread([&stop] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0) stop.request_stop();
+  }).detach();
+
+  call_report report;
+  try {
+    http::client c(std::move(co));
+    const http::response r = c.send(req, {.stop = stop.get_token(), .report = &report});
+    std::fwrite(r.body.data(), 1, r.body.size(), stdout);
+    std::fflush(stdout);
+    if (r.reason != stop_reason::succeeded && !quiet) {
+      std::fprintf(stderr, "gave up after %d attempt(s) (%s): status %ld\n", r.attempts,
+                   std::string(to_string(r.reason)).c_str(), r.status);
+    }
+    if (r.status >= 400) return http_exit::http_error;
+    return exit_code::ok;
+  } catch (const http::transport_error& e) {
+    if (!quiet) {
+      std::fprintf(stderr, "gave up after %d attempt(s) (%s): %s\n", report.attempts,
+                   std::string(to_string(report.reason)).c_str(), e.what());
+    }
+    if (report.reason == stop_reason::time_exhausted) return exit_code::time_exhausted;
+    if (e.kind() == http::transport_kind::timeout) return exit_code::timeout;
+    return http_exit::transport;
+  } catch (const retry_error& e) {
+    if (!quiet) std::fprintf(stderr, "%s\n", e.what());
+    if (e.reason() == stop_reason::cancelled) return exit_code::cancelled;
+    if (e.reason() == stop_reason::time_exhausted) return exit_code::time_exhausted;
+    return http_exit::transport;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rebound: %s\n", e.what());
+    return exit_code::internal;
+  }
+}
+
+}  // namespace rebound::cli
