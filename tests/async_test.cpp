@@ -536,7 +536,9 @@ TEST_F(fixture, SameSeedSameSchedule) {
     simulated_clock c;
     asio::io_context ctx;
     flaky fn{4, 1};
-    auto f = asio::co_spawn(ctx, rebound::async_retry(p.clock(c), fn), asio::use_future);
+    // Named: the awaitable outlives this statement, and holds the policy by reference.
+    const auto on_c = p.clock(c);
+    auto f = asio::co_spawn(ctx, rebound::async_retry(on_c, fn), asio::use_future);
     rebound::testing::run_simulated(ctx, c);
     f.get();
     return c.now();

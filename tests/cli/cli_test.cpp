@@ -480,3 +480,56 @@ TEST_F(CliTest, PolicyShowTableForScenario000) {
 }
 
 }  // namespace
+
+#ifdef REBOUND_CLI_HTTP_TESTS
+#include "fault_server.hpp"
+
+namespace {
+
+// rebound http against the fault server, started in this process on loopback.
+class HttpCliTest : public CliTest {
+ protected:
+  rebound::fault::server server_;
+};
+
+TEST_F(HttpCliTest, GetRidesThroughAResumeWindow) {
+  const auto r = run({"http", "--attempts", "30", "--initial", "50ms", "--max-delay", "200ms",
+                      server_.url("/resume/cli?ms=500")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok cli\n");
+  EXPECT_NE(r.err.find("attempt 1/30 failed: status 503; retrying in"), std::string::npos) << r.err;
+}
+
+TEST_F(HttpCliTest, ExitStatusesAndSafety) {
+  auto r = run({"http", server_.url("/status/404")});
+  EXPECT_EQ(r.status, 22);
+  EXPECT_EQ(r.out, "status 404\n");
+  r = run({"http", "-d", "x=1", server_.url("/resume/post?ms=5000")});
+  EXPECT_EQ(r.status, 22);
+  EXPECT_NE(r.err.find("not_idempotent"), std::string::npos) << r.err;
+  EXPECT_EQ(server_.executed().executions_by_method.at("POST"), 1);
+  r = run({"http", "--attempts", "2", "--initial", "1ms", "http://127.0.0.1:1/"});
+  EXPECT_EQ(r.status, 7);
+  EXPECT_NE(r.err.find("connect_refused"), std::string::npos) << r.err;
+  r = run({"http", "--max-retry-after", "5s", server_.url("/retry-after/cap?seconds=600")});
+  EXPECT_EQ(r.status, 22);
+  EXPECT_NE(r.err.find("server_delay_too_long"), std::string::npos) << r.err;
+}
+
+TEST_F(HttpCliTest, BadInputIsRefusedWithTheFlagNamed) {
+  auto r = run({"http", "--retry-status", "503,700", server_.url("/status/200")});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--retry-status: \"700\" is not a status"), std::string::npos) << r.err;
+  r = run({"http", "-H", "NoColon", server_.url("/status/200")});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("-H: \"NoColon\" is not a header"), std::string::npos) << r.err;
+  r = run({"http", "ftp://127.0.0.1/x"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("allowed: http:// or https://"), std::string::npos) << r.err;
+  r = run({"http", "--max-retry-after", "0s", server_.url("/status/200")});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(server_.executed().total, 0);  // nothing was sent
+}
+
+}  // namespace
+#endif

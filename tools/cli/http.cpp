@@ -56,7 +56,8 @@ CLI::App* add_http(CLI::App& app, http_options& o) {
   h->add_option("-X,--request", o.method, "Method (default GET, or POST with -d)")
       ->type_name("METHOD");
   h->add_option("-H,--header", o.headers, "A request header 'Name: value' (repeatable)")
-      ->type_name("HEADER");
+      ->type_name("HEADER")
+      ->allow_extra_args(false);  // one value per -H: the URL is not a header
   h->add_option("-d,--data", o.data, "Request body (makes the default method POST)")
       ->type_name("DATA");
   h->add_option("--idempotency-key", o.idempotency_key,
@@ -83,7 +84,7 @@ int http_main(const http_options& o) {
   try {
     const policy_settings settings = settings_from_flags(o.policy);
     co.policy = settings.to_policy();
-    if (o.url.empty()) throw config_error("http", "no URL given");
+    if (o.url.empty()) throw config_error("http", "no URL given; usage: rebound http [flags] URL");
     if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
       throw config_error("url",
                          "\"" + o.url + "\" is not allowed; allowed: http:// or https:// URLs");

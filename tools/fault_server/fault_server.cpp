@@ -54,7 +54,14 @@ struct server::impl {
     ++seen.total;
     ++seen.by_method[req.method];
     ++seen.by_path[req.path];
-    if (req.has_header("Idempotency-Key")) ++seen.by_key[req.get_header_value("Idempotency-Key")];
+    bool repeat = false;
+    if (req.has_header("Idempotency-Key")) {
+      repeat = seen.by_key[req.get_header_value("Idempotency-Key")]++ > 0;
+    }
+    if (!repeat) {
+      ++seen.executions;
+      ++seen.executions_by_method[req.method];
+    }
     first_seen.emplace(route_key, steady::now());
     return hits[route_key]++;
   }
@@ -153,10 +160,10 @@ struct server::impl {
     });
     http.Get("/_stats", [this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard lock(mu);
-      nlohmann::json j{{"total", seen.total},
-                       {"by_method", seen.by_method},
-                       {"by_key", seen.by_key},
-                       {"by_path", seen.by_path}};
+      nlohmann::json j{
+          {"total", seen.total},           {"by_method", seen.by_method},
+          {"by_key", seen.by_key},         {"by_path", seen.by_path},
+          {"executions", seen.executions}, {"executions_by_method", seen.executions_by_method}};
       res.set_content(j.dump(), "application/json");
     });
     http.Get("/_reset", [this](const httplib::Request&, httplib::Response& res) {

@@ -13,7 +13,8 @@
 //   /hang/KEY?ms=N                     waits N ms (at most 10 s) before answering 200
 //   /slow/KEY?bytes=B&ms=N             a body of B bytes trickled over N ms
 //   /status/CODE                       always CODE
-//   /_stats                            JSON: requests executed, by method and by Idempotency-Key
+//   /_stats                            JSON: requests received (by method, path and
+//                                      Idempotency-Key) and executed (keyed repeats once)
 //   /_reset                            forgets keys and counts
 //
 // Every request outside /_* counts as executed, whatever it is answered.
@@ -28,10 +29,15 @@
 namespace rebound::fault {
 
 struct counts {
-  int total = 0;
+  int total = 0;  ///< requests received
   std::map<std::string, int> by_method;
-  std::map<std::string, int> by_key;  ///< by Idempotency-Key header
+  std::map<std::string, int> by_key;  ///< received, by Idempotency-Key header
   std::map<std::string, int> by_path;
+  /// Requests executed, as a server that honours idempotency keys would:
+  /// every request without a key, and only the first with each key (a
+  /// repeat gets the stored outcome, not a second execution).
+  int executions = 0;
+  std::map<std::string, int> executions_by_method;
 };
 
 class server {
