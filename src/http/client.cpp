@@ -262,6 +262,12 @@ struct client::impl {
     policy = options.policy.max_server_delay(options.max_retry_after, server_delay_mode::give_up);
     curl = curl_easy_init();
     if (curl == nullptr) throw std::runtime_error("rebound::http: curl_easy_init failed");
+    // Set once; perform() sets what changes per request (no curl_easy_reset,
+    // which costs more than the request on loopback).
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
   }
   ~impl() {
     if (curl != nullptr) curl_easy_cleanup(curl);
@@ -270,40 +276,40 @@ struct client::impl {
   // One transfer. Returns the response, or throws transport_error.
   response perform(const request& r, const header_list& extra, std::optional<duration> limit,
                    const std::stop_token& stop) {
-    curl_easy_reset(curl);  // keeps the connection cache
     transfer t;
     t.stop = &stop;
     curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    // Every per-request option is set each time, so nothing leaks from the last request.
+    const bool sends_body =
+        !r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
     if (r.method == "HEAD") {
       curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    } else if (r.method != "GET" || !r.body.empty()) {
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    }
-    if (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, nullptr);
+    } else if (sends_body) {
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.data());
       curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    } else {
+      curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);  // also clears a previous body and NOBODY
+      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method == "GET" ? nullptr : r.method.c_str());
     }
     curl_slist* list = nullptr;
     for (const auto& [k, v] : r.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
     for (const auto& [k, v] : extra) list = curl_slist_append(list, (k + ": " + v).c_str());
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-    if (stop.stop_possible()) {
-      curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
-      curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-      curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    }
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, stop.stop_possible() ? 0L : 1L);
     duration connect = options.connect_timeout;
+    long total_ms = 0;  // none
     if (limit) {
-      const auto ms = std::max<std::int64_t>(
-          1, std::chrono::duration_cast<std::chrono::milliseconds>(*limit).count());
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(ms));
+      total_ms = static_cast<long>(std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::milliseconds>(*limit).count()));
       connect = std::min(connect, *limit);
     }
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
     curl_easy_setopt(
         curl, CURLOPT_CONNECTTIMEOUT_MS,
         static_cast<long>(std::max<std::int64_t>(

@@ -216,6 +216,20 @@ TEST_F(HttpTest, AStopRequestCancelsTheBackoff) {
   EXPECT_EQ(server.executed().total, 1);
 }
 
+TEST_F(HttpTest, OneClientSendsMixedRequestsWithoutLeakingOptions) {
+  client c({.policy = policy});
+  EXPECT_EQ(c.send({.method = "POST", .url = server.url("/status/200"), .body = "abc"}).status,
+            200);
+  EXPECT_EQ(c.send({.method = "HEAD", .url = server.url("/status/200")}).body, "");
+  EXPECT_EQ(c.get(server.url("/status/200")).body, "status 200\n");
+  EXPECT_EQ(c.send({.method = "DELETE", .url = server.url("/status/200")}).status, 200);
+  const auto seen = server.executed();
+  EXPECT_EQ(seen.by_method.at("POST"), 1);
+  EXPECT_EQ(seen.by_method.at("HEAD"), 1);
+  EXPECT_EQ(seen.by_method.at("GET"), 1);
+  EXPECT_EQ(seen.by_method.at("DELETE"), 1);
+}
+
 TEST(RetryAfterParse, BothFormsOfRfc9110) {
   using rebound::http::parse_retry_after;
   const auto now = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37
