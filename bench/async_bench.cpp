@@ -20,20 +20,26 @@ asio::awaitable<int> ready_value(int& x) {
   co_return ++x;
 }
 
-// Baseline: a coroutine awaiting a ready awaitable.
-void BM_async_direct(benchmark::State& state) {
+// Awaits `make(x)` once per iteration, inside one coroutine on one io_context.
+template <class Make>
+void await_each_iteration(benchmark::State& state, Make make) {
   asio::io_context io;
   int x = 0;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         for (auto _ : state) {
-          const int v = co_await ready_value(x);
+          const int v = co_await make(x);
           benchmark::DoNotOptimize(v);
         }
       },
       asio::detached);
   io.run();
+}
+
+// Baseline: a coroutine awaiting a ready awaitable.
+void BM_async_direct(benchmark::State& state) {
+  await_each_iteration(state, [](int& x) { return ready_value(x); });
 }
 BENCHMARK(BM_async_direct);
 
@@ -41,36 +47,16 @@ BENCHMARK(BM_async_direct);
 asio::awaitable<int> pass_through(int& x) { co_return co_await ready_value(x); }
 
 void BM_async_wrapper_floor(benchmark::State& state) {
-  asio::io_context io;
-  int x = 0;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        for (auto _ : state) {
-          const int v = co_await pass_through(x);
-          benchmark::DoNotOptimize(v);
-        }
-      },
-      asio::detached);
-  io.run();
+  await_each_iteration(state, [](int& x) { return pass_through(x); });
 }
 BENCHMARK(BM_async_wrapper_floor);
 
 // The same, through async_retry (succeeds on the first attempt).
 void BM_async_success(benchmark::State& state) {
-  asio::io_context io;
   const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_attempts(3));
-  int x = 0;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        for (auto _ : state) {
-          const int v = co_await rebound::async_retry(policy, [&] { return ready_value(x); });
-          benchmark::DoNotOptimize(v);
-        }
-      },
-      asio::detached);
-  io.run();
+  await_each_iteration(state, [&policy](int& x) {
+    return rebound::async_retry(policy, [&x] { return ready_value(x); });
+  });
 }
 BENCHMARK(BM_async_success);
 

@@ -69,8 +69,8 @@ std::vector<std::string_view> split_spaces(std::string_view s) {
   return out;
 }
 
-// The three HTTP-date forms of RFC 9110 5.6.7, as a UTC time.
-std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
+// The three HTTP-date forms of RFC 9110 5.6.7, as seconds since the epoch (UTC).
+std::optional<std::time_t> parse_http_date(std::string_view s) {
   std::tm tm{};
   int day = 0, year = 0, h = 0, m = 0, sec = 0, mon = -1;
   const auto parts = split_spaces(s);
@@ -96,7 +96,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   } else {
     return std::nullopt;
   }
-  if (mon < 0 || day < 1 || day > 31 || year < 1970) return std::nullopt;
+  if (mon < 0 || day < 1 || day > 31 || year < 1970 || year > 9999) return std::nullopt;
   tm.tm_year = year - 1900;
   tm.tm_mon = mon;
   tm.tm_mday = day;
@@ -105,7 +105,11 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   tm.tm_sec = sec;
   const std::time_t t = timegm(&tm);
   if (t == static_cast<std::time_t>(-1)) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(t);
+  // timegm normalises "31 Feb" into March: such a date is malformed, not a date.
+  std::tm back{};
+  gmtime_r(&t, &back);
+  if (back.tm_mday != day || back.tm_mon != mon || back.tm_year != year - 1900) return std::nullopt;
+  return t;
 }
 
 transport_kind classify_curl(CURLcode c) {
@@ -227,16 +231,25 @@ std::optional<duration> parse_retry_after(std::string_view value,
   const std::string_view v = trim(value);
   if (v.empty()) return std::nullopt;
   if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    // delta-seconds; absurdly large values saturate (the cap decides).
-    if (v.size() > 12) return duration::max();
+    // delta-seconds; values past what nanoseconds hold saturate (the cap decides).
+    constexpr std::int64_t max_seconds = duration::max().count() / 1'000'000'000;
     std::int64_t s = 0;
-    for (char c : v) s = s * 10 + (c - '0');
+    for (char c : v) {
+      s = s * 10 + (c - '0');
+      if (s > max_seconds) return duration::max();
+    }
     return std::chrono::duration_cast<duration>(std::chrono::seconds(s));
   }
   const auto when = parse_http_date(v);
   if (!when) return std::nullopt;
-  if (*when <= now) return duration::zero();
-  return std::chrono::duration_cast<duration>(*when - now);
+  // In whole seconds, so dates past 2262 (where nanoseconds end) saturate.
+  const std::int64_t ahead =
+      static_cast<std::int64_t>(*when) - static_cast<std::int64_t>(std::chrono::system_clock::to_time_t(now));
+  if (ahead <= 0) return duration::zero();
+  if (ahead > duration::max().count() / 1'000'000'000) return duration::max();
+  const auto frac = now - std::chrono::system_clock::from_time_t(std::chrono::system_clock::to_time_t(now));
+  const duration d = std::chrono::seconds(ahead) - std::chrono::duration_cast<duration>(frac);
+  return d > duration::zero() ? d : duration::zero();
 }
 
 std::string client::new_idempotency_key() {

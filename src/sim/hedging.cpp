@@ -69,9 +69,7 @@ class hedging_run {
   };
 
   duration gap() {
-    double u = arrivals_.uniform();
-    if (u <= 0) u = 0x1.0p-53;
-    return duration(static_cast<duration::rep>(-std::log(u) * 1e9 / o_.rate));
+    return duration(static_cast<duration::rep>(detail::unit_exponential(arrivals_) * 1e9 / o_.rate));
   }
   // A lognormal body (median, sigma) with a uniform slow tail.
   duration service_time() {
@@ -138,8 +136,13 @@ class hedging_run {
     if (r.done) return;  // a loser: cancelled when the winner answered (counted there)
     r.done = true;
     r.state.record_success();
-    const duration won = eng_.now() - r.started[k];
-    if (const auto& h = policy_.hedge(); h && h->tracker) h->tracker->record(won);
+    if (const auto& h = policy_.hedge(); h && h->tracker) {
+      // The winner's time, and at least this long for each attempt it beat
+      // (as the async loop records them).
+      for (int i = 0; i < r.launched; ++i) {
+        h->tracker->record(eng_.now() - r.started[static_cast<std::size_t>(i)]);
+      }
+    }
     done_ms_.push_back(std::chrono::duration<double, std::milli>(eng_.now() - r.start).count());
     // The server worked on every attempt until it answered or was cancelled now.
     for (int i = 0; i < r.launched; ++i) {

@@ -67,19 +67,15 @@ class replica_run {
 
   // Arrivals and lags come from their own stream, so every strategy sees the same writes.
   duration next_gap() {
-    double u = lag_rng_.uniform();
-    if (u <= 0) u = 0x1.0p-53;
-    return duration(static_cast<duration::rep>(-std::log(u) * 1e9 / o_.rate));
+    return duration(static_cast<duration::rep>(detail::unit_exponential(lag_rng_) * 1e9 / o_.rate));
   }
   duration lag() {
     if (lag_rng_.uniform() < o_.spike_probability) {
       const double span = static_cast<double>((o_.spike_max - o_.spike_min).count());
       return o_.spike_min + duration(static_cast<duration::rep>(lag_rng_.uniform() * span));
     }
-    double u = lag_rng_.uniform();
-    if (u <= 0) u = 0x1.0p-53;
-    return duration(
-        static_cast<duration::rep>(-std::log(u) * static_cast<double>(o_.lag_mean.count())));
+    return duration(static_cast<duration::rep>(detail::unit_exponential(lag_rng_) *
+                                               static_cast<double>(o_.lag_mean.count())));
   }
   duration replica_rtt() { return eng_.abs_normal(o_.replica_latency, o_.replica_latency / 4); }
   duration primary_rtt() { return eng_.abs_normal(o_.primary_latency, o_.primary_latency / 4); }

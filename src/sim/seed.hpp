@@ -1,9 +1,19 @@
 // Seeds for the simulator's independent, reproducible random streams. Not API.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
+#include "rebound/random.hpp"
+
 namespace rebound::sim::detail {
+
+/// An exponentially distributed number with mean 1, from `rng` (never inf).
+inline double unit_exponential(random_stream& rng) {
+  double u = rng.uniform();
+  if (u <= 0) u = 0x1.0p-53;
+  return -std::log(u);
+}
 
 /// splitmix64 of a combination of two values: a well-mixed seed for each
 /// (run, client) or (run, trial) pair.

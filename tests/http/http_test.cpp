@@ -245,6 +245,13 @@ TEST(RetryAfterParse, BothFormsOfRfc9110) {
   EXPECT_FALSE(parse_retry_after("Sun, 06 Foo 1994 08:50:37 GMT", now));
   EXPECT_FALSE(parse_retry_after("", now));
   EXPECT_EQ(parse_retry_after("99999999999999999999", now), rebound::duration::max());
+  // Past what nanoseconds hold: saturated (then the cap ends the call), never wrapped.
+  EXPECT_EQ(parse_retry_after("9223372037", now), rebound::duration::max());
+  EXPECT_EQ(parse_retry_after("18446744074", now), rebound::duration::max());
+  // Past 2262, where a nanosecond time_point ends: computed in seconds, not wrapped.
+  EXPECT_GT(parse_retry_after("Sat, 12 Apr 2262 00:00:00 GMT", now), rebound::duration(24h * 365 * 260));
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), rebound::duration::max());
+  EXPECT_FALSE(parse_retry_after("Tue, 31 Feb 2026 20:00:00 GMT", now));  // no such day
 }
 
 TEST(Idempotency, MethodsSafeToRepeat) {

@@ -25,10 +25,10 @@ std::vector<int> status_list(const std::string& text, const std::string& flag) {
       if (c < '0' || c > '9') ok = false;
       v = v * 10 + (c - '0');
     }
-    if (!ok || v < 100 || v > 599) {
+    if (!ok || v < 400 || v > 599) {
       throw config_error(flag, "\"" + item +
-                                   "\" is not a status; allowed: a comma-separated list "
-                                   "of codes 100..599, e.g. 429,502,503");
+                                   "\" is not an error status; allowed: a comma-separated list "
+                                   "of codes 400..599, e.g. 429,502,503");
     }
     out.push_back(v);
     i = comma + 1;
@@ -37,13 +37,27 @@ std::vector<int> status_list(const std::string& text, const std::string& flag) {
 }
 
 duration duration_flag(const std::string& v, const std::string& flag) {
+  duration d;
   try {
-    const duration d = parse_duration(v);
-    if (d <= duration::zero()) throw config_error(flag, "\"" + v + "\" must be > 0");
-    return d;
+    d = parse_duration(v);
   } catch (const std::invalid_argument& e) {
     throw config_error(flag, e.what());
   }
+  if (d <= duration::zero()) {
+    throw config_error(flag, "\"" + v + "\" is out of range; allowed: a duration > 0, e.g. 30s");
+  }
+  return d;
+}
+
+// RFC 9110 5.6.2: a header name is a token.
+bool token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::string describe_verdict_cause(const event& e) { return std::string(e.cause); }
@@ -84,8 +98,15 @@ int http_main(const http_options& o) {
   try {
     const policy_settings settings = settings_from_flags(o.policy);
     co.policy = settings.to_policy();
+    // --max-time also bounds the request in flight, not only the back-offs.
+    if (o.policy.max_time && settings.before_elapsed && *settings.before_elapsed > duration::zero()) {
+      co.policy = co.policy.total_timeout(*settings.before_elapsed);
+    }
     if (o.url.empty()) throw config_error("http", "no URL given; usage: rebound http [flags] URL");
-    if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+    const auto sep = o.url.find("://");
+    std::string scheme = sep == std::string::npos ? std::string() : o.url.substr(0, sep);
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme != "http" && scheme != "https") {
       throw config_error("url",
                          "\"" + o.url + "\" is not allowed; allowed: http:// or https:// URLs");
     }
@@ -100,8 +121,9 @@ int http_main(const http_options& o) {
     }
     for (const auto& h : o.headers) {
       const auto colon = h.find(':');
-      if (colon == std::string::npos || colon == 0) {
-        throw config_error("-H", "\"" + h + "\" is not a header; write 'Name: value'");
+      if (colon == std::string::npos || !token(h.substr(0, colon))) {
+        throw config_error("-H", "\"" + h +
+                                     "\" is not a header; write 'Name: value' (a name without spaces)");
       }
       std::string value = h.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
@@ -116,7 +138,14 @@ int http_main(const http_options& o) {
     if (o.max_retry_after)
       co.max_retry_after = duration_flag(*o.max_retry_after, "--max-retry-after");
     if (o.timeout) co.policy = co.policy.attempt_timeout(duration_flag(*o.timeout, "--timeout"));
-    if (o.attempt_header) co.attempt_header = *o.attempt_header;
+    if (o.attempt_header) {
+      if (!token(*o.attempt_header)) {
+        throw config_error("--attempt-header",
+                           "\"" + *o.attempt_header +
+                               "\" is not a header name; allowed: letters, digits and !#$%&'*+-.^_`|~");
+      }
+      co.attempt_header = *o.attempt_header;
+    }
   } catch (const config_error& e) {
     return usage_error(e.what());
   }
@@ -135,13 +164,14 @@ int http_main(const http_options& o) {
     }
   }));
 
-  // SIGINT/SIGTERM (blocked in main) cancel the call, also mid-sleep.
+  // SIGINT/SIGTERM/SIGHUP (blocked in main) cancel the call, also mid-sleep.
   std::stop_source stop;
   std::thread([&stop] {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
     if (sigwait(&set, &sig) == 0) stop.request_stop();
   }).detach();
@@ -156,6 +186,7 @@ int http_main(const http_options& o) {
       std::fprintf(stderr, "gave up after %d attempt(s) (%s): status %ld\n", r.attempts,
                    std::string(to_string(r.reason)).c_str(), r.status);
     }
+    if (r.reason == stop_reason::time_exhausted) return exit_code::time_exhausted;
     if (r.status >= 400) return http_exit::http_error;
     return exit_code::ok;
   } catch (const http::transport_error& e) {

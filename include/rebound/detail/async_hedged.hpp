@@ -149,6 +149,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       const bool timed_out = f.it->timed_out;
       const bool cancelled_by_us = f.it->cancel_sent;
       const time_point started = f.it->started;
+      const int number = f.it->number;
       st->running.erase(f.it);
       attempt_outcome<T>& out = f.outcome;
       verdict v = verdict::success();
@@ -160,11 +161,18 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       if (v.kind == verdict_kind::success) {
         if (winner || ended) continue;  // a loser that finished anyway
         winner.emplace(std::move(*out.value));
-        if (hedge && hedge->tracker) hedge->tracker->record(core.now() - started);
+        if (hedge && hedge->tracker) {
+          const time_point now = core.now();
+          hedge->tracker->record(now - started);
+          // The attempts it beat took at least this long: recording only
+          // winners would bias the percentile low, and hedge ever earlier.
+          for (const auto& s : st->running) hedge->tracker->record(now - s.started);
+        }
         ending = stop_reason::succeeded;
         st->cancel_all();
         continue;
       }
+      if (timed_out) v = verdict::timed_out();  // cut short by its own timeout: transient
       if (ending || winner) continue;  // draining: the call's end is decided
       std::string cause;
       if (core.observed()) {
@@ -187,8 +195,8 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
         // Other attempts are still running: they may yet succeed.
         rs.note_failure();
         if (observer* ob = core.watcher()) {
-          event e = core.make_event(event_kind::attempt_failed, made);
-          e.verdict = timed_out ? verdict::timed_out() : v;
+          event e = core.make_event(event_kind::attempt_failed, number);
+          e.verdict = v;
           e.cause = cause;
           ob->on_event(e);
         }

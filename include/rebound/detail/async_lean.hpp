@@ -82,7 +82,10 @@ class lean_retry_op {
 
   /// True when this operation can run without the coroutine loop.
   static bool lean(const retry_policy& p, const async_options& o) {
+    // Not with a time-based stop (the lean path starts the clock at the first
+    // failure) or a throttle (asked before the first attempt by the full loop).
     return p.custom_clock() == nullptr && !p.observer() && o.report == nullptr &&
+           !p.stop_uses_time() && !p.throttle() &&
            !o.stop.stop_possible() && !o.deadline && o.parent == nullptr && !p.attempt_timeout() &&
            !p.total_timeout() && !p.hedge();
   }
