@@ -243,11 +243,12 @@ std::optional<duration> parse_retry_after(std::string_view value,
   const auto when = parse_http_date(v);
   if (!when) return std::nullopt;
   // In whole seconds, so dates past 2262 (where nanoseconds end) saturate.
-  const std::int64_t ahead =
-      static_cast<std::int64_t>(*when) - static_cast<std::int64_t>(std::chrono::system_clock::to_time_t(now));
+  const std::int64_t ahead = static_cast<std::int64_t>(*when) -
+                             static_cast<std::int64_t>(std::chrono::system_clock::to_time_t(now));
   if (ahead <= 0) return duration::zero();
   if (ahead > duration::max().count() / 1'000'000'000) return duration::max();
-  const auto frac = now - std::chrono::system_clock::from_time_t(std::chrono::system_clock::to_time_t(now));
+  const auto frac =
+      now - std::chrono::system_clock::from_time_t(std::chrono::system_clock::to_time_t(now));
   const duration d = std::chrono::seconds(ahead) - std::chrono::duration_cast<duration>(frac);
   return d > duration::zero() ? d : duration::zero();
 }

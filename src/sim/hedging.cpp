@@ -69,7 +69,8 @@ class hedging_run {
   };
 
   duration gap() {
-    return duration(static_cast<duration::rep>(detail::unit_exponential(arrivals_) * 1e9 / o_.rate));
+    return duration(
+        static_cast<duration::rep>(detail::unit_exponential(arrivals_) * 1e9 / o_.rate));
   }
   // A lognormal body (median, sigma) with a uniform slow tail.
   duration service_time() {

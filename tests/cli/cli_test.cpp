@@ -516,13 +516,25 @@ TEST_F(HttpCliTest, ExitStatusesAndSafety) {
   EXPECT_NE(r.err.find("server_delay_too_long"), std::string::npos) << r.err;
 }
 
+TEST_F(HttpCliTest, MaxTimeCutsTheRequestInFlight) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = run({"http", "--max-time", "300ms", server_.url("/hang/cli?ms=2000")});
+  EXPECT_EQ(r.status, 123) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+}
+
 TEST_F(HttpCliTest, BadInputIsRefusedWithTheFlagNamed) {
   auto r = run({"http", "--retry-status", "503,700", server_.url("/status/200")});
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("--retry-status: \"700\" is not a status"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--retry-status: \"700\" is not an error status"), std::string::npos)
+      << r.err;
   r = run({"http", "-H", "NoColon", server_.url("/status/200")});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("-H: \"NoColon\" is not a header"), std::string::npos) << r.err;
+  r = run({"http", "-H", "Bad Name: x", server_.url("/status/200")});
+  EXPECT_EQ(r.status, 2);
+  r = run({"http", "--retry-status", "200", server_.url("/status/200")});
+  EXPECT_EQ(r.status, 2);
   r = run({"http", "ftp://127.0.0.1/x"});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("allowed: http:// or https://"), std::string::npos) << r.err;

@@ -249,7 +249,8 @@ TEST(RetryAfterParse, BothFormsOfRfc9110) {
   EXPECT_EQ(parse_retry_after("9223372037", now), rebound::duration::max());
   EXPECT_EQ(parse_retry_after("18446744074", now), rebound::duration::max());
   // Past 2262, where a nanosecond time_point ends: computed in seconds, not wrapped.
-  EXPECT_GT(parse_retry_after("Sat, 12 Apr 2262 00:00:00 GMT", now), rebound::duration(24h * 365 * 260));
+  EXPECT_GT(parse_retry_after("Sat, 12 Apr 2262 00:00:00 GMT", now),
+            rebound::duration(24h * 365 * 260));
   EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), rebound::duration::max());
   EXPECT_FALSE(parse_retry_after("Tue, 31 Feb 2026 20:00:00 GMT", now));  // no such day
 }

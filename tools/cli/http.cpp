@@ -99,7 +99,8 @@ int http_main(const http_options& o) {
     const policy_settings settings = settings_from_flags(o.policy);
     co.policy = settings.to_policy();
     // --max-time also bounds the request in flight, not only the back-offs.
-    if (o.policy.max_time && settings.before_elapsed && *settings.before_elapsed > duration::zero()) {
+    if (o.policy.max_time && settings.before_elapsed &&
+        *settings.before_elapsed > duration::zero()) {
       co.policy = co.policy.total_timeout(*settings.before_elapsed);
     }
     if (o.url.empty()) throw config_error("http", "no URL given; usage: rebound http [flags] URL");
@@ -122,8 +123,8 @@ int http_main(const http_options& o) {
     for (const auto& h : o.headers) {
       const auto colon = h.find(':');
       if (colon == std::string::npos || !token(h.substr(0, colon))) {
-        throw config_error("-H", "\"" + h +
-                                     "\" is not a header; write 'Name: value' (a name without spaces)");
+        throw config_error(
+            "-H", "\"" + h + "\" is not a header; write 'Name: value' (a name without spaces)");
       }
       std::string value = h.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
@@ -140,9 +141,10 @@ int http_main(const http_options& o) {
     if (o.timeout) co.policy = co.policy.attempt_timeout(duration_flag(*o.timeout, "--timeout"));
     if (o.attempt_header) {
       if (!token(*o.attempt_header)) {
-        throw config_error("--attempt-header",
-                           "\"" + *o.attempt_header +
-                               "\" is not a header name; allowed: letters, digits and !#$%&'*+-.^_`|~");
+        throw config_error(
+            "--attempt-header",
+            "\"" + *o.attempt_header +
+                "\" is not a header name; allowed: letters, digits and !#$%&'*+-.^_`|~");
       }
       co.attempt_header = *o.attempt_header;
     }

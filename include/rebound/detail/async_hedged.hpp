@@ -173,7 +173,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
         continue;
       }
       if (timed_out) v = verdict::timed_out();  // cut short by its own timeout: transient
-      if (ending || winner) continue;  // draining: the call's end is decided
+      if (ending || winner) continue;           // draining: the call's end is decided
       std::string cause;
       if (core.observed()) {
         if (out.error) {

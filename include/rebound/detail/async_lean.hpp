@@ -85,9 +85,8 @@ class lean_retry_op {
     // Not with a time-based stop (the lean path starts the clock at the first
     // failure) or a throttle (asked before the first attempt by the full loop).
     return p.custom_clock() == nullptr && !p.observer() && o.report == nullptr &&
-           !p.stop_uses_time() && !p.throttle() &&
-           !o.stop.stop_possible() && !o.deadline && o.parent == nullptr && !p.attempt_timeout() &&
-           !p.total_timeout() && !p.hedge();
+           !p.stop_uses_time() && !p.throttle() && !o.stop.stop_possible() && !o.deadline &&
+           o.parent == nullptr && !p.attempt_timeout() && !p.total_timeout() && !p.hedge();
   }
 
  private:
