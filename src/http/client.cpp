@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include "internal.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -142,12 +144,7 @@ transport_kind classify_curl(CURLcode c) {
 }
 
 std::once_flag curl_init;
-
-struct transfer {
-  std::string body;
-  header_list headers;
-  const std::stop_token* stop = nullptr;
-};
+using detail::transfer;
 
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   static_cast<transfer*>(user)->body.append(data, size * n);
@@ -272,16 +269,13 @@ struct client::impl {
   CURL* curl = nullptr;
 
   explicit impl(client_options o) : options(std::move(o)) {
-    std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    detail::init_curl();
     policy = options.policy.max_server_delay(options.max_retry_after, server_delay_mode::give_up);
     curl = curl_easy_init();
     if (curl == nullptr) throw std::runtime_error("rebound::http: curl_easy_init failed");
     // Set once; perform() sets what changes per request (no curl_easy_reset,
     // which costs more than the request on loopback).
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    detail::prepare_handle(curl);
   }
   ~impl() {
     if (curl != nullptr) curl_easy_cleanup(curl);
@@ -292,6 +286,30 @@ struct client::impl {
                    const std::stop_token& stop) {
     transfer t;
     t.stop = &stop;
+    curl_slist* list = detail::setup_transfer(curl, r, extra, limit, options.connect_timeout, t,
+                                              stop.stop_possible());
+    const CURLcode rc = curl_easy_perform(curl);
+    curl_slist_free_all(list);
+    return detail::finish_transfer(curl, rc, t);
+  }
+};
+
+namespace detail {
+
+void init_curl() {
+  std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+void prepare_handle(CURL* curl) {
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &on_header);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
+}
+
+curl_slist* setup_transfer(CURL* curl, const request& r, const header_list& extra,
+                           std::optional<duration> limit, duration connect_timeout, transfer& t,
+                           bool cancellable) {
     curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
     // Every per-request option is set each time, so nothing leaks from the last request.
     const bool sends_body =
@@ -315,8 +333,8 @@ struct client::impl {
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, stop.stop_possible() ? 0L : 1L);
-    duration connect = options.connect_timeout;
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, cancellable ? 0L : 1L);
+    duration connect = connect_timeout;
     long total_ms = 0;  // none
     if (limit) {
       total_ms = static_cast<long>(std::max<std::int64_t>(
@@ -328,8 +346,10 @@ struct client::impl {
         curl, CURLOPT_CONNECTTIMEOUT_MS,
         static_cast<long>(std::max<std::int64_t>(
             1, std::chrono::duration_cast<std::chrono::milliseconds>(connect).count())));
-    const CURLcode rc = curl_easy_perform(curl);
-    curl_slist_free_all(list);
+  return list;
+}
+
+response finish_transfer(CURL* curl, CURLcode rc, transfer& t) {
     if (rc != CURLE_OK) {
       curl_off_t sent = 0;
       curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &sent);
@@ -347,8 +367,9 @@ struct client::impl {
     out.headers = std::move(t.headers);
     out.body = std::move(t.body);
     return out;
-  }
-};
+}
+
+}  // namespace detail
 
 client::client(client_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
 client::~client() = default;
@@ -361,165 +382,213 @@ response client::get(std::string url, const call_options& options) {
   return send(request{.url = std::move(url)}, options);
 }
 
-response client::send(const request& r, const call_options& call) {
-  const client_options& o = impl_->options;
-  const retry_policy& p = impl_->policy;
-  clock* custom = p.custom_clock();
-  clock& clk = p.clock();
-  observer* obs = p.observer().get();
+namespace detail {
 
-  request req = r;
-  if (!req.idempotency_key && o.generate_idempotency_key &&
-      (req.method == "POST" || req.method == "PATCH")) {
-    req.idempotency_key = new_idempotency_key();
+call_run::call_run(const client_options& o, const retry_policy& p, const request& r,
+                   const call_options& call)
+    : o_(o),
+      p_(p),
+      call_(call),
+      req_(r),
+      custom_(p.custom_clock()),
+      obs_(p.observer().get()),
+      start_(clock_now(p.custom_clock())),
+      state_(p, start_) {
+  if (!req_.idempotency_key && o.generate_idempotency_key &&
+      (req_.method == "POST" || req_.method == "PATCH")) {
+    req_.idempotency_key = client::new_idempotency_key();
   }
-  header_list extra;
-  if (req.idempotency_key) extra.emplace_back("Idempotency-Key", *req.idempotency_key);
-  const bool safe = req.retry == retry_mode::always ||
-                    (req.retry == retry_mode::automatic &&
-                     (idempotent_method(req.method) || req.idempotency_key.has_value()));
-
-  const time_point start = clock_now(custom);
-  time_point deadline = call.deadline.value_or(time_point::max());
+  if (req_.idempotency_key) extra_.emplace_back("Idempotency-Key", *req_.idempotency_key);
+  safe_ = req_.retry == retry_mode::always ||
+          (req_.retry == retry_mode::automatic &&
+           (idempotent_method(req_.method) || req_.idempotency_key.has_value()));
+  deadline_ = call.deadline.value_or(time_point::max());
   if (const auto total = p.total_timeout()) {
-    deadline = std::min(deadline, detail::saturating_add(start, *total));
+    deadline_ = std::min(deadline_, rebound::detail::saturating_add(start_, *total));
   }
-  retry_state state(p, start);
-  const auto wall = [&] {
-    return o.wall_clock ? o.wall_clock() : std::chrono::system_clock::now();
-  };
-  auto make_event = [&](event_kind k, int attempt) {
-    event e;
-    e.kind = k;
-    e.attempt = attempt;
-    e.max_attempts = p.stop().max_attempts();
-    const time_point now = clock_now(custom);
-    e.elapsed = now > start ? now - start : duration::zero();
-    return e;
-  };
-  auto finish = [&](stop_reason reason, int attempts) {
-    const time_point now = clock_now(custom);
-    const duration spent = now > start ? now - start : duration::zero();
-    if (call.report != nullptr)
-      *call.report = {.reason = reason, .attempts = attempts, .elapsed = spent};
-    if (obs != nullptr) {
-      event e = make_event(
-          reason == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up, attempts);
-      e.reason = reason;
-      obs->on_event(e);
-    }
-    return spent;
-  };
+}
 
-  if (call.stop.stop_requested()) {
+time_point call_run::now() const { return clock_now(custom_); }
+
+event call_run::make_event(event_kind k, int attempt) const {
+  event e;
+  e.kind = k;
+  e.attempt = attempt;
+  e.max_attempts = p_.stop().max_attempts();
+  const time_point t = now();
+  e.elapsed = t > start_ ? t - start_ : duration::zero();
+  return e;
+}
+
+duration call_run::finish(stop_reason reason, int attempts) {
+  const time_point t = now();
+  const duration spent = t > start_ ? t - start_ : duration::zero();
+  if (call_.report != nullptr) {
+    *call_.report = {.reason = reason, .attempts = attempts, .elapsed = spent};
+  }
+  if (obs_ != nullptr) {
+    event e = make_event(
+        reason == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up, attempts);
+    e.reason = reason;
+    obs_->on_event(e);
+  }
+  return spent;
+}
+
+void call_run::check_not_cancelled() {
+  if (call_.stop.stop_requested()) {
     finish(stop_reason::cancelled, 0);
     throw retry_error(stop_reason::cancelled, 0, duration::zero(), nullptr);
   }
-  for (;;) {
-    const int attempt = state.attempt();
-    if (obs != nullptr) obs->on_event(make_event(event_kind::attempt_started, attempt));
-    header_list headers = extra;
-    if (o.attempt_header) headers.emplace_back(*o.attempt_header, std::to_string(attempt));
-    std::optional<duration> limit = p.attempt_timeout();
-    if (deadline != time_point::max()) {
-      const time_point now = clock_now(custom);
-      const duration left =
-          deadline > now ? deadline - now : duration(std::chrono::milliseconds(1));
-      limit = limit ? std::min(*limit, left) : left;
-    }
+}
 
-    std::optional<response> got;
-    std::exception_ptr error;
-    verdict v = verdict::success();
-    std::string cause;
-    bool sent = true;
+call_run::attempt_plan call_run::begin_attempt() {
+  const int attempt = state_.attempt();
+  if (obs_ != nullptr) obs_->on_event(make_event(event_kind::attempt_started, attempt));
+  attempt_plan plan{extra_, p_.attempt_timeout()};
+  if (o_.attempt_header) plan.headers.emplace_back(*o_.attempt_header, std::to_string(attempt));
+  if (deadline_ != time_point::max()) {
+    const time_point t = now();
+    const duration left = deadline_ > t ? deadline_ - t : duration(std::chrono::milliseconds(1));
+    plan.limit = plan.limit ? std::min(*plan.limit, left) : left;
+  }
+  return plan;
+}
+
+call_run::step call_run::done(std::optional<response> got, std::exception_ptr error,
+                              stop_reason reason, int attempt) {
+  const duration spent = finish(reason, attempt);
+  step s;
+  s.kind = step::kind_t::done;
+  if (error) {
+    s.error = (p_.on_give_up() == give_up_mode::rethrow_last && reason != stop_reason::cancelled &&
+               reason != stop_reason::throttled)
+                  ? error
+                  : std::make_exception_ptr(retry_error(reason, attempt, spent, error));
+  } else if (got) {
+    got->attempts = attempt;
+    got->elapsed = spent;
+    got->reason = reason;
+    s.result = std::move(got);
+  } else {
+    s.error = std::make_exception_ptr(retry_error(reason, attempt, spent, nullptr));
+  }
+  return s;
+}
+
+call_run::step call_run::on_outcome(std::optional<response> got, std::exception_ptr error) {
+  const int attempt = state_.attempt();
+  verdict v = verdict::success();
+  std::string cause;
+  bool sent = true;
+  if (error) {
     try {
-      got.emplace(impl_->perform(req, headers, limit, call.stop));
+      std::rethrow_exception(error);
     } catch (const transport_error& e) {
-      error = std::current_exception();
       sent = e.request_sent();
       cause = e.what();
       if (e.kind() == transport_kind::cancelled) {
-        finish(stop_reason::cancelled, attempt);
-        throw retry_error(stop_reason::cancelled, attempt, clock_now(custom) - start, error);
+        return done(std::nullopt, error, stop_reason::cancelled, attempt);
       }
       v = !e.transient() ? verdict::permanent()
           : e.kind() == transport_kind::timeout || e.kind() == transport_kind::connect_timeout
               ? verdict::timed_out()
               : verdict::transient();
+    } catch (...) {
+      v = verdict::permanent();
+      cause = "unexpected error";
     }
-    if (got) {
-      const int status = static_cast<int>(got->status);
-      if (std::find(o.retry_statuses.begin(), o.retry_statuses.end(), status) !=
-          o.retry_statuses.end()) {
-        v = verdict::transient();
-        cause = "status " + std::to_string(status);
-        if (std::find(o.retry_after_statuses.begin(), o.retry_after_statuses.end(), status) !=
-            o.retry_after_statuses.end()) {
-          if (const auto ra = got->header("Retry-After")) {
-            if (const auto d = parse_retry_after(*ra, wall())) {
-              v = verdict::transient_after(*d);
-            } else if (obs != nullptr) {
-              event e = make_event(event_kind::server_delay_ignored, attempt);
-              e.cause = *ra;
-              obs->on_event(e);
-            }
+  }
+  if (got) {
+    const int status = static_cast<int>(got->status);
+    if (std::find(o_.retry_statuses.begin(), o_.retry_statuses.end(), status) !=
+        o_.retry_statuses.end()) {
+      v = verdict::transient();
+      cause = "status " + std::to_string(status);
+      if (std::find(o_.retry_after_statuses.begin(), o_.retry_after_statuses.end(), status) !=
+          o_.retry_after_statuses.end()) {
+        if (const auto ra = got->header("Retry-After")) {
+          const auto wall = o_.wall_clock ? o_.wall_clock() : std::chrono::system_clock::now();
+          if (const auto d = parse_retry_after(*ra, wall)) {
+            v = verdict::transient_after(*d);
+          } else if (obs_ != nullptr) {
+            event e = make_event(event_kind::server_delay_ignored, attempt);
+            e.cause = *ra;
+            obs_->on_event(e);
           }
         }
       }
     }
-    if (v.kind == verdict_kind::success) {
-      state.record_success();
-      got->attempts = attempt;
-      got->elapsed = finish(stop_reason::succeeded, attempt);
-      got->reason = stop_reason::succeeded;
-      return std::move(*got);
+  }
+  if (v.kind == verdict_kind::success) {
+    state_.record_success();
+    return done(std::move(got), nullptr, stop_reason::succeeded, attempt);
+  }
+  if (obs_ != nullptr) {
+    event e = make_event(event_kind::attempt_failed, attempt);
+    e.verdict = v;
+    e.cause = cause;
+    obs_->on_event(e);
+  }
+  const decision d = v.retryable() && !safe_ && sent ? decision::stop(stop_reason::not_idempotent)
+                                                    : state_.decide(v, now(), deadline_);
+  if (!d.retry) {
+    if (d.reason == stop_reason::budget_exhausted && obs_ != nullptr) {
+      obs_->on_event(make_event(event_kind::budget_rejected, attempt + 1));
     }
-    if (obs != nullptr) {
-      event e = make_event(event_kind::attempt_failed, attempt);
-      e.verdict = v;
-      e.cause = cause;
-      obs->on_event(e);
+    return done(std::move(got), error, d.reason, attempt);
+  }
+  if (obs_ != nullptr) {
+    event e = make_event(event_kind::retry_scheduled, state_.attempt());
+    e.delay = d.delay;
+    e.verdict = v;
+    e.cause = cause;
+    obs_->on_event(e);
+  }
+  last_ = std::move(got);
+  last_error_ = error;
+  step s;
+  s.kind = step::kind_t::retry;
+  s.wake = rebound::detail::saturating_add(now(), d.delay);
+  return s;
+}
+
+call_run::step call_run::after_sleep(bool slept) {
+  const int made = state_.attempt() - 1;
+  if (!slept || call_.stop.stop_requested()) {
+    return done(std::nullopt, last_error_ ? last_error_ : nullptr, stop_reason::cancelled, made);
+  }
+  if (!state_.admit_attempt()) {
+    return done(std::move(last_), last_error_, stop_reason::throttled, made);
+  }
+  step s;
+  s.kind = step::kind_t::retry;
+  return s;
+}
+
+}  // namespace detail
+
+response client::send(const request& r, const call_options& call) {
+  detail::call_run run(impl_->options, impl_->policy, r, call);
+  run.check_not_cancelled();
+  clock& clk = impl_->policy.clock();
+  for (;;) {
+    const detail::call_run::attempt_plan plan = run.begin_attempt();
+    std::optional<response> got;
+    std::exception_ptr error;
+    try {
+      got.emplace(impl_->perform(run.req(), plan.headers, plan.limit, call.stop));
+    } catch (const transport_error&) {
+      error = std::current_exception();
     }
-    decision d = decision::stop(stop_reason::permanent_error);
-    if (v.retryable() && !safe && sent) {
-      d = decision::stop(stop_reason::not_idempotent);
-    } else {
-      d = state.decide(v, clock_now(custom), deadline);
+    detail::call_run::step s = run.on_outcome(std::move(got), std::move(error));
+    if (s.kind == detail::call_run::step::kind_t::retry) {
+      const bool slept = clk.sleep_until(s.wake, call.stop);
+      s = run.after_sleep(slept);
     }
-    if (!d.retry) {
-      if (d.reason == stop_reason::budget_exhausted && obs != nullptr) {
-        obs->on_event(make_event(event_kind::budget_rejected, attempt + 1));
-      }
-      const duration spent = finish(d.reason, attempt);
-      if (error) {
-        if (p.on_give_up() == give_up_mode::rethrow_last) std::rethrow_exception(error);
-        throw retry_error(d.reason, attempt, spent, error);
-      }
-      got->attempts = attempt;
-      got->elapsed = spent;
-      got->reason = d.reason;
-      return std::move(*got);
-    }
-    if (obs != nullptr) {
-      event e = make_event(event_kind::retry_scheduled, state.attempt());
-      e.delay = d.delay;
-      e.verdict = v;
-      e.cause = cause;
-      obs->on_event(e);
-    }
-    const time_point wake = detail::saturating_add(clock_now(custom), d.delay);
-    if (!clk.sleep_until(wake, call.stop) || call.stop.stop_requested()) {
-      const duration spent = finish(stop_reason::cancelled, attempt);
-      throw retry_error(stop_reason::cancelled, attempt, spent, error);
-    }
-    if (!state.admit_attempt()) {
-      const duration spent = finish(stop_reason::throttled, attempt);
-      if (error) throw retry_error(stop_reason::throttled, attempt, spent, error);
-      got->attempts = attempt;
-      got->elapsed = spent;
-      got->reason = stop_reason::throttled;
-      return std::move(*got);
+    if (s.kind == detail::call_run::step::kind_t::done) {
+      if (s.error) std::rethrow_exception(s.error);
+      return std::move(*s.result);
     }
   }
 }
