@@ -310,63 +310,62 @@ void prepare_handle(CURL* curl) {
 curl_slist* setup_transfer(CURL* curl, const request& r, const header_list& extra,
                            std::optional<duration> limit, duration connect_timeout, transfer& t,
                            bool cancellable) {
-    curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
-    // Every per-request option is set each time, so nothing leaks from the last request.
-    const bool sends_body =
-        !r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
-    if (r.method == "HEAD") {
-      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, nullptr);
-    } else if (sends_body) {
-      curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.data());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    } else {
-      curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);  // also clears a previous body and NOBODY
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method == "GET" ? nullptr : r.method.c_str());
-    }
-    curl_slist* list = nullptr;
-    for (const auto& [k, v] : r.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
-    for (const auto& [k, v] : extra) list = curl_slist_append(list, (k + ": " + v).c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, cancellable ? 0L : 1L);
-    duration connect = connect_timeout;
-    long total_ms = 0;  // none
-    if (limit) {
-      total_ms = static_cast<long>(std::max<std::int64_t>(
-          1, std::chrono::duration_cast<std::chrono::milliseconds>(*limit).count()));
-      connect = std::min(connect, *limit);
-    }
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
-    curl_easy_setopt(
-        curl, CURLOPT_CONNECTTIMEOUT_MS,
-        static_cast<long>(std::max<std::int64_t>(
-            1, std::chrono::duration_cast<std::chrono::milliseconds>(connect).count())));
+  curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
+  // Every per-request option is set each time, so nothing leaks from the last request.
+  const bool sends_body =
+      !r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
+  if (r.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, nullptr);
+  } else if (sends_body) {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);  // also clears a previous body and NOBODY
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method == "GET" ? nullptr : r.method.c_str());
+  }
+  curl_slist* list = nullptr;
+  for (const auto& [k, v] : r.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
+  for (const auto& [k, v] : extra) list = curl_slist_append(list, (k + ": " + v).c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, cancellable ? 0L : 1L);
+  duration connect = connect_timeout;
+  long total_ms = 0;  // none
+  if (limit) {
+    total_ms = static_cast<long>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(*limit).count()));
+    connect = std::min(connect, *limit);
+  }
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, total_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::max<std::int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::milliseconds>(connect).count())));
   return list;
 }
 
 response finish_transfer(CURL* curl, CURLcode rc, transfer& t) {
-    if (rc != CURLE_OK) {
-      curl_off_t sent = 0;
-      curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &sent);
-      transport_kind kind = classify_curl(rc);
-      if (kind == transport_kind::timeout) {
-        curl_off_t connect_us = 0;
-        curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
-        if (connect_us == 0 && sent == 0) kind = transport_kind::connect_timeout;
-      }
-      throw transport_error(kind, static_cast<int>(rc), sent > 0,
-                            std::string(to_string(kind)) + ": " + curl_easy_strerror(rc));
+  if (rc != CURLE_OK) {
+    curl_off_t sent = 0;
+    curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &sent);
+    transport_kind kind = classify_curl(rc);
+    if (kind == transport_kind::timeout) {
+      curl_off_t connect_us = 0;
+      curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+      if (connect_us == 0 && sent == 0) kind = transport_kind::connect_timeout;
     }
-    response out;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-    out.headers = std::move(t.headers);
-    out.body = std::move(t.body);
-    return out;
+    throw transport_error(kind, static_cast<int>(rc), sent > 0,
+                          std::string(to_string(kind)) + ": " + curl_easy_strerror(rc));
+  }
+  response out;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
+  out.headers = std::move(t.headers);
+  out.body = std::move(t.body);
+  return out;
 }
 
 }  // namespace detail
@@ -531,7 +530,7 @@ call_run::step call_run::on_outcome(std::optional<response> got, std::exception_
     obs_->on_event(e);
   }
   const decision d = v.retryable() && !safe_ && sent ? decision::stop(stop_reason::not_idempotent)
-                                                    : state_.decide(v, now(), deadline_);
+                                                     : state_.decide(v, now(), deadline_);
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && obs_ != nullptr) {
       obs_->on_event(make_event(event_kind::budget_rejected, attempt + 1));

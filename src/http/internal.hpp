@@ -67,8 +67,7 @@ class call_run {
   [[nodiscard]] time_point now() const;
   [[nodiscard]] event make_event(event_kind k, int attempt) const;
   duration finish(stop_reason reason, int attempts);
-  step done(std::optional<response> got, std::exception_ptr error, stop_reason reason,
-            int attempt);
+  step done(std::optional<response> got, std::exception_ptr error, stop_reason reason, int attempt);
 
   const client_options& o_;
   const retry_policy& p_;

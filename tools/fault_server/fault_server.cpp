@@ -179,7 +179,11 @@ struct server::impl {
 server::server(std::uint16_t port) : impl_(std::make_unique<impl>()) {
   impl_->routes();
   impl_->http.set_keep_alive_max_count(1000);
-  impl_->http.set_tcp_nodelay(true);  // else Nagle and delayed ACKs add 40 ms per response
+  impl_->http.set_tcp_nodelay(true);
+  // Keep-alive connections hold a worker each: enough for many concurrent clients.
+  impl_->http.new_task_queue = [] {
+    return new httplib::ThreadPool(64);
+  };  // else Nagle and delayed ACKs add 40 ms per response
   if (port == 0) {
     impl_->port = impl_->http.bind_to_any_port("127.0.0.1");
   } else {
