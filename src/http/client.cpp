@@ -168,10 +168,7 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return t->stop != nullptr && t->stop->stop_requested() ? 1 : 0;
 }
 
-time_point clock_now(clock* c) {
-  return c != nullptr ? c->now()
-                      : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-}
+using detail::clock_now;
 
 }  // namespace
 

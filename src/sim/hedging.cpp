@@ -131,8 +131,9 @@ class hedging_run {
   }
 
   void attempt_done(std::uint64_t arg) {
+    // The attempt's index (arg % max_attempts_per_request) does not matter
+    // here: the first to answer wins, whichever it is.
     const std::uint64_t id = arg / max_attempts_per_request;
-    const std::uint64_t k = arg % max_attempts_per_request;
     request& r = *requests_[id];
     if (r.done) return;  // a loser: cancelled when the winner answered (counted there)
     r.done = true;
