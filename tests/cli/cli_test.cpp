@@ -454,6 +454,17 @@ TEST_F(CliTest, SimulateHedgingWithAUserPolicyFile) {
       << bad.err;
 }
 
+TEST_F(CliTest, SimulateRefusesWhatItWouldIgnore) {
+  const auto pol = dir_ / "hedge.json";
+  std::ofstream(pol) << R"({"hedge": {"delay": "10ms"}})";
+  auto r = run({"simulate", "outage", "--policy", pol.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("only the hedging scenario simulates"), std::string::npos) << r.err;
+  r = run({"simulate", "outage", "--length", "5s"});  // the trigger would start at 10 s
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--length: the trigger starts at 10s"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, SimulateRejectsFlagsOfOtherScenarios) {
   auto r = run({"simulate", "outage", "--depth", "3"});
   EXPECT_EQ(r.status, 2);

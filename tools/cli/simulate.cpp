@@ -52,10 +52,15 @@ duration duration_flag(const std::optional<std::string>& v, const std::string& f
 }
 
 // --policy FILE: a user's policy file becomes a strategy, built on the simulation's clock.
-std::vector<sim::strategy> policy_strategies(const std::vector<std::string>& files) {
+std::vector<sim::strategy> policy_strategies(const std::vector<std::string>& files,
+                                             bool hedging_scenario = false) {
   std::vector<sim::strategy> out;
   for (const auto& f : files) {
     const policy_settings s = settings_from_json_file(f);
+    if (s.hedge && !hedging_scenario) {
+      throw config_error("--policy", f + ": has a \"hedge\" key, which only the hedging "
+                                         "scenario simulates; remove it or run `simulate hedging`");
+    }
     out.push_back({std::filesystem::path(f).stem().string(),
                    [s](clock& c) { return s.to_policy(c); }, std::nullopt});
   }
@@ -148,6 +153,12 @@ int run_outage(const simulate_options& o, const std::vector<sim::strategy>& user
       number_flag(o.trigger_capacity, "--trigger-capacity", 0, 1, c.trigger_capacity, false);
   c.seed = o.seed_value;
   c.strategies = user;
+  if (c.trigger_at >= c.length) {
+    throw config_error(o.trigger_at ? "--trigger-at" : "--length",
+                       "the trigger starts at " + format_duration(c.trigger_at) +
+                           ", not before the run ends (--length " + format_duration(c.length) +
+                           "); allowed: --trigger-at < --length");
+  }
   if (c.rate * std::chrono::duration<double>(c.length).count() > 5e7) {
     throw config_error("--rate", "rate x length is over 50 million requests; shorten --length");
   }
@@ -534,7 +545,7 @@ int simulate_main(simulate_options& o) {
           throw config_error(name, "not used by the hedging scenario");
         }
       }
-      return run_hedging(o, policy_strategies(o.policies));
+      return run_hedging(o, policy_strategies(o.policies, true));
     }
     throw config_error("simulate", "unknown scenario \"" + o.scenario +
                                        "\"; allowed: contention, outage, replica-lag, layers, "
