@@ -461,38 +461,33 @@ TEST_F(fixture, HedgingPolicyValidation) {
 
 // ---- nesting across co_await ---------------------------------------------
 
-TEST_F(fixture, NestedLoopDefersToTheOuterOneAcrossCoAwait) {
+// Attempts reaching the bottom when a 3-attempt loop runs inside a 3-attempt
+// loop's attempt, across co_await, the inner one told of its parent.
+int bottom_attempts(fixture& f, rebound::nesting inner_mode) {
   int bottom = 0;
-  auto outer = policy.stop(rebound::stop::after_attempts(3));
-  auto inner = policy.stop(rebound::stop::after_attempts(3));
+  const auto outer = f.policy.stop(rebound::stop::after_attempts(3));
+  const auto inner = f.policy.stop(rebound::stop::after_attempts(3)).nesting(inner_mode);
   auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
-    co_return co_await rebound::async_retry(inner,
-                                            [&]() -> asio::awaitable<int> {
-                                              ++bottom;
-                                              throw not_found_error();
-                                              co_return 0;
-                                            },
-                                            {.parent = &a});
+    const rebound::async_options nested{.parent = &a};
+    co_return co_await rebound::async_retry(
+        inner,
+        [&]() -> asio::awaitable<int> {
+          ++bottom;
+          throw not_found_error();
+          co_return 0;
+        },
+        nested);
   };
-  EXPECT_THROW(run(rebound::async_retry(outer, fn)), not_found_error);
-  EXPECT_EQ(bottom, 3);  // not 9
+  EXPECT_THROW(f.run(rebound::async_retry(outer, fn)), not_found_error);
+  return bottom;
+}
+
+TEST_F(fixture, NestedLoopDefersToTheOuterOneAcrossCoAwait) {
+  EXPECT_EQ(bottom_attempts(*this, rebound::nesting::defer), 3);  // not 9
 }
 
 TEST_F(fixture, IndependentNestedLoopsMultiply) {
-  int bottom = 0;
-  auto outer = policy.stop(rebound::stop::after_attempts(3));
-  auto inner = policy.stop(rebound::stop::after_attempts(3)).nesting(rebound::nesting::independent);
-  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
-    co_return co_await rebound::async_retry(inner,
-                                            [&]() -> asio::awaitable<int> {
-                                              ++bottom;
-                                              throw not_found_error();
-                                              co_return 0;
-                                            },
-                                            {.parent = &a});
-  };
-  EXPECT_THROW(run(rebound::async_retry(outer, fn)), not_found_error);
-  EXPECT_EQ(bottom, 9);
+  EXPECT_EQ(bottom_attempts(*this, rebound::nesting::independent), 9);
 }
 
 // ---- many operations -----------------------------------------------------
