@@ -48,7 +48,8 @@ std::optional<duration> attempt::remaining() const noexcept {
 }
 
 std::stop_token attempt::stop_token() const noexcept {
-  return loop_->watch_ ? loop_->watch_->source.get_token() : loop_->options_.stop;
+  return loop_->current_watch_ != nullptr ? loop_->current_watch_->source.get_token()
+                                          : loop_->options_.stop;
 }
 
 namespace detail {
@@ -141,17 +142,15 @@ void loop::end(stop_reason r, int attempts) noexcept {
   }
 }
 
-void loop::watch_deleter::operator()(watch* w) const noexcept { delete w; }
-
 void loop::init_deadline() noexcept {
   if (const auto total = policy_.total_timeout()) {
     deadline_ = std::min(deadline_, saturating_add(state_->start(), *total));
   }
 }
 
-void loop::arm_watch() {
-  watch_.reset(new watch());  // fresh per attempt: a stop_source fires once
-  watch& w = *watch_;
+void loop::arm_watch(watch& w) {
+  current_watch_ = &w;
+  last_timed_out_ = false;
   if (options_.stop.stop_possible()) w.link.emplace(options_.stop, watch::forward{&w.source});
   const time_point t = now();
   time_point until = deadline_;
@@ -169,11 +168,14 @@ void loop::arm_watch() {
   });
 }
 
-void loop::disarm_watch() noexcept {
-  if (!watch_ || watch_->call == 0) return;
-  clock& c = clock_ != nullptr ? *clock_ : system_clock();
-  c.cancel_call(watch_->call);  // waits for a callback already running
-  watch_->call = 0;
+void loop::disarm_watch(watch& w) noexcept {
+  if (w.call != 0) {
+    clock& c = clock_ != nullptr ? *clock_ : system_clock();
+    c.cancel_call(w.call);  // waits for a callback already running
+    w.call = 0;
+  }
+  last_timed_out_ = w.fired.load(std::memory_order_relaxed);
+  current_watch_ = nullptr;
 }
 
 void loop::throw_hedge_unsupported() {
@@ -191,9 +193,8 @@ decision loop::decide_failure(const verdict& given, std::string cause, bool time
   }
   started_ = true;
   // A failure after the attempt's timer fired is a timeout, whatever it threw.
-  if (watch_ && watch_->fired.load(std::memory_order_relaxed) && !options_.stop.stop_requested()) {
-    timed_out = true;
-  }
+  if (last_timed_out_ && !options_.stop.stop_requested()) timed_out = true;
+  last_timed_out_ = false;
   const verdict v = timed_out ? verdict::timed_out() : given;
   if (!failure_) failure_.emplace();
   failure_->cause = std::move(cause);

@@ -264,8 +264,9 @@ class loop {
     if constexpr (std::invocable<F&, const attempt&>) {
       // Only an attempt that takes the context can see the timer's stop token.
       if (watching_) [[unlikely]] {
-        arm_watch();
-        const disarm_on_exit disarm{this};
+        watch w;  // this attempt's timer, on this stack frame
+        arm_watch(w);
+        const disarm_on_exit disarm{this, &w};
         return call(fn);
       }
     }
@@ -318,15 +319,16 @@ class loop {
   };
   struct disarm_on_exit {
     loop* l;
-    explicit disarm_on_exit(loop* owner) noexcept : l(owner) {}
-    ~disarm_on_exit() { l->disarm_watch(); }
+    watch* w;
+    disarm_on_exit(loop* owner, watch* armed) noexcept : l(owner), w(armed) {}
+    ~disarm_on_exit() { l->disarm_watch(*w); }
     disarm_on_exit(const disarm_on_exit&) = delete;
     disarm_on_exit& operator=(const disarm_on_exit&) = delete;
   };
   friend class rebound::async_attempt;
   void init_deadline() noexcept;
-  void arm_watch();
-  void disarm_watch() noexcept;
+  void arm_watch(watch& w);
+  void disarm_watch(watch& w) noexcept;
 
   const retry_policy& policy_;
   const call_options& options_;
@@ -347,12 +349,10 @@ class loop {
   std::optional<failure_info> failure_;
   int attempts_made_ = 0;
   time_point deadline_ = time_point::max();  // total_timeout and options.deadline
-  // Only with timeouts. Its deleter is out of line, so a call without one
-  // pays a null check on the way out, not an inlined destructor.
-  struct watch_deleter {
-    void operator()(watch* w) const noexcept;
-  };
-  std::unique_ptr<watch, watch_deleter> watch_;
+  // The running attempt's timer, while it runs (it lives on invoke()'s
+  // frame: a call without timeouts owns nothing to destroy).
+  const watch* current_watch_ = nullptr;
+  bool last_timed_out_ = false;  // the last attempt's timer fired
 };
 
 }  // namespace detail
