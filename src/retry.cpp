@@ -272,10 +272,17 @@ void loop::give_up(const std::exception_ptr& e) const {
     // Pushback stays non-retryable for every enclosing loop.
     throw retry_error(reason_, attempts_made_, elapsed(), innermost(e), verdict::overloaded());
   }
-  if (policy_.on_give_up() == give_up_mode::rethrow_last && reason_ != stop_reason::cancelled) {
-    std::rethrow_exception(innermost(e));
+  std::rethrow_exception(give_up_error(policy_, reason_, attempts_made_, elapsed(), e));
+}
+
+std::exception_ptr give_up_error(const retry_policy& p, stop_reason reason, int attempts,
+                                 duration elapsed, const std::exception_ptr& last) {
+  const std::exception_ptr original = last ? innermost(last) : nullptr;
+  if (original && p.on_give_up() == give_up_mode::rethrow_last &&
+      reason != stop_reason::cancelled) {
+    return original;
   }
-  throw retry_error(reason_, attempts_made_, elapsed(), innermost(e));
+  return std::make_exception_ptr(retry_error(reason, attempts, elapsed, original));
 }
 
 void loop::throw_throttled() {

@@ -231,23 +231,17 @@ inline asio::awaitable<bool> wait_on_clock(clock& c, time_point at) {
   co_return c.now() >= at;
 }
 
-/// Waits until `at` on the policy's clock. True when reached; false when
+/// Waits until `at` on a custom clock (the system clock's waits are a plain
+/// steady_timer, inline in the loop). True when reached; false when
 /// cancelled (by the coroutine's cancellation slot).
-inline asio::awaitable<bool> wait_until(clock* custom, time_point at) {
+inline asio::awaitable<bool> wait_until(clock& custom, time_point at) {
   try {
-    if (custom != nullptr) {
-      for (;;) {
-        const bool reached = co_await wait_on_clock(*custom, at);
-        if (reached) co_return true;
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) co_return false;
-      }
+    for (;;) {
+      const bool reached = co_await wait_on_clock(custom, at);
+      if (reached) co_return true;
+      auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) co_return false;
     }
-    asio::steady_timer timer(co_await asio::this_coro::executor,
-                             asio::steady_timer::time_point(at.time_since_epoch()));
-    asio::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
   } catch (const std::system_error&) {
     co_return false;  // cancelled before the wait began (throw_if_cancelled)
   }
@@ -339,7 +333,7 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
       const time_point until = saturating_add(core.failed_at(), d.delay);
       bool slept = false;
       if (clock* custom = p.custom_clock()) {
-        slept = co_await wait_until(custom, until);
+        slept = co_await wait_until(*custom, until);
       } else {
         // Inline rather than through wait_until: a pending back-off is this
         // frame and one timer operation, nothing more.
@@ -389,8 +383,8 @@ requires(!detail::takes_token<F> &&
                                                                       async_options options = {}) {
   using T = typename detail::awaitable_value<detail::async_fn_awaitable_t<F>>::type;
   const int depth = options.parent != nullptr ? options.parent->depth() + 1 : 1;
-  if (options.stop.stop_possible() || options.deadline || policy.attempt_timeout() ||
-      policy.total_timeout() || policy.hedge()) [[unlikely]] {
+  if (options.stop.stop_possible() || options.deadline || policy.has_timeouts_or_hedge())
+      [[unlikely]] {
     return detail::retry_spawned<T>(policy, std::move(fn), std::move(options), depth);
   }
   return detail::retry_direct<T>(policy, std::move(fn), std::move(options), depth);

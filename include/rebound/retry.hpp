@@ -120,6 +120,12 @@ struct depth_guard {
   depth_guard& operator=(const depth_guard&) = delete;
 };
 
+/// What a call that ends without success (not nested) throws: the last
+/// exception as it was (give_up_mode::rethrow_last, unless cancelled), or a
+/// retry_error carrying it. One rule for every loop (blocking, async, HTTP).
+std::exception_ptr give_up_error(const retry_policy& p, stop_reason reason, int attempts,
+                                 duration elapsed, const std::exception_ptr& last);
+
 /// The verdict on an exception: the built-in kinds first (a nested loop's
 /// deferral or overload, local throttling, an open circuit), then the policy's rules.
 verdict classify_exception(const retry_policy& p, const std::exception_ptr& e);

@@ -456,18 +456,13 @@ call_run::step call_run::done(std::optional<response> got, std::exception_ptr er
   const duration spent = finish(reason, attempt);
   step s;
   s.kind = step::kind_t::done;
-  if (error) {
-    s.error = (p_.on_give_up() == give_up_mode::rethrow_last && reason != stop_reason::cancelled &&
-               reason != stop_reason::throttled)
-                  ? error
-                  : std::make_exception_ptr(retry_error(reason, attempt, spent, error));
-  } else if (got) {
+  if (got && !error) {
     got->attempts = attempt;
     got->elapsed = spent;
     got->reason = reason;
     s.result = std::move(got);
   } else {
-    s.error = std::make_exception_ptr(retry_error(reason, attempt, spent, nullptr));
+    s.error = rebound::detail::give_up_error(p_, reason, attempt, spent, error);
   }
   return s;
 }

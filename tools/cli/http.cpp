@@ -60,8 +60,6 @@ bool token(std::string_view s) {
   return true;
 }
 
-std::string describe_verdict_cause(const event& e) { return std::string(e.cause); }
-
 }  // namespace
 
 CLI::App* add_http(CLI::App& app, http_options& o) {
@@ -159,7 +157,7 @@ int http_main(const http_options& o) {
     if (e.kind == event_kind::retry_scheduled) {
       const std::string of = e.max_attempts ? "/" + std::to_string(*e.max_attempts) : "";
       std::fprintf(stderr, "attempt %d%s failed: %s; retrying in %s\n", e.attempt - 1, of.c_str(),
-                   describe_verdict_cause(e).c_str(), format_duration(e.delay).c_str());
+                   std::string(e.cause).c_str(), format_duration(e.delay).c_str());
     } else if (e.kind == event_kind::server_delay_ignored) {
       std::fprintf(stderr, "ignored a malformed Retry-After: \"%s\"\n",
                    std::string(e.cause).c_str());

@@ -86,7 +86,7 @@ class lean_retry_op {
     // failure) or a throttle (asked before the first attempt by the full loop).
     return p.custom_clock() == nullptr && !p.observer() && o.report == nullptr &&
            !p.stop_uses_time() && !p.throttle() && !o.stop.stop_possible() && !o.deadline &&
-           o.parent == nullptr && !p.attempt_timeout() && !p.total_timeout() && !p.hedge();
+           o.parent == nullptr && !p.has_timeouts_or_hedge();
   }
 
  private:
@@ -169,13 +169,7 @@ class lean_retry_op {
     const time_point now = std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
     const duration elapsed = now - s_->rs.start();
     std::exception_ptr out;
-    if (s_->error) {
-      out = (p.on_give_up() == give_up_mode::rethrow_last && reason != stop_reason::cancelled)
-                ? s_->error
-                : std::make_exception_ptr(retry_error(reason, attempts, elapsed, s_->error));
-    } else if (!s_->last) {
-      out = std::make_exception_ptr(retry_error(reason, attempts, elapsed, nullptr));
-    }
+    if (s_->error || !s_->last) out = give_up_error(p, reason, attempts, elapsed, s_->error);
     if constexpr (std::is_void_v<T>) {
       self.complete(std::move(out));
     } else {

@@ -42,7 +42,7 @@ inline std::size_t run_simulated(asio::io_context& io, simulated_clock& clock) {
 /// std::system_error (asio::error::operation_aborted) when cancelled.
 inline asio::awaitable<void> sleep_for(clock& on, duration d) {
   // (co_await kept out of the condition: GCC 12 miscompiles some such forms.)
-  const bool reached = co_await detail::wait_until(&on, on.now() + d);
+  const bool reached = co_await detail::wait_until(on, on.now() + d);
   if (!reached) throw std::system_error(asio::error::operation_aborted);
 }
 
