@@ -1,0 +1,127 @@
+// rebound/pg/connection.hpp: a small RAII layer over libpq, typed errors, WAL positions.
+//
+//   rebound::pg::connection c("host=127.0.0.1 port=5432 dbname=app");
+//   auto r = c.exec("SELECT body FROM items WHERE id = $1", {"42"});
+//   if (r.rows() == 1) use(r.get(0, 0));
+//
+// Errors are typed by SQLSTATE, never by message text: pg::error::sqlstate()
+// and the questions built on it (connection_lost(), transient()).
+// Connection strings may hold passwords; rebound never prints one: target()
+// and redact_conninfo() show where a connection goes, without secrets.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct pg_conn;
+struct pg_result;
+
+namespace rebound::pg {
+
+/// A failure reported by PostgreSQL or libpq. what() is libpq's message
+/// (with the SQLSTATE in front); it never contains a password.
+class error : public std::runtime_error {
+ public:
+  error(std::string sqlstate, const std::string& message);
+  /// The five-character SQLSTATE ("23505", "08006", ...). libpq failures
+  /// without one get 08001 (could not connect) or 08006 (connection lost).
+  [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+  /// The server is unreachable or went away: class 08, or 57P01..57P03
+  /// (shutting down, crashed, not yet accepting connections).
+  [[nodiscard]] bool connection_lost() const noexcept;
+  /// Worth trying again elsewhere or later: connection_lost(), serialization
+  /// failures and recovery conflicts (40001), deadlocks (40P01), lack of
+  /// resources (class 53), a cancelled statement (57014).
+  [[nodiscard]] bool transient() const noexcept;
+
+ private:
+  std::string sqlstate_;
+};
+
+/// A position in the write-ahead log, as pg_lsn prints it: "16/B374D848".
+struct lsn {
+  std::uint64_t value = 0;
+  /// Parses "X/Y" (hexadecimal halves). Throws std::invalid_argument naming the text.
+  [[nodiscard]] static lsn parse(std::string_view text);
+  [[nodiscard]] std::string to_string() const;
+  friend auto operator<=>(const lsn&, const lsn&) = default;
+};
+
+/// The rows of one statement. Move-only; frees the libpq result.
+class result {
+ public:
+  explicit result(pg_result* r) noexcept : r_(r) {}
+  result(result&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  result& operator=(result&& o) noexcept;
+  result(const result&) = delete;
+  result& operator=(const result&) = delete;
+  ~result();
+
+  [[nodiscard]] int rows() const noexcept;
+  [[nodiscard]] int columns() const noexcept;
+  [[nodiscard]] bool empty() const noexcept { return rows() == 0; }
+  [[nodiscard]] bool is_null(int row, int column) const noexcept;
+  /// The text of a field ("" for NULL). Throws std::out_of_range outside the result.
+  [[nodiscard]] std::string_view get(int row, int column) const;
+  /// The field, or nullopt for NULL.
+  [[nodiscard]] std::optional<std::string_view> value(int row, int column) const;
+  [[nodiscard]] pg_result* native() const noexcept { return r_; }
+
+ private:
+  pg_result* r_;
+};
+
+/// One libpq connection. Move-only; not thread-safe (one user at a time).
+class connection {
+ public:
+  /// Connects (blocking). Throws pg::error with sqlstate 08001 when it cannot;
+  /// the message names target(), never the password.
+  explicit connection(const std::string& conninfo);
+  connection(connection&& o) noexcept;
+  connection& operator=(connection&& o) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  /// Runs one statement (or several, without parameters). Throws pg::error.
+  result exec(std::string_view sql);
+  /// Runs one statement with text parameters ($1, $2, ...; nullopt is NULL).
+  result exec(std::string_view sql, std::initializer_list<std::optional<std::string_view>> params);
+  result exec(std::string_view sql, std::span<const std::optional<std::string_view>> params);
+
+  /// Connected, and not inside a transaction block (idle, ready for the next user).
+  [[nodiscard]] bool idle() const noexcept;
+  /// The connection is usable (libpq's CONNECTION_OK).
+  [[nodiscard]] bool healthy() const noexcept;
+  /// Where it goes, for logs: "127.0.0.1:5433/app" (never user or password).
+  [[nodiscard]] const std::string& target() const noexcept { return target_; }
+  [[nodiscard]] pg_conn* native() const noexcept { return conn_; }
+
+ private:
+  pg_conn* conn_ = nullptr;
+  std::string target_;
+};
+
+/// A conninfo string with its secrets replaced: "password=***" in key/value
+/// form, "postgresql://user:***@host/db" in URI form. For logs and errors.
+[[nodiscard]] std::string redact_conninfo(std::string_view conninfo);
+
+/// "host:port/dbname" of a conninfo (key/value or URI), with libpq's defaults
+/// filled in; no user, no password. Throws pg::error (42601) when it does not parse.
+[[nodiscard]] std::string describe_target(const std::string& conninfo);
+
+/// The session's current WAL insert position (pg_current_wal_insert_lsn()),
+/// for read-your-writes: call it on the connection that wrote, after commit.
+[[nodiscard]] lsn current_wal_lsn(connection& c);
+
+/// The standby's replayed position (pg_last_wal_replay_lsn()); nullopt when
+/// the server is not in recovery (a primary, or a promoted standby).
+[[nodiscard]] std::optional<lsn> replay_lsn(connection& c);
+
+}  // namespace rebound::pg

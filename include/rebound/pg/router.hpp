@@ -1,0 +1,355 @@
+// rebound/pg/router.hpp: reads on a PostgreSQL read replica that survive its lag.
+//
+// Right after a write, a replica may not have the row yet (usually for well
+// under 100 ms, sometimes for seconds). A read that answers "not found" then
+// is wrong, and a client that polls again pays seconds for a lag of
+// milliseconds (scenarios 000 and 001). The router reads the replica, and on
+// a miss tries once more after a short jittered wait, then asks the primary.
+// Only a miss on both is a real not-found.
+//
+//   rebound::pg::router db(primary_conninfo, replica_conninfo);
+//   std::optional<std::string> body = db.read([&](rebound::pg::connection& c) {
+//     auto r = c.exec("SELECT body FROM items WHERE id = $1", {id});
+//     return r.empty() ? std::nullopt : std::optional<std::string>(r.get(0, 0));
+//   });
+//
+// `fn` reports "not visible (yet)" by returning std::nullopt: a typed answer,
+// not an exception text to match. Errors stay exceptions (pg::error).
+//
+// Read-your-writes: write through write() or a transaction with a
+// session_token; a read given the token first waits (bounded, jittered
+// polling of pg_last_wal_replay_lsn()) until the replica has replayed the
+// write, then reads it there, or reads the primary when the wait runs out.
+// The token is a string ("16/B374D848") a service can hand to its client.
+//
+// A replica that errors or is down sends reads to the primary. A circuit
+// breaker (rebound::circuit_breaker) remembers it: after `failure_threshold`
+// consecutive failures reads skip the replica until `open_duration` has
+// passed, then one read probes it. Connection strings are never logged.
+//
+// Thread-safe: one router serves many threads; each read holds one pooled
+// connection per server at a time.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rebound/breaker.hpp"
+#include "rebound/clock.hpp"
+#include "rebound/pg/connection.hpp"
+
+namespace rebound::pg {
+
+/// How one read was served; each read has exactly one.
+enum class read_outcome : std::uint8_t {
+  replica,           ///< the replica had it on the first try
+  replica_retry,     ///< the replica had it after the jittered retry (or the LSN wait)
+  primary_fallback,  ///< the replica missed (or lagged past the wait); the primary had it
+  not_found,         ///< neither had it: a genuine not-found
+  replica_error,     ///< the replica failed or is known down; the primary answered
+  primary,           ///< routed to the primary by design: replica reads off, no distinct
+                     ///< replica, or a transaction/connection was passed
+};
+inline constexpr std::size_t read_outcome_count = 6;
+/// "replica", "replica_retry", "primary_fallback", "not_found", "replica_error", "primary".
+[[nodiscard]] std::string_view to_string(read_outcome o) noexcept;
+
+struct router_options {
+  /// Replica reads on. Off: every read goes to the primary, as without a replica.
+  bool enabled = true;
+  /// The jittered wait before the one retry on the replica, uniform in
+  /// [replica_retry_min, replica_retry_max]. A maximum of 0 skips the retry:
+  /// a miss goes straight to the primary.
+  duration replica_retry_min = std::chrono::milliseconds(50);
+  duration replica_retry_max = std::chrono::milliseconds(200);
+  /// Read-your-writes: how long a read with a token waits for the replica to
+  /// replay the token's position before it reads the primary instead.
+  duration lsn_wait_max = std::chrono::seconds(1);
+  /// ... polling pg_last_wal_replay_lsn(): the pause starts at lsn_poll_min and
+  /// doubles up to lsn_poll_max, each drawn uniformly in [pause, 2 * pause]
+  /// (capped). Short lag is seen within a millisecond or two; long lag costs
+  /// a poll per lsn_poll_max (about 60 polls for a 1 s wait).
+  duration lsn_poll_min = std::chrono::milliseconds(1);
+  duration lsn_poll_max = std::chrono::milliseconds(20);
+  /// When the replica counts as down and when it is probed again.
+  breaker_options replica_breaker{.mode = breaker_mode::consecutive,
+                                  .failure_threshold = 3,
+                                  .open_duration = std::chrono::seconds(5),
+                                  .half_open_probes = 1};
+  /// Connections per server (opened on demand), and how long a read waits
+  /// for one when all are busy.
+  int pool_size = 4;
+  duration pool_wait = std::chrono::seconds(5);
+  /// Seeds the jitter (tests); unset: a fresh stream per read.
+  std::optional<std::uint64_t> seed;
+
+  /// Checks every field; throws rebound::config_error naming the first bad one.
+  void validate() const;
+  friend bool operator==(const router_options&, const router_options&) = default;
+};
+
+/// Router options from JSON (all keys optional):
+///   {"enabled": true, "replica_retry_min": "50ms", "replica_retry_max": "200ms",
+///    "lsn_wait_max": "1s", "lsn_poll_min": "1ms", "lsn_poll_max": "20ms",
+///    "pool_size": 4, "pool_wait": "5s", "seed": 7,
+///    "replica_breaker": {"failure_threshold": 3, "open_duration": "5s", ...}}
+/// Throws rebound::config_error naming the field.
+[[nodiscard]] router_options router_options_from_json(std::string_view json,
+                                                      router_options base = {});
+/// PREFIX_ENABLED (true/false/1/0/on/off), PREFIX_REPLICA_RETRY_MIN (a duration)
+/// or PREFIX_REPLICA_RETRY_MIN_MS (milliseconds), the same for _MAX,
+/// PREFIX_LSN_WAIT_MAX[_MS], PREFIX_LSN_POLL_MIN[_MS], PREFIX_LSN_POLL_MAX[_MS],
+/// PREFIX_POOL_SIZE, PREFIX_POOL_WAIT[_MS], PREFIX_SEED and
+/// PREFIX_REPLICA_BREAKER_* (as apply_breaker_env). Another name under the
+/// prefix is an error.
+[[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix,
+                                              const std::map<std::string, std::string>& vars);
+[[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix);
+
+/// The newest write a session has made, as a WAL position. Carry it between
+/// requests as a string (to_string() / parse()).
+class session_token {
+ public:
+  session_token() = default;
+  explicit session_token(lsn position) noexcept : position_(position) {}
+  /// Keeps the newer of the two positions.
+  void observe(lsn position) noexcept {
+    if (position > position_) position_ = position;
+  }
+  [[nodiscard]] bool empty() const noexcept { return position_.value == 0; }
+  [[nodiscard]] lsn position() const noexcept { return position_; }
+  /// "16/B374D848", or "" when empty.
+  [[nodiscard]] std::string to_string() const { return empty() ? "" : position_.to_string(); }
+  /// The inverse of to_string(). Throws std::invalid_argument naming the text.
+  [[nodiscard]] static session_token parse(std::string_view text) {
+    return text.empty() ? session_token{} : session_token{lsn::parse(text)};
+  }
+
+ private:
+  lsn position_;
+};
+
+/// A few connections to one server, opened on demand. Thread-safe.
+class pool {
+ public:
+  pool(std::string conninfo, int max_size, duration wait);
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  /// One connection, returned to the pool when the lease ends (dropped when
+  /// it broke or was left inside a transaction).
+  class lease {
+   public:
+    lease() = default;
+    lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), conn_(std::move(o.conn_)) {}
+    lease& operator=(lease&& o) noexcept;
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease() { release(); }
+    connection& operator*() const noexcept { return *conn_; }
+    connection* operator->() const noexcept { return conn_.get(); }
+    explicit operator bool() const noexcept { return conn_ != nullptr; }
+    void release() noexcept;
+
+   private:
+    friend class pool;
+    lease(pool* p, std::unique_ptr<connection> c) noexcept : pool_(p), conn_(std::move(c)) {}
+    pool* pool_ = nullptr;
+    std::unique_ptr<connection> conn_;
+  };
+
+  /// A connection: an idle one, a new one while fewer than max_size are open,
+  /// or the first returned within `wait`. Throws pg::error: 08001 when it
+  /// cannot connect, 53300 when all connections stayed busy for `wait`.
+  [[nodiscard]] lease acquire();
+  /// Closes the idle connections (after a connection error: they are likely dead too).
+  void discard_idle() noexcept;
+  /// "host:port/db" (no secrets).
+  [[nodiscard]] const std::string& target() const noexcept { return target_; }
+  [[nodiscard]] int open_connections() const;
+
+ private:
+  void give_back(std::unique_ptr<connection> c) noexcept;
+
+  std::string conninfo_;
+  std::string target_;
+  int max_size_;
+  duration wait_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<connection>> idle_;
+  int open_ = 0;
+};
+
+/// A transaction on the primary (BEGIN ... COMMIT). Rolled back when it ends
+/// uncommitted. Pass it to router::read() to read inside it.
+class transaction {
+ public:
+  explicit transaction(pool::lease lease);
+  transaction(transaction&&) noexcept = default;
+  transaction& operator=(transaction&&) = delete;
+  transaction(const transaction&) = delete;
+  ~transaction();
+  [[nodiscard]] connection& conn() const noexcept { return *lease_; }
+  /// COMMIT; then, with a token, records the commit's WAL position in it.
+  void commit(session_token* token = nullptr);
+  void rollback();
+  [[nodiscard]] bool open() const noexcept { return open_; }
+
+ private:
+  pool::lease lease_;
+  bool open_ = true;
+};
+
+/// What happened to one read (read_options::report).
+struct read_report {
+  read_outcome outcome = read_outcome::primary;
+  int replica_reads = 0;      ///< times fn ran on the replica
+  int primary_reads = 0;      ///< times fn ran on the primary (0 or 1)
+  int lsn_polls = 0;          ///< pg_last_wal_replay_lsn() queries
+  duration waited{};          ///< time spent in the retry wait and the LSN wait
+  std::string replica_error;  ///< what the replica said, for replica_error
+};
+
+struct read_options {
+  /// Read-your-writes: wait for the replica to replay this session's writes.
+  const session_token* token = nullptr;
+  /// Read inside this transaction (on the primary); the replica is not touched.
+  transaction* tx = nullptr;
+  /// Read on this connection (e.g. the caller's primary connection); the replica is not touched.
+  connection* on = nullptr;
+  /// Filled in when not null.
+  read_report* report = nullptr;
+  /// Cancels the waits; a cancelled read throws rebound::retry_error (cancelled).
+  std::stop_token stop{};
+};
+
+/// Totals since the router was made.
+struct router_counters {
+  std::array<std::uint64_t, read_outcome_count> reads{};  ///< by outcome
+  std::uint64_t replica_reads = 0;
+  std::uint64_t primary_reads = 0;
+  std::uint64_t lsn_polls = 0;
+  std::uint64_t replica_failures = 0;  ///< errors on the replica (connect or query)
+  [[nodiscard]] std::uint64_t operator[](read_outcome o) const noexcept {
+    return reads[static_cast<std::size_t>(o)];
+  }
+};
+
+enum class log_level : std::uint8_t { info, warning };
+/// Receives the router's log lines: a warning when the primary serves a read
+/// the replica should have, info on replica state changes. Never a conninfo.
+using log_sink = std::function<void(log_level, std::string_view message)>;
+
+namespace detail {
+template <class T>
+inline constexpr bool is_optional = false;
+template <class T>
+inline constexpr bool is_optional<std::optional<T>> = true;
+
+// A non-owning callable: runs the caller's fn and says whether it found the row.
+struct attempt_ref {
+  void* object;
+  bool (*call)(void*, connection&);
+  bool operator()(connection& c) const { return call(object, c); }
+};
+}  // namespace detail
+
+class router {
+ public:
+  /// `replica` may be empty (no replica: every read goes to the primary).
+  /// Connections are opened on first use. Throws pg::error (42601) when a
+  /// connection string does not parse, rebound::config_error for bad options.
+  router(std::string primary, std::string replica, router_options options = {},
+         clock& c = system_clock());
+  router(const router&) = delete;
+  router& operator=(const router&) = delete;
+  ~router();
+
+  /// Runs fn(connection&) -> std::optional<T> where the read belongs (see
+  /// the top of this file) and returns what it found; std::nullopt is a
+  /// genuine not-found. Errors on the primary (and errors of fn that are not
+  /// pg::error) propagate.
+  template <class Fn>
+  auto read(Fn&& fn, const read_options& o = {}) {
+    using result_type = std::invoke_result_t<Fn&, connection&>;
+    static_assert(detail::is_optional<result_type>,
+                  "router::read: fn must return std::optional<T>; std::nullopt means the row "
+                  "is not there (yet)");
+    result_type out;
+    auto run = [&](connection& c) {
+      out = std::invoke(fn, c);
+      return out.has_value();
+    };
+    run_read(detail::attempt_ref{&run,
+                                 [](void* self, connection& c) {
+                                   return (*static_cast<decltype(run)*>(self))(c);
+                                 }},
+             o);
+    return out;
+  }
+
+  /// Runs fn(connection&) on the primary (autocommit, or fn's own
+  /// transaction) and, with a token, records the resulting WAL position in it.
+  template <class Fn>
+  decltype(auto) write(Fn&& fn, session_token* token = nullptr) {
+    auto lease = primary_.acquire();
+    if constexpr (std::is_void_v<std::invoke_result_t<Fn&, connection&>>) {
+      std::invoke(fn, *lease);
+      if (token != nullptr) token->observe(current_wal_lsn(*lease));
+    } else {
+      auto r = std::invoke(fn, *lease);
+      if (token != nullptr) token->observe(current_wal_lsn(*lease));
+      return r;
+    }
+  }
+
+  /// BEGIN on a primary connection.
+  [[nodiscard]] transaction begin();
+
+  /// Replica reads are on and a replica distinct from the primary is configured.
+  [[nodiscard]] bool replica_engaged() const noexcept { return engaged_; }
+  [[nodiscard]] router_counters counters() const noexcept;
+  /// The replica's health as the router sees it.
+  [[nodiscard]] breaker_state replica_state() const { return breaker_.state(); }
+  /// Set before the router is shared between threads.
+  void on_log(log_sink sink);
+  [[nodiscard]] pool& primary_pool() noexcept { return primary_; }
+  [[nodiscard]] const router_options& options() const noexcept { return options_; }
+
+ private:
+  void run_read(detail::attempt_ref attempt, const read_options& o);
+  read_outcome read_replica_first(detail::attempt_ref attempt, const read_options& o,
+                                  read_report& r);
+  bool on_primary(detail::attempt_ref attempt, read_report& r);
+  void log(log_level level, const std::string& message) const;
+
+  router_options options_;
+  clock& clock_;
+  pool primary_;
+  std::unique_ptr<pool> replica_;
+  bool engaged_ = false;
+  circuit_breaker breaker_;
+  log_sink log_;
+  std::atomic<std::uint64_t> seq_{0};
+  std::array<std::atomic<std::uint64_t>, read_outcome_count> reads_{};
+  std::atomic<std::uint64_t> replica_reads_{0};
+  std::atomic<std::uint64_t> primary_reads_{0};
+  std::atomic<std::uint64_t> lsn_polls_{0};
+  std::atomic<std::uint64_t> replica_failures_{0};
+};
+
+}  // namespace rebound::pg

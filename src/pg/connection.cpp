@@ -1,0 +1,288 @@
+#include "rebound/pg/connection.hpp"
+
+#include <libpq-fe.h>
+
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace rebound::pg {
+namespace {
+
+// libpq's messages end with a newline; ours do not.
+std::string trimmed(const char* message) {
+  std::string s = message != nullptr ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct conninfo_options_deleter {
+  void operator()(PQconninfoOption* o) const noexcept { PQconninfoFree(o); }
+};
+
+}  // namespace
+
+error::error(std::string sqlstate, const std::string& message)
+    : std::runtime_error(sqlstate + ": " + message), sqlstate_(std::move(sqlstate)) {}
+
+bool error::connection_lost() const noexcept {
+  return sqlstate_.starts_with("08") || sqlstate_ == "57P01" || sqlstate_ == "57P02" ||
+         sqlstate_ == "57P03";
+}
+
+bool error::transient() const noexcept {
+  return connection_lost() || sqlstate_ == "40001" || sqlstate_ == "40P01" ||
+         sqlstate_.starts_with("53") || sqlstate_ == "57014";
+}
+
+lsn lsn::parse(std::string_view text) {
+  const auto bad = [&](const char* why) {
+    return std::invalid_argument("\"" + std::string(text) + "\" is not a WAL position (" + why +
+                                 "); expected two hexadecimal halves such as \"16/B374D848\"");
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) throw bad("no '/'");
+  const auto half = [&](std::string_view h) {
+    std::uint32_t v = 0;
+    if (h.empty() || h.size() > 8) throw bad("each half has 1 to 8 hex digits");
+    const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), v, 16);
+    if (ec != std::errc{} || end != h.data() + h.size()) throw bad("not hexadecimal");
+    return static_cast<std::uint64_t>(v);
+  };
+  return lsn{(half(text.substr(0, slash)) << 32) | half(text.substr(slash + 1))};
+}
+
+std::string lsn::to_string() const {
+  std::array<char, 24> buf{};
+  std::snprintf(buf.data(), buf.size(), "%X/%X", static_cast<unsigned>(value >> 32),
+                static_cast<unsigned>(value & 0xffffffffU));
+  return buf.data();
+}
+
+// ---- result ----------------------------------------------------------------
+
+result& result::operator=(result&& o) noexcept {
+  if (this != &o) {
+    if (r_ != nullptr) PQclear(r_);
+    r_ = std::exchange(o.r_, nullptr);
+  }
+  return *this;
+}
+
+result::~result() {
+  if (r_ != nullptr) PQclear(r_);
+}
+
+int result::rows() const noexcept { return r_ != nullptr ? PQntuples(r_) : 0; }
+int result::columns() const noexcept { return r_ != nullptr ? PQnfields(r_) : 0; }
+
+bool result::is_null(int row, int column) const noexcept {
+  return r_ == nullptr || row < 0 || column < 0 || row >= rows() || column >= columns() ||
+         PQgetisnull(r_, row, column) != 0;
+}
+
+std::string_view result::get(int row, int column) const {
+  if (row < 0 || column < 0 || row >= rows() || column >= columns()) {
+    throw std::out_of_range("pg::result: field (" + std::to_string(row) + ", " +
+                            std::to_string(column) + ") is outside a result of " +
+                            std::to_string(rows()) + " rows and " + std::to_string(columns()) +
+                            " columns");
+  }
+  return {PQgetvalue(r_, row, column), static_cast<std::size_t>(PQgetlength(r_, row, column))};
+}
+
+std::optional<std::string_view> result::value(int row, int column) const {
+  const auto v = get(row, column);
+  if (PQgetisnull(r_, row, column) != 0) return std::nullopt;
+  return v;
+}
+
+// ---- connection ------------------------------------------------------------
+
+connection::connection(const std::string& conninfo) : target_(describe_target(conninfo)) {
+  // connect_timeout comes first so that the caller's conninfo (expanded from
+  // "dbname") overrides it: without one, an unreachable host would block for
+  // the TCP timeout, minutes.
+  const std::array<const char*, 3> keys{"connect_timeout", "dbname", nullptr};
+  const std::array<const char*, 3> values{"5", conninfo.c_str(), nullptr};
+  conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  if (conn_ == nullptr) throw error("08001", "cannot connect to " + target_ + ": out of memory");
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    const std::string why = trimmed(PQerrorMessage(conn_));
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw error("08001", "cannot connect to " + target_ + ": " + why);
+  }
+}
+
+connection::connection(connection&& o) noexcept
+    : conn_(std::exchange(o.conn_, nullptr)), target_(std::move(o.target_)) {}
+
+connection& connection::operator=(connection&& o) noexcept {
+  if (this != &o) {
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = std::exchange(o.conn_, nullptr);
+    target_ = std::move(o.target_);
+  }
+  return *this;
+}
+
+connection::~connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+bool connection::healthy() const noexcept {
+  return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
+}
+
+bool connection::idle() const noexcept {
+  return healthy() && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+}
+
+namespace {
+
+result checked(pg_conn* conn, PGresult* r, const std::string& target) {
+  result owned(r);
+  if (r == nullptr) {
+    throw error(PQstatus(conn) == CONNECTION_OK ? "XX000" : "08006",
+                target + ": " + trimmed(PQerrorMessage(conn)));
+  }
+  switch (PQresultStatus(r)) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_EMPTY_QUERY:
+      return owned;
+    default:
+      break;
+  }
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  std::string sqlstate = state != nullptr ? state : "";
+  // No SQLSTATE: libpq itself failed, usually because the server went away.
+  if (sqlstate.empty()) sqlstate = PQstatus(conn) == CONNECTION_OK ? "XX000" : "08006";
+  throw error(std::move(sqlstate), target + ": " + trimmed(PQresultErrorMessage(r)));
+}
+
+}  // namespace
+
+result connection::exec(std::string_view sql) {
+  if (conn_ == nullptr) throw error("08003", "exec on a moved-from connection");
+  const std::string text(sql);
+  return checked(conn_, PQexec(conn_, text.c_str()), target_);
+}
+
+result connection::exec(std::string_view sql,
+                        std::initializer_list<std::optional<std::string_view>> params) {
+  return exec(sql, std::span<const std::optional<std::string_view>>(params.begin(), params.size()));
+}
+
+result connection::exec(std::string_view sql,
+                        std::span<const std::optional<std::string_view>> params) {
+  if (conn_ == nullptr) throw error("08003", "exec on a moved-from connection");
+  const std::string text(sql);
+  std::vector<std::string> storage;
+  storage.reserve(params.size());
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) {
+    if (p) {
+      storage.emplace_back(*p);
+      values.push_back(storage.back().c_str());
+    } else {
+      values.push_back(nullptr);
+    }
+  }
+  return checked(conn_,
+                 PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                              values.data(), nullptr, nullptr, 0),
+                 target_);
+}
+
+// ---- conninfo helpers --------------------------------------------------------
+
+std::string describe_target(const std::string& conninfo) {
+  char* err = nullptr;
+  std::unique_ptr<PQconninfoOption, conninfo_options_deleter> opts(
+      PQconninfoParse(conninfo.c_str(), &err));
+  if (!opts) {
+    std::string why = err != nullptr ? trimmed(err) : "out of memory";
+    if (err != nullptr) PQfreemem(err);
+    // libpq's parse errors quote the offending keyword, never a value.
+    throw error("42601", "connection string does not parse: " + why);
+  }
+  std::string host;
+  std::string port;
+  std::string db;
+  for (auto* o = opts.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    const std::string_view k = o->keyword;
+    if (k == "hostaddr" || (k == "host" && host.empty())) host = o->val;
+    if (k == "port") port = o->val;
+    if (k == "dbname") db = o->val;
+  }
+  if (host.empty()) host = "(local socket)";
+  if (port.empty()) port = "5432";
+  return host + ":" + port + "/" + db;
+}
+
+std::string redact_conninfo(std::string_view conninfo) {
+  std::string out(conninfo);
+  // URI form: scheme://user:secret@host...
+  if (const auto scheme = out.find("://"); scheme != std::string::npos) {
+    const auto auth_end = out.find_first_of("@/?", scheme + 3);
+    if (auth_end != std::string::npos && out[auth_end] == '@') {
+      const auto colon = out.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < auth_end) {
+        out.replace(colon + 1, auth_end - colon - 1, "***");
+      }
+    }
+  }
+  // password=... in key/value form, or ?password= / &password= in a URI.
+  std::size_t from = 0;
+  while ((from = out.find("password", from)) != std::string::npos) {
+    const bool starts_word = from == 0 ||
+                             std::isspace(static_cast<unsigned char>(out[from - 1])) != 0 ||
+                             out[from - 1] == '?' || out[from - 1] == '&';
+    std::size_t i = from + 8;
+    while (i < out.size() && out[i] == ' ') ++i;
+    if (!starts_word || i >= out.size() || out[i] != '=') {
+      from += 8;
+      continue;
+    }
+    ++i;
+    while (i < out.size() && out[i] == ' ') ++i;
+    std::size_t end = i;
+    if (end < out.size() && out[end] == '\'') {  // quoted, with \' and \\ escapes
+      ++end;
+      while (end < out.size() && out[end] != '\'') end += out[end] == '\\' ? 2 : 1;
+      end = std::min(end + 1, out.size());
+    } else {
+      while (end < out.size() && std::isspace(static_cast<unsigned char>(out[end])) == 0 &&
+             out[end] != '&') {
+        ++end;
+      }
+    }
+    out.replace(i, end - i, "***");
+    from = i + 3;
+  }
+  return out;
+}
+
+lsn current_wal_lsn(connection& c) {
+  auto r = c.exec("SELECT pg_current_wal_insert_lsn()::text");
+  return lsn::parse(r.get(0, 0));
+}
+
+std::optional<lsn> replay_lsn(connection& c) {
+  // A promoted standby keeps its last replayed position forever: ask whether
+  // it still is one.
+  auto r = c.exec("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END");
+  const auto v = r.value(0, 0);
+  if (!v) return std::nullopt;
+  return lsn::parse(*v);
+}
+
+}  // namespace rebound::pg

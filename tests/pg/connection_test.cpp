@@ -1,0 +1,183 @@
+// The parts of rebound::pg that need no server: WAL positions, redaction,
+// option parsing and validation.
+#include <gtest/gtest.h>
+
+#include "rebound/config.hpp"
+#include "rebound/pg/connection.hpp"
+#include "rebound/pg/router.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::pg::lsn;
+
+TEST(Lsn, ParsesAndPrintsPgLsnText) {
+  const auto l = lsn::parse("16/B374D848");
+  EXPECT_EQ(l.value, (0x16ULL << 32) | 0xB374D848ULL);
+  EXPECT_EQ(l.to_string(), "16/B374D848");
+  EXPECT_EQ(lsn::parse("0/0").value, 0U);
+  EXPECT_LT(lsn::parse("0/FFFFFFFF"), lsn::parse("1/0"));
+}
+
+TEST(Lsn, RejectsWhatIsNotAPosition) {
+  for (const char* bad : {"", "16", "16/", "/1", "G/1", "1/2/3", "123456789/0", "-1/0"}) {
+    try {
+      (void)lsn::parse(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find('"' + std::string(bad) + '"'), std::string::npos);
+    }
+  }
+}
+
+TEST(SessionToken, KeepsTheNewestPositionAndRoundTrips) {
+  rebound::pg::session_token t;
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.to_string(), "");
+  t.observe(lsn::parse("0/200"));
+  t.observe(lsn::parse("0/100"));
+  EXPECT_EQ(t.to_string(), "0/200");
+  EXPECT_EQ(rebound::pg::session_token::parse("0/200").position(), t.position());
+  EXPECT_TRUE(rebound::pg::session_token::parse("").empty());
+  EXPECT_THROW((void)rebound::pg::session_token::parse("cookie"), std::invalid_argument);
+}
+
+TEST(Redact, HidesPasswordsInEveryForm) {
+  using rebound::pg::redact_conninfo;
+  EXPECT_EQ(redact_conninfo("host=db password=s3cret user=app"), "host=db password=*** user=app");
+  EXPECT_EQ(redact_conninfo("host=db password = 's3 cr\\'et' user=app"),
+            "host=db password = *** user=app");
+  EXPECT_EQ(redact_conninfo("postgresql://app:s3cret@db:5432/app"),
+            "postgresql://app:***@db:5432/app");
+  EXPECT_EQ(redact_conninfo("postgres://db/app?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/app?user=app&password=***&sslmode=require");
+  EXPECT_EQ(redact_conninfo("host=db user=app"), "host=db user=app");
+  EXPECT_EQ(redact_conninfo("host=db passwordfile=x"), "host=db passwordfile=x");
+}
+
+TEST(Target, NamesHostPortAndDatabaseOnly) {
+  EXPECT_EQ(rebound::pg::describe_target("host=db port=6543 dbname=app password=x user=u"),
+            "db:6543/app");
+  EXPECT_EQ(rebound::pg::describe_target("postgresql://u:pw@replica:5433/app"), "replica:5433/app");
+  EXPECT_EQ(rebound::pg::describe_target("dbname=app"), "(local socket):5432/app");
+  try {
+    (void)rebound::pg::describe_target("host=db password='pw-secret");
+    FAIL();
+  } catch (const rebound::pg::error& e) {
+    EXPECT_EQ(e.sqlstate(), "42601");
+    EXPECT_EQ(std::string(e.what()).find("pw-secret"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Errors, ClassifiedBySqlstate) {
+  EXPECT_TRUE(rebound::pg::error("08006", "x").connection_lost());
+  EXPECT_TRUE(rebound::pg::error("57P01", "x").connection_lost());
+  EXPECT_TRUE(rebound::pg::error("40001", "x").transient());
+  EXPECT_TRUE(rebound::pg::error("53300", "x").transient());
+  EXPECT_FALSE(rebound::pg::error("40001", "x").connection_lost());
+  EXPECT_FALSE(rebound::pg::error("42P01", "x").transient());
+  EXPECT_FALSE(rebound::pg::error("23505", "x").transient());
+}
+
+TEST(RouterOptions, FromJson) {
+  const auto o = rebound::pg::router_options_from_json(R"({
+      "enabled": false, "replica_retry_min": "10ms", "replica_retry_max": "30ms",
+      "lsn_wait_max": "2s", "lsn_poll_min": "1ms", "lsn_poll_max": "4ms",
+      "pool_size": 8, "pool_wait": "1s", "seed": 7,
+      "replica_breaker": {"failure_threshold": 1, "open_duration": "10s"}})");
+  EXPECT_FALSE(o.enabled);
+  EXPECT_EQ(o.replica_retry_min, 10ms);
+  EXPECT_EQ(o.replica_retry_max, 30ms);
+  EXPECT_EQ(o.lsn_wait_max, 2s);
+  EXPECT_EQ(o.lsn_poll_min, 1ms);
+  EXPECT_EQ(o.lsn_poll_max, 4ms);
+  EXPECT_EQ(o.pool_size, 8);
+  EXPECT_EQ(o.pool_wait, 1s);
+  EXPECT_EQ(o.seed, 7U);
+  EXPECT_EQ(o.replica_breaker.failure_threshold, 1);
+  EXPECT_EQ(o.replica_breaker.open_duration, 10s);
+  // A maximum of 0 is "no retry", whatever the minimum.
+  EXPECT_EQ(
+      rebound::pg::router_options_from_json(R"({"replica_retry_max": "0"})").replica_retry_max,
+      0ms);
+}
+
+void expect_field(const std::function<void()>& f, const std::string& field,
+                  const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "accepted; expected an error on " << field;
+  } catch (const rebound::config_error& e) {
+    EXPECT_EQ(e.field(), field) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(RouterOptions, BadJsonNamesTheField) {
+  using rebound::pg::router_options_from_json;
+  expect_field([] { (void)router_options_from_json(R"({"replica_retry_min": 50})"); },
+               "replica_retry_min", "duration");
+  expect_field([] { (void)router_options_from_json(R"({"replica_retry_min": "300ms"})"); },
+               "replica_retry_min", "above replica_retry_max");
+  expect_field([] { (void)router_options_from_json(R"({"lsn_poll_min": "0"})"); }, "lsn_poll_min",
+               "out of range");
+  expect_field([] { (void)router_options_from_json(R"({"pool_size": 0})"); }, "pool_size",
+               "1..1000");
+  expect_field([] { (void)router_options_from_json(R"({"enabled": "yes"})"); }, "enabled",
+               "true or false");
+  expect_field([] { (void)router_options_from_json(R"({"replica_rety_max": "1s"})"); },
+               "replica_rety_max", "unknown key");
+  expect_field(
+      [] { (void)router_options_from_json(R"({"replica_breaker": {"failure_threshold": 0}})"); },
+      "replica_breaker.failure_threshold", "");
+  expect_field([] { (void)router_options_from_json(R"({"lsn_wait_max": "2h"})"); }, "lsn_wait_max",
+               "0..1h");
+  expect_field([] { (void)router_options_from_json("[1]"); }, "(document)", "object");
+}
+
+TEST(RouterOptions, FromEnvironment) {
+  using rebound::pg::apply_router_env;
+  const auto o = apply_router_env({}, "APP_PG",
+                                  {{"APP_PG_ENABLED", "off"},
+                                   {"APP_PG_REPLICA_RETRY_MIN_MS", "20"},
+                                   {"APP_PG_REPLICA_RETRY_MAX", "80ms"},
+                                   {"APP_PG_LSN_WAIT_MAX_MS", "1500"},
+                                   {"APP_PG_POOL_SIZE", "2"},
+                                   {"APP_PG_REPLICA_BREAKER_OPEN_DURATION", "9s"},
+                                   {"OTHER_THING", "ignored"}});
+  EXPECT_FALSE(o.enabled);
+  EXPECT_EQ(o.replica_retry_min, 20ms);
+  EXPECT_EQ(o.replica_retry_max, 80ms);
+  EXPECT_EQ(o.lsn_wait_max, 1500ms);
+  EXPECT_EQ(o.pool_size, 2);
+  EXPECT_EQ(o.replica_breaker.open_duration, 9s);
+
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG", {{"APP_PG_REPLICA_RETRY_MAX_MS", "x"}});
+      },
+      "APP_PG_REPLICA_RETRY_MAX_MS", "not an integer");
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG", {{"APP_PG_RETRY_MAX", "1s"}});
+      },
+      "APP_PG_RETRY_MAX", "names no router option");
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG", {{"APP_PG_ENABLED", "maybe"}});
+      },
+      "APP_PG_ENABLED", "not a boolean");
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG", {{"APP_PG_REPLICA_RETRY_MIN_MS", "500"}});
+      },
+      "APP_PG_REPLICA_RETRY_MIN", "above replica_retry_max");
+}
+
+TEST(RouterOptions, ARouterRefusesBadOptions) {
+  rebound::pg::router_options o;
+  o.pool_size = 0;
+  EXPECT_THROW(rebound::pg::router("host=127.0.0.1 port=1", "", o), rebound::config_error);
+}
+
+}  // namespace

@@ -1,0 +1,419 @@
+// The replica router on a real PostgreSQL 15 primary and streaming standby
+// (tools/pg_cluster). Lag is real: recovery_min_apply_delay holds commits
+// back on the standby. One cluster serves the whole file.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pg_cluster.hpp"
+#include "rebound/pg/router.hpp"
+#include "rebound/retry.hpp"
+#include "rebound/testing/simulated_clock.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::pg::connection;
+using rebound::pg::read_outcome;
+using rebound::pg::read_report;
+using rebound::pg::router;
+using rebound::pg::router_options;
+
+rebound::testing::pg_cluster* cluster = nullptr;
+
+class cluster_env : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    cluster = new rebound::testing::pg_cluster();
+    connection c(cluster->primary_conninfo());
+    c.exec("CREATE TABLE items (id bigint PRIMARY KEY, body text NOT NULL)");
+    cluster->wait_for_catch_up();
+  }
+  void TearDown() override {
+    delete cluster;
+    cluster = nullptr;
+  }
+};
+[[maybe_unused]] auto* const env = ::testing::AddGlobalTestEnvironment(new cluster_env);
+
+std::atomic<long> next_id{1};
+
+// Inserts a row on the primary and returns its id.
+long insert_row(const std::string& body = "hello") {
+  const long id = next_id++;
+  connection c(cluster->primary_conninfo());
+  c.exec("INSERT INTO items (id, body) VALUES ($1, $2)", {std::to_string(id), body});
+  return id;
+}
+
+// A read that also says which server answered (by port), independently of
+// the router's own bookkeeping.
+struct found_row {
+  std::string body;
+  std::string served_by;  // target() of the connection that found it
+};
+
+auto read_item(long id) {
+  return [id](connection& c) -> std::optional<found_row> {
+    auto r = c.exec("SELECT body FROM items WHERE id = $1", {std::to_string(id)});
+    if (r.empty()) return std::nullopt;
+    return found_row{std::string(r.get(0, 0)), c.target()};
+  };
+}
+
+std::string primary_target() {
+  return "127.0.0.1:" + std::to_string(cluster->primary_port()) + "/postgres";
+}
+std::string standby_target() {
+  return "127.0.0.1:" + std::to_string(cluster->standby_port()) + "/postgres";
+}
+
+struct captured_log {
+  std::mutex mu;
+  std::vector<std::pair<rebound::pg::log_level, std::string>> lines;
+  rebound::pg::log_sink sink() {
+    return [this](rebound::pg::log_level l, std::string_view m) {
+      std::lock_guard lock(mu);
+      lines.emplace_back(l, std::string(m));
+    };
+  }
+  int warnings() {
+    std::lock_guard lock(mu);
+    int n = 0;
+    for (const auto& [l, m] : lines) n += l == rebound::pg::log_level::warning ? 1 : 0;
+    return n;
+  }
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(cluster, nullptr);
+    if (!cluster->standby_running()) cluster->start_standby();
+    cluster->set_apply_delay(0ms);
+    cluster->wait_for_catch_up();
+  }
+};
+
+TEST_F(RouterTest, ServesFromTheReplicaWhenTheRowIsThere) {
+  const long id = insert_row("present");
+  cluster->wait_for_catch_up();
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  ASSERT_TRUE(r.replica_engaged());
+  read_report rep;
+  const auto row = r.read(read_item(id), {.report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->body, "present");
+  EXPECT_EQ(row->served_by, standby_target());
+  EXPECT_EQ(rep.outcome, read_outcome::replica);
+  EXPECT_EQ(r.counters()[read_outcome::replica], 1U);
+  EXPECT_EQ(r.counters().primary_reads, 0U);
+}
+
+TEST_F(RouterTest, ReplicaCatchesUpWithinTheRetryWindow) {
+  // The commit is applied on the standby 250 ms late; the retry comes 700 ms
+  // after the first miss, by when it is there.
+  cluster->set_apply_delay(250ms);
+  router_options o;
+  o.replica_retry_min = o.replica_retry_max = 700ms;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  captured_log log;
+  r.on_log(log.sink());
+  const long id = insert_row("lagging");
+  read_report rep;
+  const auto row = r.read(read_item(id), {.report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->served_by, standby_target());
+  EXPECT_EQ(rep.outcome, read_outcome::replica_retry);
+  EXPECT_EQ(rep.replica_reads, 2);
+  EXPECT_EQ(rep.primary_reads, 0);
+  EXPECT_EQ(rep.waited, 700ms);
+  const auto c = r.counters();
+  EXPECT_EQ(c[read_outcome::replica_retry], 1U);
+  EXPECT_EQ(c[read_outcome::primary_fallback], 0U);
+  EXPECT_EQ(c.primary_reads, 0U);  // the primary was not queried
+  EXPECT_EQ(log.warnings(), 0);
+}
+
+TEST_F(RouterTest, LagLongerThanTheWindowFallsBackToThePrimary) {
+  cluster->set_apply_delay(3000ms);
+  router_options o;
+  o.replica_retry_min = 50ms;
+  o.replica_retry_max = 100ms;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  captured_log log;
+  r.on_log(log.sink());
+  const long id = insert_row("only on the primary yet");
+  read_report rep;
+  const auto row = r.read(read_item(id), {.report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->body, "only on the primary yet");
+  EXPECT_EQ(row->served_by, primary_target());
+  EXPECT_EQ(rep.outcome, read_outcome::primary_fallback);
+  EXPECT_EQ(rep.replica_reads, 2);
+  EXPECT_EQ(rep.primary_reads, 1);
+  EXPECT_GE(rep.waited, 50ms);
+  EXPECT_LE(rep.waited, 100ms);
+  EXPECT_EQ(r.counters()[read_outcome::primary_fallback], 1U);
+  EXPECT_EQ(log.warnings(), 1);  // a warning exactly when the primary serves
+}
+
+TEST_F(RouterTest, MaxZeroSkipsTheReplicaRetry) {
+  cluster->set_apply_delay(3000ms);
+  router_options o;
+  o.replica_retry_max = 0ms;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  const long id = insert_row();
+  read_report rep;
+  ASSERT_TRUE(r.read(read_item(id), {.report = &rep}));
+  EXPECT_EQ(rep.outcome, read_outcome::primary_fallback);
+  EXPECT_EQ(rep.replica_reads, 1);
+  EXPECT_EQ(rep.waited, 0ms);
+}
+
+TEST_F(RouterTest, ARowOnNeitherIsAGenuineNotFound) {
+  router_options o;
+  o.replica_retry_min = o.replica_retry_max = 20ms;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  captured_log log;
+  r.on_log(log.sink());
+  read_report rep;
+  const auto row = r.read(read_item(-1), {.report = &rep});
+  EXPECT_FALSE(row);
+  EXPECT_EQ(rep.outcome, read_outcome::not_found);
+  EXPECT_EQ(rep.replica_reads, 2);
+  EXPECT_EQ(rep.primary_reads, 1);
+  const auto c = r.counters();
+  EXPECT_EQ(c[read_outcome::not_found], 1U);
+  // Lag outcomes are untouched: a permanent miss is not a lag event.
+  EXPECT_EQ(c[read_outcome::replica_retry], 0U);
+  EXPECT_EQ(c[read_outcome::primary_fallback], 0U);
+  EXPECT_EQ(c[read_outcome::replica], 0U);
+  EXPECT_EQ(log.warnings(), 0);
+}
+
+TEST_F(RouterTest, FlagOffReadsThePrimary) {
+  cluster->set_apply_delay(3000ms);
+  router_options o;
+  o.enabled = false;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  EXPECT_FALSE(r.replica_engaged());
+  const long id = insert_row();
+  read_report rep;
+  const auto row = r.read(read_item(id), {.report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->served_by, primary_target());
+  EXPECT_EQ(rep.outcome, read_outcome::primary);
+  EXPECT_EQ(r.counters().replica_reads, 0U);
+}
+
+TEST_F(RouterTest, NoDistinctReplicaReadsThePrimary) {
+  router same(cluster->primary_conninfo(), cluster->primary_conninfo());
+  EXPECT_FALSE(same.replica_engaged());
+  router none(cluster->primary_conninfo(), "");
+  EXPECT_FALSE(none.replica_engaged());
+  const long id = insert_row();
+  read_report rep;
+  ASSERT_TRUE(none.read(read_item(id), {.report = &rep}));
+  EXPECT_EQ(rep.outcome, read_outcome::primary);
+  EXPECT_EQ(rep.replica_reads, 0);
+}
+
+TEST_F(RouterTest, ATransactionReadRunsInsideItAndNeverOnTheReplica) {
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  auto tx = r.begin();
+  const long id = next_id++;
+  tx.conn().exec("INSERT INTO items (id, body) VALUES ($1, 'uncommitted')", {std::to_string(id)});
+  read_report rep;
+  // Only the transaction itself can see an uncommitted row.
+  const auto row = r.read(read_item(id), {.tx = &tx, .report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->body, "uncommitted");
+  EXPECT_EQ(rep.outcome, read_outcome::primary);
+  EXPECT_EQ(r.counters().replica_reads, 0U);
+  tx.rollback();
+  EXPECT_FALSE(r.read(read_item(id), {}));  // rolled back: nowhere
+}
+
+TEST_F(RouterTest, APassedConnectionIsUsedAsIs) {
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  cluster->set_apply_delay(3000ms);
+  connection mine(cluster->primary_conninfo());
+  const long id = insert_row();
+  read_report rep;
+  const auto row = r.read(read_item(id), {.on = &mine, .report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->served_by, primary_target());
+  EXPECT_EQ(rep.replica_reads, 0);
+  EXPECT_EQ(r.counters().replica_reads, 0U);
+}
+
+TEST_F(RouterTest, ReadYourWritesWaitsForReplayInsteadOfErring) {
+  // 300 ms of apply delay, a 2 s wait bound: every write is read back from
+  // the replica, with no miss and no primary read.
+  cluster->set_apply_delay(300ms);
+  router_options o;
+  o.lsn_wait_max = 2s;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  int errors = 0;
+  for (int i = 0; i < 5; ++i) {
+    rebound::pg::session_token token;
+    const long id = next_id++;
+    r.write(
+        [&](connection& c) {
+          c.exec("INSERT INTO items (id, body) VALUES ($1, 'mine')", {std::to_string(id)});
+        },
+        &token);
+    ASSERT_FALSE(token.empty());
+    // The token travels as a string, e.g. in a cookie.
+    const auto carried = rebound::pg::session_token::parse(token.to_string());
+    read_report rep;
+    const auto row = r.read(read_item(id), {.token = &carried, .report = &rep});
+    if (!row || row->served_by != standby_target()) ++errors;
+    EXPECT_EQ(rep.outcome, read_outcome::replica_retry) << "write " << i;
+    EXPECT_GE(rep.lsn_polls, 2);
+    EXPECT_GE(rep.waited, 150ms);  // it really waited for the delay
+  }
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(r.counters().primary_reads, 0U);
+  EXPECT_EQ(r.counters()[read_outcome::primary_fallback], 0U);
+}
+
+TEST_F(RouterTest, ReadYourWritesReadsThePrimaryWhenTheWaitRunsOut) {
+  cluster->set_apply_delay(2000ms);
+  router_options o;
+  o.lsn_wait_max = 100ms;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  rebound::pg::session_token token;
+  auto tx = r.begin();
+  const long id = next_id++;
+  tx.conn().exec("INSERT INTO items (id, body) VALUES ($1, 'late')", {std::to_string(id)});
+  tx.commit(&token);
+  read_report rep;
+  const auto row = r.read(read_item(id), {.token = &token, .report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->served_by, primary_target());
+  EXPECT_EQ(rep.outcome, read_outcome::primary_fallback);
+  EXPECT_EQ(rep.replica_reads, 0);  // not read on a replica known to be behind
+  EXPECT_LE(rep.waited, 100ms);
+}
+
+TEST_F(RouterTest, AStoppedStandbySendsReadsToThePrimaryAndIsNotHammered) {
+  rebound::testing::simulated_clock clock;  // the breaker's open time, without sleeping
+  router_options o;
+  o.replica_breaker.failure_threshold = 2;
+  o.replica_breaker.open_duration = 30s;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o, clock);
+  captured_log log;
+  r.on_log(log.sink());
+  const long id = insert_row("durable");
+  cluster->wait_for_catch_up();
+  ASSERT_TRUE(r.read(read_item(id)));  // the pool now holds a live replica connection
+
+  cluster->stop_standby();
+  for (int i = 0; i < 20; ++i) {
+    read_report rep;
+    const auto row = r.read(read_item(id), {.report = &rep});
+    ASSERT_TRUE(row) << "read " << i;
+    EXPECT_EQ(row->served_by, primary_target());
+    EXPECT_EQ(rep.outcome, read_outcome::replica_error);
+    EXPECT_FALSE(rep.replica_error.empty());
+  }
+  // Two failures open the breaker; the other 18 reads skip the replica.
+  EXPECT_EQ(r.counters().replica_failures, 2U);
+  EXPECT_EQ(r.replica_state(), rebound::breaker_state::open);
+  EXPECT_GE(log.warnings(), 1);
+
+  // Back up, and after the open time one read probes it and closes the breaker.
+  cluster->start_standby();
+  cluster->wait_for_catch_up();
+  clock.advance(31s);
+  read_report rep;
+  const auto row = r.read(read_item(id), {.report = &rep});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->served_by, standby_target());
+  EXPECT_EQ(rep.outcome, read_outcome::replica);
+  EXPECT_EQ(r.replica_state(), rebound::breaker_state::closed);
+}
+
+TEST_F(RouterTest, AnSqlErrorOnTheReplicaIsNotAReplicaOutage) {
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  const auto broken = [](connection& c) -> std::optional<int> {
+    c.exec("SELEC 1");  // a bug in the caller's SQL: the primary fails the same way
+    return 1;
+  };
+  try {
+    (void)r.read(broken);
+    FAIL() << "expected pg::error";
+  } catch (const rebound::pg::error& e) {
+    EXPECT_EQ(e.sqlstate(), "42601");
+    EXPECT_FALSE(e.transient());
+  }
+  EXPECT_EQ(r.replica_state(), rebound::breaker_state::closed);
+}
+
+TEST_F(RouterTest, TheCallersOwnExceptionPropagatesWithoutTouchingThePrimary) {
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  EXPECT_THROW((void)r.read([](connection&) -> std::optional<int> {
+    throw std::domain_error("parse failure in the caller");
+  }),
+               std::domain_error);
+  EXPECT_EQ(r.counters().primary_reads, 0U);
+}
+
+TEST_F(RouterTest, PasswordsNeverReachLogsOrErrors) {
+  const std::string secret = "hunter2-secret";
+  // A replica address where nothing listens, with a password in it.
+  rebound::testing::simulated_clock clock;
+  router r(cluster->primary_conninfo(),
+           "host=127.0.0.1 port=1 user=postgres password=" + secret + " dbname=postgres", {},
+           clock);
+  captured_log log;
+  r.on_log(log.sink());
+  const long id = insert_row();
+  read_report rep;
+  ASSERT_TRUE(r.read(read_item(id), {.report = &rep}));
+  EXPECT_EQ(rep.outcome, read_outcome::replica_error);
+  EXPECT_NE(rep.replica_error.find("127.0.0.1:1/postgres"), std::string::npos) << rep.replica_error;
+  EXPECT_EQ(rep.replica_error.find(secret), std::string::npos);
+  ASSERT_GE(log.warnings(), 1);
+  for (const auto& [level, line] : log.lines)
+    EXPECT_EQ(line.find(secret), std::string::npos) << line;
+}
+
+TEST_F(RouterTest, CancellingDuringTheRetryWaitEndsTheRead) {
+  rebound::testing::simulated_clock clock;
+  std::stop_source stop;
+  clock.on_sleep([&](rebound::duration) { stop.request_stop(); });
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), {}, clock);
+  try {
+    (void)r.read(read_item(-2), {.stop = stop.get_token()});
+    FAIL() << "expected retry_error";
+  } catch (const rebound::retry_error& e) {
+    EXPECT_EQ(e.reason(), rebound::stop_reason::cancelled);
+  }
+  EXPECT_EQ(r.counters().primary_reads, 0U);  // no new step after the cancel
+}
+
+TEST_F(RouterTest, ConcurrentReadsShareTheRouter) {
+  const long id = insert_row("shared");
+  cluster->wait_for_catch_up();
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo());
+  std::atomic<int> found{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) found += r.read(read_item(id)) ? 1 : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(found.load(), 120);
+  EXPECT_EQ(r.counters()[read_outcome::replica], 120U);
+  EXPECT_LE(r.counters().replica_reads, 120U);
+}
+
+}  // namespace
