@@ -6,7 +6,7 @@ REBOUND_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libasio-dev
   libcurl4-openssl-dev libcpp-httplib-dev curl
-  libpq-dev postgresql-15
+  libpq-dev postgresql-15 libsqlite3-dev
 )
 
 # Installs the packages that are missing, and only those.
