@@ -97,6 +97,12 @@ void router_options::validate() const {
     fail("pool_size", std::to_string(pool_size) + " is out of range; allowed: 1..1000");
   }
   check_duration(pool_wait, "pool_wait", true);
+  if (connect_timeout < std::chrono::seconds(1) || connect_timeout > max_wait) {
+    fail("connect_timeout", format_duration(connect_timeout) +
+                                " is out of range; allowed: 1s..1h (libpq counts whole seconds)");
+  }
+  check_duration(replica_query_timeout, "replica_query_timeout", true);
+  check_duration(warning_interval, "warning_interval", true);
   try {
     rebound::validate(replica_breaker);
   } catch (const config_error& e) {
@@ -128,6 +134,12 @@ router_options router_options_from_json(std::string_view text, router_options o)
       o.lsn_poll_max = json_duration(v, key);
     } else if (key == "pool_wait") {
       o.pool_wait = json_duration(v, key);
+    } else if (key == "connect_timeout") {
+      o.connect_timeout = json_duration(v, key);
+    } else if (key == "replica_query_timeout") {
+      o.replica_query_timeout = json_duration(v, key);
+    } else if (key == "warning_interval") {
+      o.warning_interval = json_duration(v, key);
     } else if (key == "pool_size") {
       if (!v.is_number_integer()) fail(key, "expected an integer in 1..1000, got " + v.dump());
       const auto n = v.get<std::int64_t>();
@@ -145,7 +157,8 @@ router_options router_options_from_json(std::string_view text, router_options o)
     } else {
       fail(key,
            "unknown key; allowed: enabled, replica_retry_min, replica_retry_max, lsn_wait_max, "
-           "lsn_poll_min, lsn_poll_max, pool_size, pool_wait, seed, replica_breaker");
+           "lsn_poll_min, lsn_poll_max, pool_size, pool_wait, connect_timeout, "
+           "replica_query_timeout, warning_interval, seed, replica_breaker");
     }
   }
   o.validate();
@@ -164,6 +177,9 @@ router_options apply_router_env(router_options o, std::string_view prefix,
       {"LSN_POLL_MIN", &router_options::lsn_poll_min},
       {"LSN_POLL_MAX", &router_options::lsn_poll_max},
       {"POOL_WAIT", &router_options::pool_wait},
+      {"CONNECT_TIMEOUT", &router_options::connect_timeout},
+      {"REPLICA_QUERY_TIMEOUT", &router_options::replica_query_timeout},
+      {"WARNING_INTERVAL", &router_options::warning_interval},
   };
   for (const auto& [name, value] : vars) {
     if (!name.starts_with(p)) continue;
@@ -175,6 +191,9 @@ router_options apply_router_env(router_options o, std::string_view prefix,
         o.*field = text_duration(value, name);
         known = true;
       } else if (rest == std::string(suffix) + "_MS") {
+        if (vars.contains(p + suffix)) {
+          fail(name, "both " + name + " and " + p + suffix + " are set; set one");
+        }
         o.*field = std::chrono::milliseconds(
             text_unsigned(value, name, std::chrono::milliseconds(max_wait).count()));
         known = true;
@@ -191,8 +210,9 @@ router_options apply_router_env(router_options o, std::string_view prefix,
       fail(name, "names no router option; allowed: " + p + "ENABLED, " + p +
                      "REPLICA_RETRY_MIN[_MS], " + p + "REPLICA_RETRY_MAX[_MS], " + p +
                      "LSN_WAIT_MAX[_MS], " + p + "LSN_POLL_MIN[_MS], " + p + "LSN_POLL_MAX[_MS], " +
-                     p + "POOL_SIZE, " + p + "POOL_WAIT[_MS], " + p + "SEED, " + breaker_prefix +
-                     "_*");
+                     p + "POOL_SIZE, " + p + "POOL_WAIT[_MS], " + p + "CONNECT_TIMEOUT[_MS], " + p +
+                     "REPLICA_QUERY_TIMEOUT[_MS], " + p + "WARNING_INTERVAL[_MS], " + p + "SEED, " +
+                     breaker_prefix + "_*");
     }
   }
   o.replica_breaker = apply_breaker_env(o.replica_breaker, breaker_prefix, vars);

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -85,6 +86,10 @@ bool result::is_null(int row, int column) const noexcept {
          PQgetisnull(r_, row, column) != 0;
 }
 
+std::string_view result::command_status() const noexcept {
+  return r_ != nullptr ? std::string_view(PQcmdStatus(r_)) : std::string_view();
+}
+
 std::string_view result::get(int row, int column) const {
   if (row < 0 || column < 0 || row >= rows() || column >= columns()) {
     throw std::out_of_range("pg::result: field (" + std::to_string(row) + ", " +
@@ -103,12 +108,14 @@ std::optional<std::string_view> result::value(int row, int column) const {
 
 // ---- connection ------------------------------------------------------------
 
-connection::connection(const std::string& conninfo) : target_(describe_target(conninfo)) {
+connection::connection(const std::string& conninfo, std::chrono::seconds connect_timeout)
+    : target_(describe_target(conninfo)) {
   // connect_timeout comes first so that the caller's conninfo (expanded from
   // "dbname") overrides it: without one, an unreachable host would block for
   // the TCP timeout, minutes.
+  const std::string timeout = std::to_string(std::max<long long>(connect_timeout.count(), 1));
   const std::array<const char*, 3> keys{"connect_timeout", "dbname", nullptr};
-  const std::array<const char*, 3> values{"5", conninfo.c_str(), nullptr};
+  const std::array<const char*, 3> values{timeout.c_str(), conninfo.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn_ == nullptr) throw error("08001", "cannot connect to " + target_ + ": out of memory");
   if (PQstatus(conn_) != CONNECTION_OK) {
@@ -137,6 +144,10 @@ connection::~connection() {
 
 bool connection::healthy() const noexcept {
   return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
+}
+
+bool connection::in_failed_transaction() const noexcept {
+  return conn_ != nullptr && PQtransactionStatus(conn_) == PQTRANS_INERROR;
 }
 
 bool connection::idle() const noexcept {
@@ -203,77 +214,162 @@ result connection::exec(std::string_view sql,
 
 // ---- conninfo helpers --------------------------------------------------------
 
-std::string describe_target(const std::string& conninfo) {
+namespace {
+
+bool is_conninfo_keyword(std::string_view word) {
+  static const std::vector<std::string> keywords = [] {
+    std::vector<std::string> k;
+    std::unique_ptr<PQconninfoOption, conninfo_options_deleter> d(PQconndefaults());
+    for (auto* o = d.get(); o != nullptr && o->keyword != nullptr; ++o) k.emplace_back(o->keyword);
+    return k;
+  }();
+  return std::find(keywords.begin(), keywords.end(), word) != keywords.end();
+}
+
+// libpq's parse errors quote parts of the string they could not parse, and
+// those parts can be a password ("missing \"=\" after \"secretpart\""). Every
+// quoted part that is not a conninfo keyword becomes "***".
+std::string redact_parse_error(const std::string& message) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < message.size()) {
+    const auto open = message.find('"', i);
+    if (open == std::string::npos) {
+      out += message.substr(i);
+      break;
+    }
+    const auto close = message.find('"', open + 1);
+    if (close == std::string::npos) {
+      out += message.substr(i, open - i) + "\"***";
+      break;
+    }
+    const std::string inner = message.substr(open + 1, close - open - 1);
+    out += message.substr(i, open - i);
+    out += "\"" + (inner == "=" || is_conninfo_keyword(inner) ? inner : std::string("***")) + "\"";
+    i = close + 1;
+  }
+  return out;
+}
+
+using parsed_options = std::unique_ptr<PQconninfoOption, conninfo_options_deleter>;
+
+parsed_options parse_conninfo(const std::string& conninfo) {
   char* err = nullptr;
-  std::unique_ptr<PQconninfoOption, conninfo_options_deleter> opts(
-      PQconninfoParse(conninfo.c_str(), &err));
+  parsed_options opts(PQconninfoParse(conninfo.c_str(), &err));
   if (!opts) {
-    std::string why = err != nullptr ? trimmed(err) : "out of memory";
+    const std::string why = err != nullptr ? redact_parse_error(trimmed(err)) : "out of memory";
     if (err != nullptr) PQfreemem(err);
-    // libpq's parse errors quote the offending keyword, never a value.
     throw error("42601", "connection string does not parse: " + why);
   }
+  return opts;
+}
+
+}  // namespace
+
+std::string describe_target(const std::string& conninfo) {
+  const auto opts = parse_conninfo(conninfo);
   std::string host;
   std::string port;
   std::string db;
+  std::string service;
   for (auto* o = opts.get(); o->keyword != nullptr; ++o) {
     if (o->val == nullptr || *o->val == '\0') continue;
     const std::string_view k = o->keyword;
     if (k == "hostaddr" || (k == "host" && host.empty())) host = o->val;
     if (k == "port") port = o->val;
     if (k == "dbname") db = o->val;
+    if (k == "service") service = o->val;
   }
+  if (host.empty() && !service.empty()) return "service " + service + (db.empty() ? "" : "/" + db);
   if (host.empty()) host = "(local socket)";
   if (port.empty()) port = "5432";
   return host + ":" + port + "/" + db;
 }
 
+bool same_server(const std::string& a, const std::string& b) {
+  // What picks the server and the database; not who connects or how.
+  static constexpr std::array<std::string_view, 5> where{"host", "hostaddr", "port", "dbname",
+                                                         "service"};
+  const auto pick = [](const std::string& conninfo) {
+    std::array<std::string, where.size()> v{};
+    const auto opts = parse_conninfo(conninfo);
+    for (auto* o = opts.get(); o->keyword != nullptr; ++o) {
+      for (std::size_t i = 0; i < where.size(); ++i) {
+        if (o->keyword == where[i] && o->val != nullptr) v[i] = o->val;
+      }
+    }
+    return v;
+  };
+  return pick(a) == pick(b);
+}
+
 std::string redact_conninfo(std::string_view conninfo) {
   std::string out(conninfo);
-  // URI form: scheme://user:secret@host...
+  // URI form: scheme://user:secret@host... (the host part holds no '@', so
+  // the last '@' before the path ends the user info)
   if (const auto scheme = out.find("://"); scheme != std::string::npos) {
-    const auto auth_end = out.find_first_of("@/?", scheme + 3);
-    if (auth_end != std::string::npos && out[auth_end] == '@') {
+    const auto path = out.find('/', scheme + 3);
+    const auto at = out.rfind('@', path == std::string::npos ? std::string::npos : path);
+    if (at != std::string::npos && at > scheme) {
       const auto colon = out.find(':', scheme + 3);
-      if (colon != std::string::npos && colon < auth_end) {
-        out.replace(colon + 1, auth_end - colon - 1, "***");
-      }
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
     }
   }
-  // password=... in key/value form, or ?password= / &password= in a URI.
-  std::size_t from = 0;
-  while ((from = out.find("password", from)) != std::string::npos) {
-    const bool starts_word = from == 0 ||
-                             std::isspace(static_cast<unsigned char>(out[from - 1])) != 0 ||
-                             out[from - 1] == '?' || out[from - 1] == '&';
-    std::size_t i = from + 8;
-    while (i < out.size() && out[i] == ' ') ++i;
-    if (!starts_word || i >= out.size() || out[i] != '=') {
-      from += 8;
-      continue;
-    }
-    ++i;
-    while (i < out.size() && out[i] == ' ') ++i;
-    std::size_t end = i;
-    if (end < out.size() && out[end] == '\'') {  // quoted, with \' and \\ escapes
-      ++end;
-      while (end < out.size() && out[end] != '\'') end += out[end] == '\\' ? 2 : 1;
-      end = std::min(end + 1, out.size());
-    } else {
-      while (end < out.size() && std::isspace(static_cast<unsigned char>(out[end])) == 0 &&
-             out[end] != '&') {
-        ++end;
+  const bool uri = out.find("://") != std::string::npos;
+  const auto space = [](char ch) { return std::isspace(static_cast<unsigned char>(ch)) != 0; };
+  // password=... and sslpassword=... in key/value form, or as URI parameters.
+  for (const std::string_view key :
+       {std::string_view("sslpassword"), std::string_view("password")}) {
+    std::size_t from = 0;
+    while ((from = out.find(key, from)) != std::string::npos) {
+      const bool starts_word =
+          from == 0 || space(out[from - 1]) || out[from - 1] == '?' || out[from - 1] == '&';
+      std::size_t i = from + key.size();
+      while (i < out.size() && space(out[i])) ++i;
+      if (!starts_word || i >= out.size() || out[i] != '=') {
+        from += key.size();
+        continue;
       }
+      ++i;
+      while (i < out.size() && space(out[i])) ++i;
+      std::size_t end = i;
+      if (!uri && end < out.size() && out[end] == '\'') {  // quoted, with \' and \\ escapes
+        ++end;
+        while (end < out.size() && out[end] != '\'') end += out[end] == '\\' ? 2 : 1;
+        end = std::min(end + 1, out.size());
+      } else {
+        while (end < out.size() && !space(out[end]) && !(uri && out[end] == '&')) ++end;
+      }
+      if (!(end == i + 3 && out.compare(i, 3, "***") == 0)) out.replace(i, end - i, "***");
+      from = i + 3;
     }
-    out.replace(i, end - i, "***");
-    from = i + 3;
   }
   return out;
 }
 
+lsn normalize_insert_lsn(lsn position, std::uint64_t wal_block_size,
+                         std::uint64_t wal_segment_size) {
+  // An insert position at the start of a page's content points past the
+  // page header, where no record ends; the last record ended at the page
+  // boundary, which is where a standby's replay position stops.
+  constexpr std::uint64_t short_header = 24;  // SizeOfXLogShortPHD
+  constexpr std::uint64_t long_header = 40;   // SizeOfXLogLongPHD (first page of a segment)
+  const auto v = position.value;
+  if (wal_segment_size != 0 && v % wal_segment_size == long_header) return lsn{v - long_header};
+  if (wal_block_size != 0 && v % wal_block_size == short_header && v >= short_header) {
+    return lsn{v - short_header};
+  }
+  return position;
+}
+
 lsn current_wal_lsn(connection& c) {
-  auto r = c.exec("SELECT pg_current_wal_insert_lsn()::text");
-  return lsn::parse(r.get(0, 0));
+  auto r = c.exec(
+      "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::bigint, "
+      "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')");
+  const auto number = [&](int column) {
+    return static_cast<std::uint64_t>(std::stoull(std::string(r.get(0, column))));
+  };
+  return normalize_insert_lsn(lsn::parse(r.get(0, 0)), number(1), number(2));
 }
 
 std::optional<lsn> replay_lsn(connection& c) {

@@ -25,31 +25,55 @@ std::string_view to_string(read_outcome o) noexcept {
       return "replica_error";
     case read_outcome::primary:
       return "primary";
+    case read_outcome::failed:
+      return "failed";
   }
   return "unknown";
 }
 
 // ---- pool --------------------------------------------------------------------
 
-pool::pool(std::string conninfo, int max_size, duration wait)
+pool::pool(std::string conninfo, int max_size, duration wait, duration connect_timeout,
+           std::string on_connect)
     : conninfo_(std::move(conninfo)),
       target_(describe_target(conninfo_)),
       max_size_(max_size),
-      wait_(wait) {}
+      wait_(wait),
+      connect_timeout_(connect_timeout),
+      on_connect_(std::move(on_connect)) {}
 
 pool::lease& pool::lease::operator=(lease&& o) noexcept {
   if (this != &o) {
     release();
     pool_ = std::exchange(o.pool_, nullptr);
     conn_ = std::move(o.conn_);
+    generation_ = o.generation_;
+    reused_ = o.reused_;
   }
   return *this;
 }
 
 void pool::lease::release() noexcept {
-  if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_));
+  if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), generation_);
   pool_ = nullptr;
   conn_.reset();
+}
+
+pool::lease pool::open_new(std::unique_lock<std::mutex>& lock) {
+  ++open_;
+  const auto generation = generation_;
+  lock.unlock();
+  try {
+    auto c = std::make_unique<connection>(
+        conninfo_, std::chrono::ceil<std::chrono::seconds>(connect_timeout_));
+    if (!on_connect_.empty()) c->exec(on_connect_);
+    return lease(this, std::move(c), generation, false);
+  } catch (...) {
+    lock.lock();
+    --open_;
+    cv_.notify_one();
+    throw;
+  }
 }
 
 pool::lease pool::acquire() {
@@ -59,33 +83,41 @@ pool::lease pool::acquire() {
     while (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
-      if (c->idle()) return lease(this, std::move(c));
+      if (c->idle()) return lease(this, std::move(c), generation_, true);
       --open_;  // broke while idle
     }
-    if (open_ < max_size_) break;
+    if (open_ < max_size_) return open_new(lock);
     if (cv_.wait_until(lock, until) == std::cv_status::timeout && idle_.empty() &&
         open_ >= max_size_) {
-      throw error("53300", "all " + std::to_string(max_size_) + " connections to " + target_ +
-                               " stayed busy for " + format_duration(wait_));
+      throw pool_exhausted("53300", "all " + std::to_string(max_size_) + " connections to " +
+                                        target_ + " stayed busy for " + format_duration(wait_));
     }
-  }
-  ++open_;
-  lock.unlock();
-  try {
-    return lease(this, std::make_unique<connection>(conninfo_));
-  } catch (...) {
-    lock.lock();
-    --open_;
-    cv_.notify_one();
-    throw;
   }
 }
 
-void pool::give_back(std::unique_ptr<connection> c) noexcept {
+pool::lease pool::acquire_fresh() {
+  std::unique_lock lock(mu_);
+  const auto until = std::chrono::steady_clock::now() + wait_;
+  for (;;) {
+    if (open_ < max_size_) return open_new(lock);
+    if (!idle_.empty()) {  // make room: close an idle one
+      idle_.pop_back();
+      --open_;
+      continue;
+    }
+    if (cv_.wait_until(lock, until) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= max_size_) {
+      throw pool_exhausted("53300", "all " + std::to_string(max_size_) + " connections to " +
+                                        target_ + " stayed busy for " + format_duration(wait_));
+    }
+  }
+}
+
+void pool::give_back(std::unique_ptr<connection> c, std::uint64_t generation) noexcept {
   std::unique_ptr<connection> dropped;
   {
     std::lock_guard lock(mu_);
-    if (c->idle()) {
+    if (c->idle() && generation == generation_) {
       idle_.push_back(std::move(c));
     } else {
       dropped = std::move(c);  // closed outside the lock
@@ -99,6 +131,7 @@ void pool::discard_idle() noexcept {
   std::vector<std::unique_ptr<connection>> dropped;
   {
     std::lock_guard lock(mu_);
+    ++generation_;  // those in use are dropped when they come back
     dropped.swap(idle_);
     open_ -= static_cast<int>(dropped.size());
   }
@@ -126,8 +159,19 @@ transaction::~transaction() {
 void transaction::commit(session_token* token) {
   if (!open_) throw std::logic_error("pg::transaction::commit: the transaction already ended");
   open_ = false;
-  lease_->exec("COMMIT");
-  if (token != nullptr) token->observe(current_wal_lsn(*lease_));
+  if (lease_->in_failed_transaction()) {
+    // PostgreSQL would answer COMMIT with ROLLBACK, silently.
+    lease_->exec("ROLLBACK");
+    throw error("25P02",
+                "commit of an aborted transaction: an earlier statement failed, so it was "
+                "rolled back and nothing was written");
+  }
+  const auto r = lease_->exec("COMMIT");
+  if (r.command_status() != "COMMIT") {
+    throw error("40000", "COMMIT answered " + std::string(r.command_status()) +
+                             ": the transaction was rolled back");
+  }
+  detail::record_position(*lease_, token);
 }
 
 void transaction::rollback() {
@@ -138,23 +182,47 @@ void transaction::rollback() {
 
 // ---- router ------------------------------------------------------------------
 
+void detail::record_position(connection& c, session_token* token) noexcept {
+  if (token == nullptr) return;
+  try {
+    token->observe(current_wal_lsn(c));
+  } catch (...) {
+    token->mark_unknown();  // the write happened; its reads go to the primary
+  }
+}
+
 router::router(std::string primary, std::string replica, router_options options, clock& c)
     : options_((options.validate(), std::move(options))),
       clock_(c),
-      primary_(std::move(primary), options_.pool_size, options_.pool_wait),
+      primary_(primary, options_.pool_size, options_.pool_wait, options_.connect_timeout),
       breaker_(options_.replica_breaker, c) {
   if (!replica.empty()) {
-    replica_ = std::make_unique<pool>(std::move(replica), options_.pool_size, options_.pool_wait);
+    const bool distinct = !same_server(primary, replica);
+    std::string on_connect;
+    if (options_.replica_query_timeout > duration::zero()) {
+      on_connect =
+          "SET statement_timeout = " +
+          std::to_string(
+              std::chrono::ceil<std::chrono::milliseconds>(options_.replica_query_timeout).count());
+    }
+    replica_ = std::make_unique<pool>(std::move(replica), options_.pool_size, options_.pool_wait,
+                                      options_.connect_timeout, std::move(on_connect));
+    has_replica_ = distinct;
   }
-  engaged_ = options_.enabled && replica_ != nullptr && replica_->target() != primary_.target();
+  enabled_.store(options_.enabled, std::memory_order_relaxed);
   breaker_.on_state_change([this](breaker_state from, breaker_state to) {
-    if (to == breaker_state::open && replica_ != nullptr) {
-      log(log_level::warning,
+    // Called under the breaker's lock: only queue the line here.
+    if (replica_ == nullptr) return;
+    std::lock_guard lock(log_mu_);
+    if (to == breaker_state::open) {
+      breaker_log_.emplace_back(
+          log_level::warning,
           "replica " + replica_->target() + " is down (" + std::string(to_string(from)) +
               " -> open); reads go to the primary " + primary_.target() +
               " until it is probed in " + format_duration(options_.replica_breaker.open_duration));
-    } else if (to == breaker_state::closed && replica_ != nullptr) {
-      log(log_level::info, "replica " + replica_->target() + " is back; reads use it again");
+    } else if (to == breaker_state::closed) {
+      breaker_log_.emplace_back(log_level::info,
+                                "replica " + replica_->target() + " is back; reads use it again");
     }
   });
 }
@@ -165,6 +233,35 @@ void router::on_log(log_sink sink) { log_ = std::move(sink); }
 
 void router::log(log_level level, const std::string& message) const {
   if (log_) log_(level, message);
+}
+
+void router::flush_breaker_log() {
+  std::vector<std::pair<log_level, std::string>> lines;
+  {
+    std::lock_guard lock(log_mu_);
+    lines.swap(breaker_log_);
+  }
+  for (const auto& [level, line] : lines) log(level, line);
+}
+
+void router::warn_served_by_primary(const std::string& why) {
+  std::string line;
+  {
+    std::lock_guard lock(log_mu_);
+    const auto now = clock_.now();
+    ++unwarned_;
+    if (options_.warning_interval > duration::zero() && last_warning_ != time_point{} &&
+        now - last_warning_ < options_.warning_interval) {
+      return;  // counted in the next warning
+    }
+    line = "read served by the primary " + primary_.target() + ": " + why;
+    if (unwarned_ > 1) {
+      line += " (" + std::to_string(unwarned_) + " such reads since the last warning)";
+    }
+    unwarned_ = 0;
+    last_warning_ = now;
+  }
+  log(log_level::warning, line);
 }
 
 transaction router::begin() { return transaction(primary_.acquire()); }
@@ -178,6 +275,7 @@ router_counters router::counters() const noexcept {
   c.primary_reads = primary_reads_.load(std::memory_order_relaxed);
   c.lsn_polls = lsn_polls_.load(std::memory_order_relaxed);
   c.replica_failures = replica_failures_.load(std::memory_order_relaxed);
+  c.primary_retries = primary_retries_.load(std::memory_order_relaxed);
   return c;
 }
 
@@ -185,7 +283,18 @@ bool router::on_primary(detail::attempt_ref attempt, read_report& r) {
   auto lease = primary_.acquire();
   ++r.primary_reads;
   primary_reads_.fetch_add(1, std::memory_order_relaxed);
-  return attempt(*lease);
+  try {
+    return attempt(*lease);
+  } catch (const error& e) {
+    // A pooled connection that died while idle (the primary restarted):
+    // the others are likely dead too. Once more, on a new connection.
+    if (!e.connection_lost() || !lease.reused()) throw;
+    lease = pool::lease{};
+    primary_.discard_idle();
+    lease = primary_.acquire_fresh();
+    primary_retries_.fetch_add(1, std::memory_order_relaxed);
+    return attempt(*lease);
+  }
 }
 
 namespace {
@@ -201,6 +310,12 @@ duration jittered(random_stream& rng, duration lo, duration hi) {
   throw retry_error(stop_reason::cancelled, attempts, elapsed, nullptr);
 }
 
+// Errors that say the replica is unreachable or struggling, and so count
+// against its health: not a recovery conflict (40001), not the caller's SQL.
+bool replica_unhealthy(const error& e) {
+  return e.connection_lost() || e.sqlstate() == "57014" || e.sqlstate().starts_with("53");
+}
+
 }  // namespace
 
 void router::run_read(detail::attempt_ref attempt, const read_options& o) {
@@ -211,20 +326,27 @@ void router::run_read(detail::attempt_ref attempt, const read_options& o) {
     r.outcome = outcome;
     reads_[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
   };
-
-  if (o.tx != nullptr || o.on != nullptr) {
-    // Pinned: the caller's transaction or connection, never the replica.
-    connection& c = o.tx != nullptr ? o.tx->conn() : *o.on;
-    ++r.primary_reads;
-    primary_reads_.fetch_add(1, std::memory_order_relaxed);
-    finish(attempt(c) ? read_outcome::primary : read_outcome::not_found);
-    return;
+  try {
+    if (o.tx != nullptr || o.on != nullptr) {
+      // Pinned: the caller's transaction or connection, never the replica.
+      connection& c = o.tx != nullptr ? o.tx->conn() : *o.on;
+      ++r.primary_reads;
+      primary_reads_.fetch_add(1, std::memory_order_relaxed);
+      finish(attempt(c) ? read_outcome::primary : read_outcome::not_found);
+      return;
+    }
+    if (!replica_engaged() || (o.token != nullptr && o.token->unknown())) {
+      finish(on_primary(attempt, r) ? read_outcome::primary : read_outcome::not_found);
+      return;
+    }
+    const auto outcome = read_replica_first(attempt, o, r);
+    flush_breaker_log();
+    finish(outcome);
+  } catch (...) {
+    flush_breaker_log();
+    finish(read_outcome::failed);
+    throw;
   }
-  if (!engaged_) {
-    finish(on_primary(attempt, r) ? read_outcome::primary : read_outcome::not_found);
-    return;
-  }
-  finish(read_replica_first(attempt, o, r));
 }
 
 read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_options& o,
@@ -233,9 +355,7 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
   const auto attempts = [&] { return r.replica_reads + r.primary_reads; };
   const auto fallback = [&](const std::string& why) {
     const bool found = on_primary(attempt, r);
-    if (found) {
-      log(log_level::warning, "read served by the primary " + primary_.target() + ": " + why);
-    }
+    if (found) warn_served_by_primary(why);
     return found;
   };
 
@@ -253,13 +373,15 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
   bool retried = false;
   std::string lag;  // why the replica did not serve, for the log
   try {
-    auto lease = replica_->acquire();
+    pool::lease lease;
     bool caught_up = true;
     if (with_token) {
       // Read-your-writes: poll the replay position, jittered and bounded.
+      // The connection goes back to the pool between polls.
       const auto give_up_at = started + options_.lsn_wait_max;
       auto step = options_.lsn_poll_min;
       for (;;) {
+        lease = replica_->acquire();
         ++r.lsn_polls;
         lsn_polls_.fetch_add(1, std::memory_order_relaxed);
         const auto replayed = replay_lsn(*lease);
@@ -270,20 +392,26 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
         }
         if (*replayed >= o.token->position()) break;
         const auto now = clock_.now();
-        // The last pause is cut to end at the bound, for one final poll there.
-        const auto pause = std::min(jittered(rng, step, std::min(2 * step, options_.lsn_poll_max)),
-                                    give_up_at - now);
-        step = std::min(2 * step, options_.lsn_poll_max);
+        // Each pause in [step, 2 step], capped at lsn_poll_max (then in
+        // [max/2, max]); the last one is cut to end at the bound, for one
+        // final poll there.
+        const auto hi = std::min(2 * step, options_.lsn_poll_max);
+        const auto lo = std::min(step, hi / 2);
+        const auto pause = std::min(jittered(rng, lo, hi), give_up_at - now);
+        step = hi;
         if (pause <= duration::zero()) {
           caught_up = false;
           lag = "replica " + replica_->target() + " had replayed " + replayed->to_string() +
                 ", not " + o.token->to_string() + ", after " + format_duration(now - started);
           break;
         }
+        lease.release();
         if (!clock_.sleep_for(pause, o.stop)) cancelled(attempts(), clock_.now() - started);
         r.waited += pause;
       }
       retried = r.lsn_polls > 1;
+    } else {
+      lease = replica_->acquire();
     }
     if (caught_up) {
       ++r.replica_reads;
@@ -310,18 +438,25 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
       }
     }
     breaker_.record(permit, true);
+  } catch (const pool_exhausted& e) {
+    // Our own pool is busy: the replica is not at fault.
+    breaker_.record(permit, true);
+    r.replica_error = e.what();
+    return fallback("the replica's pool is busy: " + r.replica_error) ? read_outcome::replica_error
+                                                                      : read_outcome::not_found;
   } catch (const error& e) {
     // Any PostgreSQL error on the replica sends the read to the primary; only
-    // an unreachable or failing server counts against the replica's health.
-    breaker_.record(permit, !e.transient());
+    // an unreachable or struggling server counts against its health.
+    const bool unhealthy = replica_unhealthy(e);
+    breaker_.record(permit, !unhealthy);
     replica_failures_.fetch_add(1, std::memory_order_relaxed);
     if (e.connection_lost()) replica_->discard_idle();
     r.replica_error = e.what();
     return fallback("the replica failed: " + r.replica_error) ? read_outcome::replica_error
                                                               : read_outcome::not_found;
   } catch (...) {
-    // fn's own exception (not a database error): the replica is fine, the
-    // caller's code is not. It propagates, as it would on the primary.
+    // fn's own exception (not a database error), or a cancel: the replica is
+    // fine. It propagates, as it would on the primary.
     breaker_.record(permit, true);
     throw;
   }

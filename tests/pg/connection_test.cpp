@@ -39,6 +39,11 @@ TEST(SessionToken, KeepsTheNewestPositionAndRoundTrips) {
   EXPECT_EQ(t.to_string(), "0/200");
   EXPECT_EQ(rebound::pg::session_token::parse("0/200").position(), t.position());
   EXPECT_TRUE(rebound::pg::session_token::parse("").empty());
+  rebound::pg::session_token unknown;
+  unknown.mark_unknown();
+  EXPECT_FALSE(unknown.empty());
+  EXPECT_EQ(unknown.to_string(), "primary");
+  EXPECT_TRUE(rebound::pg::session_token::parse("primary").unknown());
   EXPECT_THROW((void)rebound::pg::session_token::parse("cookie"), std::invalid_argument);
 }
 
@@ -52,7 +57,49 @@ TEST(Redact, HidesPasswordsInEveryForm) {
   EXPECT_EQ(redact_conninfo("postgres://db/app?user=app&password=s3cret&sslmode=require"),
             "postgres://db/app?user=app&password=***&sslmode=require");
   EXPECT_EQ(redact_conninfo("host=db user=app"), "host=db user=app");
+  EXPECT_EQ(redact_conninfo("host=db\tpassword\t=\tabc&def sslpassword=key-secret"),
+            "host=db\tpassword\t=\t*** sslpassword=***");
+  EXPECT_EQ(redact_conninfo("postgresql://app:pw?x@db/app"), "postgresql://app:***@db/app");
   EXPECT_EQ(redact_conninfo("host=db passwordfile=x"), "host=db passwordfile=x");
+}
+
+TEST(Target, ParseErrorsShowNoPartOfTheString) {
+  // libpq quotes the part it could not parse; that part can be a password.
+  for (const std::string bad :
+       {"postgresql://app:hunter2@[::1/db", "postgresql://app:hunt%zzer2@db/x",
+        "host=db password=my secretpart"}) {
+    try {
+      (void)rebound::pg::describe_target(bad);
+      ADD_FAILURE() << "parsed " << bad;
+    } catch (const rebound::pg::error& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
+      EXPECT_EQ(what.find("hunt%zzer2"), std::string::npos) << what;
+      EXPECT_EQ(what.find("secretpart"), std::string::npos) << what;
+      EXPECT_NE(what.find("does not parse"), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(Target, SameServerComparesWhereNotWho) {
+  using rebound::pg::same_server;
+  EXPECT_TRUE(same_server("host=db port=5432 dbname=app user=a",
+                          "host=db dbname=app user=b password=x"
+                          " port=5432"));
+  EXPECT_FALSE(same_server("host=db port=5432 dbname=app", "host=db port=5433 dbname=app"));
+  EXPECT_FALSE(same_server("service=primary", "service=replica"));
+  EXPECT_FALSE(same_server("host=db dbname=app", "host=db dbname=other"));
+}
+
+TEST(Lsn, AnInsertPositionAtAPageStartBecomesThePageBoundary) {
+  using rebound::pg::normalize_insert_lsn;
+  constexpr std::uint64_t page = 8192;
+  constexpr std::uint64_t segment = 16 * 1024 * 1024;
+  EXPECT_EQ(normalize_insert_lsn(lsn{3 * page + 24}, page, segment).value, 3 * page);
+  EXPECT_EQ(normalize_insert_lsn(lsn{2 * segment + 40}, page, segment).value, 2 * segment);
+  // A record may end 40 bytes into a page that is not a segment's first.
+  EXPECT_EQ(normalize_insert_lsn(lsn{3 * page + 40}, page, segment).value, 3 * page + 40);
+  EXPECT_EQ(normalize_insert_lsn(lsn{3 * page + 1000}, page, segment).value, 3 * page + 1000);
 }
 
 TEST(Target, NamesHostPortAndDatabaseOnly) {
@@ -60,6 +107,7 @@ TEST(Target, NamesHostPortAndDatabaseOnly) {
             "db:6543/app");
   EXPECT_EQ(rebound::pg::describe_target("postgresql://u:pw@replica:5433/app"), "replica:5433/app");
   EXPECT_EQ(rebound::pg::describe_target("dbname=app"), "(local socket):5432/app");
+  EXPECT_EQ(rebound::pg::describe_target("service=reports dbname=app"), "service reports/app");
   try {
     (void)rebound::pg::describe_target("host=db password='pw-secret");
     FAIL();
@@ -167,6 +215,17 @@ TEST(RouterOptions, FromEnvironment) {
         (void)apply_router_env({}, "APP_PG", {{"APP_PG_ENABLED", "maybe"}});
       },
       "APP_PG_ENABLED", "not a boolean");
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG",
+                               {{"APP_PG_POOL_WAIT", "1s"}, {"APP_PG_POOL_WAIT_MS", "1000"}});
+      },
+      "APP_PG_POOL_WAIT_MS", "both");
+  expect_field(
+      [] {
+        (void)apply_router_env({}, "APP_PG", {{"APP_PG_CONNECT_TIMEOUT", "10ms"}});
+      },
+      "APP_PG_CONNECT_TIMEOUT", "1s..1h");
   expect_field(
       [] {
         (void)apply_router_env({}, "APP_PG", {{"APP_PG_REPLICA_RETRY_MIN_MS", "500"}});

@@ -127,21 +127,34 @@ pg_cluster::pg_cluster(options o) : options_(std::move(o)) {
     fs::remove_all(dir_);
     throw std::runtime_error("pg_cluster: pipe: " + std::string(strerror(errno)));
   }
+  // It runs as the servers' user: it only signals processes that user owns.
   const std::string script =
       "while read -r _; do :; done\n"
+      "killed=\n"
       "for d in \"$0/primary\" \"$0/standby\"; do\n"
-      "  [ -f \"$d/postmaster.pid\" ] && kill -QUIT \"$(head -n 1 \"$d/postmaster.pid\")\" "
-      "2>/dev/null\n"
+      "  if [ -f \"$d/postmaster.pid\" ]; then\n"
+      "    kill -QUIT \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null && killed=1\n"
+      "  fi\n"
       "done\n"
-      "sleep 1\n"
+      "if [ -n \"$killed\" ]; then sleep 2; fi\n"
       "rm -rf \"$0\"\n";
   const std::string dir = dir_.string();
   const pid_t watchdog = ::fork();
   if (watchdog == 0) {
     ::dup2(fds[0], 0);
     ::setsid();  // not killed with the test's process group
+    if (switch_user_ && (::setgroups(0, nullptr) != 0 || ::setgid(run_as_gid_) != 0 ||
+                         ::setuid(run_as_uid_) != 0)) {
+      ::_exit(126);
+    }
     ::execl("/bin/sh", "sh", "-c", script.c_str(), dir.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
+  }
+  if (watchdog < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    fs::remove_all(dir_);
+    throw std::runtime_error("pg_cluster: fork: " + std::string(strerror(errno)));
   }
   ::close(fds[0]);
   watchdog_pid_ = watchdog;
@@ -282,10 +295,15 @@ void pg_cluster::stop(const fs::path& data) noexcept {
          "stop"},
         dir_ / "pg_ctl.log", 45s);
   } catch (...) {
-    // Last resort: the postmaster's pid, SIGQUIT (immediate shutdown).
+    // Last resort: the postmaster's pid, SIGQUIT (immediate shutdown), and
+    // a bounded wait for it to go.
     std::ifstream pidfile(data / "postmaster.pid");
     long pid = 0;
-    if (pidfile >> pid && pid > 0) ::kill(static_cast<pid_t>(pid), SIGQUIT);
+    if (pidfile >> pid && pid > 0 && ::kill(static_cast<pid_t>(pid), SIGQUIT) == 0) {
+      for (int i = 0; i < 250 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) {
+        std::this_thread::sleep_for(20ms);  // waiting on another process
+      }
+    }
   }
 }
 
@@ -296,11 +314,12 @@ void pg_cluster::start_standby() {
        (dir_ / "standby.log").string(), "-w", "-t", "60", "start"},
       dir_ / "pg_ctl.log", 90s);
   standby_running_ = true;
-  // Streaming, not just accepting connections.
-  pg::connection primary(primary_conninfo());
+  // Streaming, not just accepting connections: asked of the standby's own
+  // WAL receiver (the primary may still list the previous one).
+  pg::connection standby(standby_conninfo());
   const auto until = std::chrono::steady_clock::now() + 30s;
   for (;;) {
-    auto r = primary.exec("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
+    auto r = standby.exec("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'");
     if (r.get(0, 0) != "0") break;
     if (std::chrono::steady_clock::now() > until) {
       throw std::runtime_error("pg_cluster: the standby did not start streaming within 30s:\n" +
@@ -334,6 +353,29 @@ void pg_cluster::set_apply_delay(std::chrono::milliseconds delay) {
       throw std::runtime_error("pg_cluster: recovery_min_apply_delay did not become " + value);
     }
     std::this_thread::sleep_for(10ms);  // waiting on another process
+  }
+  // Sessions see the new value before the startup process (which applies
+  // the WAL) has reread it. Proof that it has: a new commit is held back for
+  // a while (delay > 0), or replayed at once (0).
+  pg::connection primary(primary_conninfo());
+  if (delay == 0ms) {
+    primary.exec("SELECT txid_current()");
+    wait_for_catch_up();
+    return;
+  }
+  const auto hold = std::min<std::chrono::milliseconds>(delay / 2, 30ms);
+  for (;;) {
+    primary.exec("SELECT txid_current()");  // a commit record
+    const auto committed = pg::current_wal_lsn(primary);
+    std::this_thread::sleep_for(hold);  // waiting on another process
+    const auto replayed = pg::replay_lsn(standby);
+    if (replayed && *replayed < committed) return;
+    if (std::chrono::steady_clock::now() > until) {
+      throw std::runtime_error(
+          "pg_cluster: the standby kept applying commits at once after "
+          "recovery_min_apply_delay became " +
+          value);
+    }
   }
 }
 

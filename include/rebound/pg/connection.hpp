@@ -10,6 +10,7 @@
 // and redact_conninfo() show where a connection goes, without secrets.
 #pragma once
 
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <initializer_list>
@@ -71,6 +72,8 @@ class result {
   [[nodiscard]] std::string_view get(int row, int column) const;
   /// The field, or nullopt for NULL.
   [[nodiscard]] std::optional<std::string_view> value(int row, int column) const;
+  /// The command tag: "SELECT 1", "INSERT 0 1", "COMMIT", "ROLLBACK", ...
+  [[nodiscard]] std::string_view command_status() const noexcept;
   [[nodiscard]] pg_result* native() const noexcept { return r_; }
 
  private:
@@ -81,8 +84,10 @@ class result {
 class connection {
  public:
   /// Connects (blocking). Throws pg::error with sqlstate 08001 when it cannot;
-  /// the message names target(), never the password.
-  explicit connection(const std::string& conninfo);
+  /// the message names target(), never the password. `connect_timeout`
+  /// applies unless the conninfo sets its own (libpq counts whole seconds, at least 2).
+  explicit connection(const std::string& conninfo,
+                      std::chrono::seconds connect_timeout = std::chrono::seconds(5));
   connection(connection&& o) noexcept;
   connection& operator=(connection&& o) noexcept;
   connection(const connection&) = delete;
@@ -97,6 +102,8 @@ class connection {
 
   /// Connected, and not inside a transaction block (idle, ready for the next user).
   [[nodiscard]] bool idle() const noexcept;
+  /// Inside a transaction block that an error aborted (only ROLLBACK works).
+  [[nodiscard]] bool in_failed_transaction() const noexcept;
   /// The connection is usable (libpq's CONNECTION_OK).
   [[nodiscard]] bool healthy() const noexcept;
   /// Where it goes, for logs: "127.0.0.1:5433/app" (never user or password).
@@ -113,12 +120,27 @@ class connection {
 [[nodiscard]] std::string redact_conninfo(std::string_view conninfo);
 
 /// "host:port/dbname" of a conninfo (key/value or URI), with libpq's defaults
-/// filled in; no user, no password. Throws pg::error (42601) when it does not parse.
+/// filled in ("service NAME/dbname" for a service); no user, no password.
+/// Throws pg::error (42601) when it does not parse; the message shows no
+/// part of the string but keywords.
 [[nodiscard]] std::string describe_target(const std::string& conninfo);
+
+/// True when two conninfos name the same host, hostaddr, port, dbname and
+/// service (who connects, and how, does not matter). "localhost" and
+/// "127.0.0.1" count as different. Throws like describe_target().
+[[nodiscard]] bool same_server(const std::string& a, const std::string& b);
 
 /// The session's current WAL insert position (pg_current_wal_insert_lsn()),
 /// for read-your-writes: call it on the connection that wrote, after commit.
+/// Normalized (normalize_insert_lsn) so that a standby can reach it.
 [[nodiscard]] lsn current_wal_lsn(connection& c);
+
+/// An insert position at the start of a WAL page points past the page's
+/// header, where no record ends; a standby's replay position stops at the
+/// boundary before it. Returns that boundary for such positions, and
+/// `position` otherwise.
+[[nodiscard]] lsn normalize_insert_lsn(lsn position, std::uint64_t wal_block_size,
+                                       std::uint64_t wal_segment_size);
 
 /// The standby's replayed position (pg_last_wal_replay_lsn()); nullopt when
 /// the server is not in recovery (a primary, or a promoted standby).

@@ -61,10 +61,13 @@ enum class read_outcome : std::uint8_t {
   not_found,         ///< neither had it: a genuine not-found
   replica_error,     ///< the replica failed or is known down; the primary answered
   primary,           ///< routed to the primary by design: replica reads off, no distinct
-                     ///< replica, or a transaction/connection was passed
+                     ///< replica, a transaction/connection was passed, or a token whose
+                     ///< position is unknown
+  failed,            ///< the read threw (an error on the primary, or fn's own exception)
 };
-inline constexpr std::size_t read_outcome_count = 6;
-/// "replica", "replica_retry", "primary_fallback", "not_found", "replica_error", "primary".
+inline constexpr std::size_t read_outcome_count = 7;
+/// "replica", "replica_retry", "primary_fallback", "not_found", "replica_error",
+/// "primary", "failed".
 [[nodiscard]] std::string_view to_string(read_outcome o) noexcept;
 
 struct router_options {
@@ -90,9 +93,19 @@ struct router_options {
                                   .open_duration = std::chrono::seconds(5),
                                   .half_open_probes = 1};
   /// Connections per server (opened on demand), and how long a read waits
-  /// for one when all are busy.
+  /// for one when all are busy. A busy replica pool sends the read to the
+  /// primary after the wait; it does not count against the replica's health.
   int pool_size = 4;
   duration pool_wait = std::chrono::seconds(5);
+  /// libpq's connect_timeout for connection strings that set none (whole seconds, >= 2).
+  duration connect_timeout = std::chrono::seconds(5);
+  /// statement_timeout on replica connections: a replica query running
+  /// longer is cancelled (57014) and the read goes to the primary. 0: none.
+  /// Keep it above your slowest legitimate read.
+  duration replica_query_timeout = duration::zero();
+  /// Warnings about reads the primary served: at most one per this interval,
+  /// with the number of reads since the last one. 0: one per read.
+  duration warning_interval = std::chrono::seconds(1);
   /// Seeds the jitter (tests); unset: a fresh stream per read.
   std::optional<std::uint64_t> seed;
 
@@ -104,7 +117,8 @@ struct router_options {
 /// Router options from JSON (all keys optional):
 ///   {"enabled": true, "replica_retry_min": "50ms", "replica_retry_max": "200ms",
 ///    "lsn_wait_max": "1s", "lsn_poll_min": "1ms", "lsn_poll_max": "20ms",
-///    "pool_size": 4, "pool_wait": "5s", "seed": 7,
+///    "pool_size": 4, "pool_wait": "5s", "connect_timeout": "5s",
+///    "replica_query_timeout": "2s", "warning_interval": "1s", "seed": 7,
 ///    "replica_breaker": {"failure_threshold": 3, "open_duration": "5s", ...}}
 /// Throws rebound::config_error naming the field.
 [[nodiscard]] router_options router_options_from_json(std::string_view json,
@@ -112,9 +126,11 @@ struct router_options {
 /// PREFIX_ENABLED (true/false/1/0/on/off), PREFIX_REPLICA_RETRY_MIN (a duration)
 /// or PREFIX_REPLICA_RETRY_MIN_MS (milliseconds), the same for _MAX,
 /// PREFIX_LSN_WAIT_MAX[_MS], PREFIX_LSN_POLL_MIN[_MS], PREFIX_LSN_POLL_MAX[_MS],
-/// PREFIX_POOL_SIZE, PREFIX_POOL_WAIT[_MS], PREFIX_SEED and
-/// PREFIX_REPLICA_BREAKER_* (as apply_breaker_env). Another name under the
-/// prefix is an error.
+/// PREFIX_POOL_SIZE, PREFIX_POOL_WAIT[_MS], PREFIX_CONNECT_TIMEOUT[_MS],
+/// PREFIX_REPLICA_QUERY_TIMEOUT[_MS], PREFIX_WARNING_INTERVAL[_MS], PREFIX_SEED
+/// and PREFIX_REPLICA_BREAKER_* (as apply_breaker_env). Setting both X and
+/// X_MS is an error, as is another name under the prefix (give the router a
+/// prefix of its own, e.g. APP_PG, not APP).
 [[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix,
                                               const std::map<std::string, std::string>& vars);
 [[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix);
@@ -129,23 +145,46 @@ class session_token {
   void observe(lsn position) noexcept {
     if (position > position_) position_ = position;
   }
-  [[nodiscard]] bool empty() const noexcept { return position_.value == 0; }
+  /// The session wrote, but its position could not be read (the query after
+  /// the commit failed): reads with this token go to the primary.
+  void mark_unknown() noexcept { unknown_ = true; }
+  [[nodiscard]] bool unknown() const noexcept { return unknown_; }
+  [[nodiscard]] bool empty() const noexcept { return position_.value == 0 && !unknown_; }
   [[nodiscard]] lsn position() const noexcept { return position_; }
-  /// "16/B374D848", or "" when empty.
-  [[nodiscard]] std::string to_string() const { return empty() ? "" : position_.to_string(); }
+  /// "16/B374D848", "primary" when unknown, or "" when empty.
+  [[nodiscard]] std::string to_string() const {
+    return unknown_ ? "primary" : empty() ? "" : position_.to_string();
+  }
   /// The inverse of to_string(). Throws std::invalid_argument naming the text.
   [[nodiscard]] static session_token parse(std::string_view text) {
+    if (text == "primary") {
+      session_token t;
+      t.mark_unknown();
+      return t;
+    }
     return text.empty() ? session_token{} : session_token{lsn::parse(text)};
   }
 
  private:
   lsn position_;
+  bool unknown_ = false;
 };
 
-/// A few connections to one server, opened on demand. Thread-safe.
+/// Thrown by pool::acquire() when every connection stayed busy for the
+/// pool's wait (SQLSTATE 53300): a local condition, not the server's.
+class pool_exhausted : public error {
+ public:
+  using error::error;
+};
+
+/// A few connections to one server, opened on demand. Thread-safe. Session
+/// state (SET, temporary tables, prepared statements) stays with a pooled
+/// connection for its next user. Leases and transactions must end before
+/// their pool (their router) does.
 class pool {
  public:
-  pool(std::string conninfo, int max_size, duration wait);
+  pool(std::string conninfo, int max_size, duration wait,
+       duration connect_timeout = std::chrono::seconds(5), std::string on_connect = {});
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
@@ -154,7 +193,11 @@ class pool {
   class lease {
    public:
     lease() = default;
-    lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), conn_(std::move(o.conn_)) {}
+    lease(lease&& o) noexcept
+        : pool_(std::exchange(o.pool_, nullptr)),
+          conn_(std::move(o.conn_)),
+          generation_(o.generation_),
+          reused_(o.reused_) {}
     lease& operator=(lease&& o) noexcept;
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;
@@ -162,32 +205,44 @@ class pool {
     connection& operator*() const noexcept { return *conn_; }
     connection* operator->() const noexcept { return conn_.get(); }
     explicit operator bool() const noexcept { return conn_ != nullptr; }
+    /// The connection was idle in the pool (it may have died there unnoticed).
+    [[nodiscard]] bool reused() const noexcept { return reused_; }
     void release() noexcept;
 
    private:
     friend class pool;
-    lease(pool* p, std::unique_ptr<connection> c) noexcept : pool_(p), conn_(std::move(c)) {}
+    lease(pool* p, std::unique_ptr<connection> c, std::uint64_t generation, bool reused) noexcept
+        : pool_(p), conn_(std::move(c)), generation_(generation), reused_(reused) {}
     pool* pool_ = nullptr;
     std::unique_ptr<connection> conn_;
+    std::uint64_t generation_ = 0;
+    bool reused_ = false;
   };
 
   /// A connection: an idle one, a new one while fewer than max_size are open,
-  /// or the first returned within `wait`. Throws pg::error: 08001 when it
-  /// cannot connect, 53300 when all connections stayed busy for `wait`.
+  /// or the first returned within `wait`. Throws pg::error 08001 when it
+  /// cannot connect, pool_exhausted when all stayed busy for `wait`.
   [[nodiscard]] lease acquire();
-  /// Closes the idle connections (after a connection error: they are likely dead too).
+  /// A new connection, never an idle one (counts against max_size).
+  [[nodiscard]] lease acquire_fresh();
+  /// Closes the idle connections, and those in use when they come back
+  /// (after a connection error: they are likely dead too).
   void discard_idle() noexcept;
   /// "host:port/db" (no secrets).
   [[nodiscard]] const std::string& target() const noexcept { return target_; }
   [[nodiscard]] int open_connections() const;
 
  private:
-  void give_back(std::unique_ptr<connection> c) noexcept;
+  void give_back(std::unique_ptr<connection> c, std::uint64_t generation) noexcept;
+  lease open_new(std::unique_lock<std::mutex>& lock);
 
   std::string conninfo_;
   std::string target_;
   int max_size_;
   duration wait_;
+  duration connect_timeout_;
+  std::string on_connect_;
+  std::uint64_t generation_ = 0;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<connection>> idle_;
@@ -204,7 +259,10 @@ class transaction {
   transaction(const transaction&) = delete;
   ~transaction();
   [[nodiscard]] connection& conn() const noexcept { return *lease_; }
-  /// COMMIT; then, with a token, records the commit's WAL position in it.
+  /// COMMIT; then, with a token, records the commit's WAL position in it
+  /// (or marks it unknown when that query fails: the commit stands). Throws
+  /// pg::error 25P02 when an earlier error had aborted the transaction: it
+  /// was rolled back, nothing was written.
   void commit(session_token* token = nullptr);
   void rollback();
   [[nodiscard]] bool open() const noexcept { return open_; }
@@ -244,6 +302,7 @@ struct router_counters {
   std::uint64_t primary_reads = 0;
   std::uint64_t lsn_polls = 0;
   std::uint64_t replica_failures = 0;  ///< errors on the replica (connect or query)
+  std::uint64_t primary_retries = 0;   ///< reads repeated on a fresh primary connection
   [[nodiscard]] std::uint64_t operator[](read_outcome o) const noexcept {
     return reads[static_cast<std::size_t>(o)];
   }
@@ -259,6 +318,10 @@ template <class T>
 inline constexpr bool is_optional = false;
 template <class T>
 inline constexpr bool is_optional<std::optional<T>> = true;
+
+// Records the session's WAL position in `token` (if any); marks it unknown
+// when the query fails.
+void record_position(connection& c, session_token* token) noexcept;
 
 // A non-owning callable: runs the caller's fn and says whether it found the row.
 struct attempt_ref {
@@ -285,13 +348,18 @@ class router {
   /// pg::error) propagate.
   template <class Fn>
   auto read(Fn&& fn, const read_options& o = {}) {
-    using result_type = std::invoke_result_t<Fn&, connection&>;
+    using result_type = std::remove_cvref_t<std::invoke_result_t<Fn&, connection&>>;
     static_assert(detail::is_optional<result_type>,
                   "router::read: fn must return std::optional<T>; std::nullopt means the row "
                   "is not there (yet)");
+    using value_type = typename result_type::value_type;
+    static_assert(!std::is_same_v<std::remove_cv_t<value_type>, std::string_view>,
+                  "router::read: a string_view into a pg::result dangles once fn returns; "
+                  "return std::optional<std::string>");
     result_type out;
     auto run = [&](connection& c) {
-      out = std::invoke(fn, c);
+      out.reset();
+      if (auto found = std::invoke(fn, c)) out.emplace(std::move(*found));
       return out.has_value();
     };
     run_read(detail::attempt_ref{&run,
@@ -303,16 +371,19 @@ class router {
   }
 
   /// Runs fn(connection&) on the primary (autocommit, or fn's own
-  /// transaction) and, with a token, records the resulting WAL position in it.
+  /// transaction) and, with a token, records the resulting WAL position in
+  /// it. If fn succeeded but the position cannot be read, the token is
+  /// marked unknown (its reads go to the primary); the write is not
+  /// reported as failed, since it happened.
   template <class Fn>
   decltype(auto) write(Fn&& fn, session_token* token = nullptr) {
     auto lease = primary_.acquire();
     if constexpr (std::is_void_v<std::invoke_result_t<Fn&, connection&>>) {
       std::invoke(fn, *lease);
-      if (token != nullptr) token->observe(current_wal_lsn(*lease));
+      detail::record_position(*lease, token);
     } else {
       auto r = std::invoke(fn, *lease);
-      if (token != nullptr) token->observe(current_wal_lsn(*lease));
+      detail::record_position(*lease, token);
       return r;
     }
   }
@@ -321,11 +392,16 @@ class router {
   [[nodiscard]] transaction begin();
 
   /// Replica reads are on and a replica distinct from the primary is configured.
-  [[nodiscard]] bool replica_engaged() const noexcept { return engaged_; }
+  [[nodiscard]] bool replica_engaged() const noexcept {
+    return has_replica_ && enabled_.load(std::memory_order_relaxed);
+  }
+  /// Turns replica reads on or off at run time (the `enabled` option).
+  void set_enabled(bool on) noexcept { enabled_.store(on, std::memory_order_relaxed); }
   [[nodiscard]] router_counters counters() const noexcept;
   /// The replica's health as the router sees it.
   [[nodiscard]] breaker_state replica_state() const { return breaker_.state(); }
-  /// Set before the router is shared between threads.
+  /// Set before the router is shared between threads. Called without the
+  /// router's locks held.
   void on_log(log_sink sink);
   [[nodiscard]] pool& primary_pool() noexcept { return primary_; }
   [[nodiscard]] const router_options& options() const noexcept { return options_; }
@@ -336,20 +412,28 @@ class router {
                                   read_report& r);
   bool on_primary(detail::attempt_ref attempt, read_report& r);
   void log(log_level level, const std::string& message) const;
+  void warn_served_by_primary(const std::string& why);
+  void flush_breaker_log();
 
   router_options options_;
   clock& clock_;
   pool primary_;
   std::unique_ptr<pool> replica_;
-  bool engaged_ = false;
+  bool has_replica_ = false;
+  std::atomic<bool> enabled_{true};
   circuit_breaker breaker_;
   log_sink log_;
+  std::mutex log_mu_;
+  std::vector<std::pair<log_level, std::string>> breaker_log_;  // written under the breaker's lock
+  time_point last_warning_{};
+  std::uint64_t unwarned_ = 0;
   std::atomic<std::uint64_t> seq_{0};
   std::array<std::atomic<std::uint64_t>, read_outcome_count> reads_{};
   std::atomic<std::uint64_t> replica_reads_{0};
   std::atomic<std::uint64_t> primary_reads_{0};
   std::atomic<std::uint64_t> lsn_polls_{0};
   std::atomic<std::uint64_t> replica_failures_{0};
+  std::atomic<std::uint64_t> primary_retries_{0};
 };
 
 }  // namespace rebound::pg
