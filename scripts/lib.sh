@@ -7,6 +7,7 @@ REBOUND_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libasio-dev
   libcurl4-openssl-dev libcpp-httplib-dev curl
   libpq-dev postgresql-15 libsqlite3-dev
+  libhiredis-dev redis-server
 )
 
 # Installs the packages that are missing, and only those.

@@ -34,10 +34,13 @@ void token_bucket_budget::on_success(const retry_request* last_retry) noexcept {
 ratio_budget::ratio_budget(const options& o, clock& c)
     : options_(o), clock_(c), window_(o.window) {}
 
-void ratio_budget::on_call() noexcept {
+void ratio_budget::on_call() noexcept { on_calls(1); }
+
+void ratio_budget::on_calls(std::int64_t n) noexcept {
+  if (n <= 0) return;
   const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
-  window_.add(s, 1, 0);
+  window_.add(s, n, 0);
 }
 
 bool ratio_budget::try_acquire(const retry_request&) noexcept {

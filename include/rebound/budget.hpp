@@ -94,6 +94,8 @@ class ratio_budget final : public retry_budget {
   ratio_budget() : ratio_budget(options{}) {}
 
   void on_call() noexcept override;
+  /// `n` calls at once (a batch counted elsewhere, e.g. by the Redis budget).
+  void on_calls(std::int64_t n) noexcept;
   bool try_acquire(const retry_request& r) noexcept override;
   void on_success(const retry_request*) noexcept override {}
 

@@ -454,6 +454,32 @@ TEST_F(CliTest, SimulateHedgingWithAUserPolicyFile) {
       << bad.err;
 }
 
+TEST_F(CliTest, SimulateFleetComparesPerProcessAndSharedState) {
+  const auto json_file = dir_ / "fleet.json";
+  const auto r = run(
+      {"simulate", "fleet", "--processes", "200", "--length", "40s", "--json", json_file.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("shared budget + shared breaker"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  const auto& rows = j.at("rows");
+  ASSERT_EQ(rows.size(), 4U);
+  // One budget for the fleet bounds its retries; 200 per-process floors do not.
+  EXPECT_LT(rows.at(1).at("retries_per_s_during").get<double>(),
+            rows.at(0).at("retries_per_s_during").get<double>() / 5);
+  EXPECT_LT(rows.at(3).at("detect_all_s").get<double>(),
+            rows.at(2).at("detect_all_s").get<double>());
+  auto bad = run({"simulate", "fleet", "--processes", "0"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--processes: \"0\" is out of range"), std::string::npos) << bad.err;
+  bad = run({"simulate", "fleet", "--trigger-at", "50s", "--trigger-for", "20s"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("must end within --length"), std::string::npos) << bad.err;
+  bad = run({"simulate", "outage", "--poll-interval", "1s"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--poll-interval: not used by the outage scenario"), std::string::npos)
+      << bad.err;
+}
+
 TEST_F(CliTest, SimulateRefusesWhatItWouldIgnore) {
   const auto pol = dir_ / "hedge.json";
   std::ofstream(pol) << R"({"hedge": {"delay": "10ms"}})";

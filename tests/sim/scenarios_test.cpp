@@ -238,4 +238,34 @@ TEST(HedgingTest, EveryRequestEndsAndSameSeedGivesSameNumbers) {
   EXPECT_EQ(a.events, b.events);
 }
 
+TEST(FleetTest, SharedStateBoundsTheFleetAndFindsTheOutageSooner) {
+  rebound::sim::fleet_options o;
+  o.processes = 500;
+  const auto r = rebound::sim::run_fleet(o);
+  ASSERT_EQ(r.rows.size(), 4U);
+  const auto& per_process = r.rows[0];
+  const auto& shared = r.rows[1];
+  const auto& breakers = r.rows[2];
+  const auto& shared_breaker = r.rows[3];
+  // 500 floors of 10/s allow every retry; one fleet floor (10/s) plus 10% does not.
+  EXPECT_GT(per_process.amplification_during, 3.5);
+  EXPECT_LT(shared.retries_per_s_during, 0.1 * shared.offered_per_s + o.ratio.min_per_second + 5);
+  // The shared breaker: every process knows within a poll of the first one
+  // that found out, and one probe per open period runs for the fleet.
+  ASSERT_GT(shared_breaker.detect_all_s, 0);
+  EXPECT_LT(shared_breaker.detect_all_s, breakers.detect_all_s);
+  EXPECT_LT(shared_breaker.probes_during, breakers.probes_during / 10);
+  EXPECT_LT(shared_breaker.attempts_per_s_during, breakers.attempts_per_s_during);
+  // Same seed, same numbers.
+  const auto again = rebound::sim::run_fleet(o);
+  EXPECT_EQ(again.rows[3].probes_during, shared_breaker.probes_during);
+  EXPECT_EQ(again.events, r.events);
+}
+
+TEST(FleetTest, RefusesAnOutageThatEndsAfterTheRun) {
+  rebound::sim::fleet_options o;
+  o.trigger_at = std::chrono::seconds(50);
+  EXPECT_THROW((void)rebound::sim::run_fleet(o), std::invalid_argument);
+}
+
 }  // namespace

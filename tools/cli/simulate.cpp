@@ -403,13 +403,96 @@ int run_hedging(const simulate_options& o, const std::vector<sim::strategy>& use
   return exit_code::ok;
 }
 
+int run_fleet(const simulate_options& o) {
+  sim::fleet_options c;
+  c.processes =
+      static_cast<int>(number_flag(o.processes, "--processes", 1, 100000, c.processes, true));
+  c.rate_per_process = number_flag(o.rate, "--rate", 0.001, 10000, c.rate_per_process, false);
+  c.length = duration_flag(o.length, "--length", c.length, std::chrono::seconds(1),
+                           std::chrono::hours(24));
+  c.trigger_at =
+      duration_flag(o.trigger_at, "--trigger-at", c.trigger_at, duration::zero(), c.length);
+  c.trigger_for = duration_flag(o.trigger_for, "--trigger-for", c.trigger_for,
+                                std::chrono::seconds(1), c.length);
+  c.poll_interval = duration_flag(o.poll_interval, "--poll-interval", c.poll_interval,
+                                  std::chrono::milliseconds(1), std::chrono::minutes(1));
+  c.seed = o.seed_value;
+  if (c.trigger_at + c.trigger_for > c.length) {
+    throw config_error("--trigger-for", "the outage (" + format_duration(c.trigger_at) + " + " +
+                                            format_duration(c.trigger_for) +
+                                            ") must end within --length " +
+                                            format_duration(c.length));
+  }
+  if (c.processes * c.rate_per_process * std::chrono::duration<double>(c.length).count() > 2e7) {
+    throw config_error("--rate",
+                       "processes x rate x length is over 20 million requests; shorten --length");
+  }
+  const auto r = sim::run_fleet(c);
+  std::printf(
+      "fleet: %d processes x %.3g requests/s; the dependency refuses every connection from %s "
+      "for %s; 3 retries (100ms..1s, full jitter) under a ratio budget (10%%, 10/s floor); "
+      "breakers open after 5 failures for 5s; shared state polled every %s; seed %llu\n\n",
+      c.processes, c.rate_per_process, format_duration(c.trigger_at).c_str(),
+      format_duration(c.trigger_for).c_str(), format_duration(c.poll_interval).c_str(),
+      static_cast<unsigned long long>(c.seed));
+  std::printf("%-32s %11s %12s %11s %6s %11s %11s %7s %14s\n", "strategy", "offered/s",
+              "attempts/s", "retries/s", "amp", "detect p50", "detect all", "probes",
+              "goodput after");
+  json rows = json::array();
+  std::vector<svg::series> load;
+  for (const auto& row : r.rows) {
+    const auto secs = [](double v) {
+      char buf[32];
+      if (v < 0) return std::string("-");
+      std::snprintf(buf, sizeof buf, "%.2fs", v);
+      return std::string(buf);
+    };
+    std::printf("%-32s %11.0f %12.0f %11.0f %6.2f %11s %11s %7llu %13.1f%%\n", row.strategy.c_str(),
+                row.offered_per_s, row.attempts_per_s_during, row.retries_per_s_during,
+                row.amplification_during, secs(row.detect_p50_s).c_str(),
+                secs(row.detect_all_s).c_str(), static_cast<unsigned long long>(row.probes_during),
+                100 * row.goodput_after);
+    rows.push_back({{"strategy", row.strategy},
+                    {"offered_per_s", row.offered_per_s},
+                    {"attempts_per_s_during", row.attempts_per_s_during},
+                    {"retries_per_s_during", row.retries_per_s_during},
+                    {"amplification_during", row.amplification_during},
+                    {"detect_p50_s", row.detect_p50_s},
+                    {"detect_all_s", row.detect_all_s},
+                    {"probes_during", row.probes_during},
+                    {"goodput_after", row.goodput_after}});
+    load.push_back({row.strategy, {row.attempts_per_s_during, row.retries_per_s_during}});
+  }
+  std::printf("\n%llu events simulated\n", static_cast<unsigned long long>(r.events));
+  if (o.json) {
+    write_file(*o.json,
+               json{{"scenario", "fleet"},
+                    {"seed", c.seed},
+                    {"processes", c.processes},
+                    {"rate_per_process", c.rate_per_process},
+                    {"rows", rows},
+                    {"events", r.events}}
+                       .dump(2) +
+                   "\n",
+               "--json");
+  }
+  if (o.svg) {
+    write_file(*o.svg,
+               svg::bars("Load on the dependency during the outage (per second)", "/s",
+                         {"attempts", "retries"}, load),
+               "--svg");
+  }
+  return exit_code::ok;
+}
+
 }  // namespace
 
 CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   auto* s = app.add_subcommand("simulate",
                                "Simulate what a policy does to a fleet: contention, "
-                               "outage, replica-lag, layers, hedging");
-  s->add_option("scenario", o.scenario, "contention | outage | replica-lag | layers | hedging")
+                               "outage, replica-lag, layers, hedging, fleet");
+  s->add_option("scenario", o.scenario,
+                "contention | outage | replica-lag | layers | hedging | fleet")
       ->type_name("SCENARIO");
   s->add_option("--seed", o.seed, "Random seed (default 1): same seed, same numbers")
       ->type_name("N");
@@ -426,18 +509,19 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   s->add_option("--trials", o.trials, "contention: trials per point (100)")->type_name("N");
   s->add_option(
        "--rate", o.rate,
-       "outage: requests/s offered (1000); replica-lag: writes/s (200); hedging: requests/s (200)")
+       "outage: requests/s offered (1000); replica-lag: writes/s (200); hedging: requests/s "
+       "(200); fleet: requests/s per process (1)")
       ->type_name("X");
   s->add_option("--capacity", o.capacity, "outage: requests per second served (1500)")
       ->type_name("X");
   s->add_option("--queue", o.queue, "outage: server queue places (2000)")->type_name("N");
   s->add_option("--timeout", o.timeout, "outage: client timeout per attempt (1s)")
       ->type_name("DUR");
-  s->add_option("--length", o.length, "outage, replica-lag, hedging: simulated time (60s)")
+  s->add_option("--length", o.length, "outage, replica-lag, hedging, fleet: simulated time (60s)")
       ->type_name("DUR");
-  s->add_option("--trigger-at", o.trigger_at, "outage: when the trigger starts (10s)")
+  s->add_option("--trigger-at", o.trigger_at, "outage, fleet: when the trigger starts (10s)")
       ->type_name("DUR");
-  s->add_option("--trigger-for", o.trigger_for, "outage: how long it lasts (10s)")
+  s->add_option("--trigger-for", o.trigger_for, "outage: how long it lasts (10s); fleet (20s)")
       ->type_name("DUR");
   s->add_option("--trigger-capacity", o.trigger_capacity,
                 "outage: capacity factor during the trigger, 0 = full outage (0.3)")
@@ -458,6 +542,11 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   s->add_option("--slow-probability", o.slow_probability,
                 "hedging: share of answers in the 0.2s..1s slow tail (0.05)")
       ->type_name("X");
+  s->add_option("--processes", o.processes, "fleet: processes sharing the dependency (1000)")
+      ->type_name("N");
+  s->add_option("--poll-interval", o.poll_interval,
+                "fleet: how often a process reads the shared breaker state (100ms)")
+      ->type_name("DUR");
   return s;
 }
 
@@ -466,7 +555,7 @@ int simulate_main(simulate_options& o) {
     if (o.scenario.empty()) {
       throw config_error(
           "simulate",
-          "no scenario given; allowed: contention, outage, replica-lag, layers, hedging");
+          "no scenario given; allowed: contention, outage, replica-lag, layers, hedging, fleet");
     }
     if (o.seed)
       o.seed_value = static_cast<std::uint64_t>(number_flag(o.seed, "--seed", 0, 1e15, 1, true));
@@ -496,11 +585,28 @@ int simulate_main(simulate_options& o) {
         {&o.failure_rate, "--failure-rate"}};
     const std::vector<std::pair<const std::optional<std::string>*, const char*>> hedging_flags = {
         {&o.latency_median, "--latency-median"}, {&o.slow_probability, "--slow-probability"}};
+    const std::vector<std::pair<const std::optional<std::string>*, const char*>> fleet_flags = {
+        {&o.processes, "--processes"}, {&o.poll_interval, "--poll-interval"}};
     auto refuse = [&](const auto& flags) {
       for (const auto& [v, name] : flags) {
         if (*v) throw config_error(name, "not used by the " + o.scenario + " scenario");
       }
     };
+    if (o.scenario != "fleet") refuse(fleet_flags);
+    if (o.scenario == "fleet") {
+      refuse(hedging_flags);
+      refuse(contention_flags);
+      refuse(layers_flags);
+      refuse(replica_flags);
+      for (const auto& [v, name] : outage_flags) {
+        const std::string n = name;
+        if (*v && n != "--rate" && n != "--length" && n != "--trigger-at" && n != "--trigger-for") {
+          throw config_error(name, "not used by the fleet scenario");
+        }
+      }
+      if (!o.policies.empty()) throw config_error("--policy", "not used by the fleet scenario");
+      return run_fleet(o);
+    }
     if (o.scenario == "contention") {
       refuse(hedging_flags);
       refuse(outage_flags);
@@ -549,7 +655,7 @@ int simulate_main(simulate_options& o) {
     }
     throw config_error("simulate", "unknown scenario \"" + o.scenario +
                                        "\"; allowed: contention, outage, replica-lag, layers, "
-                                       "hedging");
+                                       "hedging, fleet");
   } catch (const config_error& e) {
     return usage_error(e.what());
   }

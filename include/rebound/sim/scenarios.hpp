@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "rebound/breaker.hpp"
+#include "rebound/budget.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/policy.hpp"
 
@@ -222,5 +223,51 @@ struct hedging_result {
 /// p90 or p95; one hedge after 10 ms limited by a 5% ratio budget.
 [[nodiscard]] std::vector<strategy> default_hedging_strategies();
 [[nodiscard]] hedging_result run_hedging(const hedging_options& o);
+
+// ---- fleet ---------------------------------------------------------------
+
+/// `processes` processes each send `rate_per_process` requests per second to
+/// one dependency, which refuses every connection from `trigger_at` for
+/// `trigger_for`. Each request is retried up to 3 times (exponential 100ms..1s,
+/// full jitter) under a ratio budget (`ratio`), with per-process budgets and
+/// breakers, or with one budget and one breaker view shared by the fleet (as
+/// rebound::redis provides: a shared open state seen at each process's next
+/// poll, `poll_interval`, and one fleet-wide half-open probe).
+struct fleet_options {
+  int processes = 1000;
+  double rate_per_process = 1.0;
+  duration length = std::chrono::seconds(60);
+  duration trigger_at = std::chrono::seconds(10);
+  duration trigger_for = std::chrono::seconds(20);
+  duration latency = std::chrono::milliseconds(20);  ///< answer time when up
+  ratio_budget::options ratio{.ratio = 0.1, .min_per_second = 10};
+  breaker_options breaker{.failure_threshold = 5, .open_duration = std::chrono::seconds(5)};
+  duration poll_interval = std::chrono::milliseconds(100);
+  std::uint64_t seed = 1;
+};
+
+struct fleet_row {
+  std::string strategy;
+  double offered_per_s = 0;          ///< logical requests per second, fleet-wide, during the outage
+  double attempts_per_s_during = 0;  ///< attempts reaching the dependency per second, during
+  double retries_per_s_during = 0;   ///< of which retries
+  double amplification_during = 0;   ///< attempts / offered, during
+  /// From the outage's start until half the fleet knows of it (its own
+  /// breaker opened, or it saw the shared open state at a poll), and until
+  /// every process does (-1: no breakers, or some process never knew).
+  double detect_p50_s = -1;
+  double detect_all_s = -1;
+  std::uint64_t probes_during = 0;  ///< half-open probes sent during the outage
+  double goodput_after = 0;         ///< share of requests that succeeded after the outage
+};
+
+struct fleet_result {
+  std::vector<fleet_row> rows;
+  std::uint64_t events = 0;
+};
+
+/// Per-process budgets; one shared budget; per-process budgets and
+/// breakers; a shared budget and a shared breaker.
+[[nodiscard]] fleet_result run_fleet(const fleet_options& o);
 
 }  // namespace rebound::sim

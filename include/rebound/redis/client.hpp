@@ -1,0 +1,187 @@
+// rebound/redis/client.hpp: a small Redis link that never makes a caller wait long.
+//
+// The fleet-wide budget and breaker (rebound/redis/shared.hpp) talk to Redis
+// through one `link`. Every command is bounded by `command_timeout` (the
+// wait for the link included); a Redis that is down, slow or hung costs a
+// caller at most that, once: the link is then marked unavailable, calls
+// return nothing at once, and a background thread reconnects with back-off.
+//
+//   auto link = std::make_shared<rebound::redis::link>(rebound::redis::options{
+//       .host = "127.0.0.1", .port = 6379, .key_prefix = "myapp"});
+//   link->on_status([](const rebound::redis::status_event& e) { log(e.message); });
+//
+// Credentials (password, username) are sent with AUTH and never appear in
+// messages, events or errors.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "rebound/clock.hpp"
+
+struct redisContext;
+
+namespace rebound::redis {
+
+/// What the shared budget and breaker do while Redis is unavailable.
+enum class fallback_mode : std::uint8_t {
+  local,  ///< decide with the process's own budget and breaker (the default)
+  open,   ///< fail open: grant retries, trust only the local breaker
+  closed  ///< fail closed: refuse retries
+};
+[[nodiscard]] std::string_view to_string(fallback_mode m) noexcept;
+
+struct options {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string username{};  ///< ACL user; empty: the default user
+  std::string password{};  ///< never logged
+  /// Every key rebound writes starts with this (and ':').
+  std::string key_prefix = "rebound";
+  duration connect_timeout = std::chrono::milliseconds(100);
+  /// The most a command may take, the wait for the link included.
+  duration command_timeout = std::chrono::milliseconds(20);
+  /// Reconnection back-off after Redis became unavailable.
+  duration reconnect_min = std::chrono::milliseconds(100);
+  duration reconnect_max = std::chrono::seconds(5);
+  /// Shared budget: local deposits (calls, refunds) are flushed this often,
+  /// or as soon as `max_batch` of them wait.
+  duration flush_interval = std::chrono::milliseconds(100);
+  int max_batch = 1000;
+  /// Shared budget: retries leased per round trip, and how long an unused
+  /// lease stays valid.
+  int lease_size = 10;
+  duration lease_ttl = std::chrono::seconds(1);
+  /// Shared breaker: how often the shared state is read.
+  duration poll_interval = std::chrono::milliseconds(100);
+  fallback_mode fallback = fallback_mode::local;
+
+  /// Checks every field; throws rebound::config_error naming the first bad one.
+  void validate() const;
+  friend bool operator==(const options&, const options&) = default;
+};
+
+/// Options from JSON (all keys optional): {"host": "10.0.0.5", "port": 6379,
+/// "username": "app", "password": "...", "key_prefix": "myapp",
+/// "connect_timeout": "100ms", "command_timeout": "20ms", "reconnect_min": "100ms",
+/// "reconnect_max": "5s", "flush_interval": "100ms", "max_batch": 1000,
+/// "lease_size": 10, "lease_ttl": "1s", "poll_interval": "100ms",
+/// "fallback": "local"|"open"|"closed"}. Throws rebound::config_error.
+[[nodiscard]] options options_from_json(std::string_view json, options base = {});
+/// PREFIX_HOST, PREFIX_PORT, PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_KEY_PREFIX,
+/// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_MIN,
+/// PREFIX_RECONNECT_MAX, PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH, PREFIX_LEASE_SIZE,
+/// PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK over `base`; another
+/// name under the prefix is an error. Values are never echoed for PASSWORD.
+[[nodiscard]] options apply_env(options base, std::string_view prefix,
+                                const std::map<std::string, std::string>& vars);
+[[nodiscard]] options apply_env(options base, std::string_view prefix);
+
+/// One Redis reply.
+struct reply {
+  enum class kind : std::uint8_t { nil, integer, string, array, status, error };
+  kind type = kind::nil;
+  long long integer = 0;
+  std::string text{};  ///< string, status and error replies
+  std::vector<reply> elements{};
+};
+
+/// The link's health changed.
+struct status_event {
+  enum class kind : std::uint8_t { connected, unavailable, restored };
+  kind type = kind::connected;
+  std::string message;  ///< "redis 127.0.0.1:6379 unavailable (timeout after 20ms); ..."
+};
+
+/// A Lua script, called by EVALSHA (loaded again when the server forgot it).
+struct script {
+  std::string source;
+  std::string sha1;  ///< filled in on first use
+};
+
+class link {
+ public:
+  /// Connects in the background; calls return nothing until it is up.
+  explicit link(options o);
+  link(const link&) = delete;
+  link& operator=(const link&) = delete;
+  ~link();
+
+  /// One command, bounded by command_timeout. Nothing when Redis is
+  /// unavailable, too slow, or the link stayed busy for the whole timeout.
+  /// A server error reply (e.g. WRONGTYPE) is a reply, of kind error.
+  [[nodiscard]] std::optional<reply> call(const std::vector<std::string>& argv);
+  /// EVALSHA, or EVAL when the server does not know the script.
+  [[nodiscard]] std::optional<reply> eval(script& s, const std::vector<std::string>& keys,
+                                          const std::vector<std::string>& args);
+
+  /// Connected and not known to be down.
+  [[nodiscard]] bool available() const noexcept { return up_.load(std::memory_order_acquire); }
+  /// Blocks until available() or `limit` passes (a real wait, for tests and start-up).
+  bool wait_until_available(std::chrono::milliseconds limit) const;
+  /// Runs `task` on the link's thread every `interval` (flushes, polls).
+  /// Returns an id for cancel().
+  std::uint64_t every(duration interval, std::function<void()> fn);
+  /// Removes a task; when it is running, waits for it to finish. Not from a task.
+  void cancel(std::uint64_t id);
+  /// Receives health changes (on the thread that noticed them, without the
+  /// link's lock held).
+  void on_status(std::function<void(const status_event&)> listener);
+  /// Commands sent so far (for tests and metrics).
+  [[nodiscard]] std::uint64_t commands() const noexcept {
+    return commands_.load(std::memory_order_relaxed);
+  }
+  /// `key_prefix:` + name.
+  [[nodiscard]] std::string key(std::string_view name) const;
+  [[nodiscard]] const options& settings() const noexcept { return options_; }
+  /// Wakes the link's thread (to flush now).
+  void poke();
+
+ private:
+  void run();
+  bool connect_locked(std::string& why);
+  std::optional<status_event> mark_down_locked(const std::string& why);
+  void emit(status_event e);
+
+  options options_;
+  std::string where_;  // "host:port", for messages
+  std::timed_mutex mu_;
+  redisContext* ctx_ = nullptr;
+  std::atomic<bool> up_{false};
+  bool ever_up_ = false;
+  duration backoff_{};
+  std::chrono::steady_clock::time_point next_connect_{};
+  std::atomic<std::uint64_t> commands_{0};
+
+  std::mutex tasks_mu_;
+  std::condition_variable tasks_cv_;
+  struct task {
+    std::uint64_t id;
+    duration interval;
+    std::chrono::steady_clock::time_point due;
+    std::function<void()> fn;
+  };
+  std::vector<task> tasks_;
+  std::uint64_t next_task_ = 1;
+  std::mutex run_mu_;  // held while tasks run
+  bool stopping_ = false;
+  bool poked_ = false;
+  mutable std::mutex status_mu_;
+  mutable std::condition_variable status_cv_;
+  std::vector<std::function<void(const status_event&)>> listeners_;
+  std::thread thread_;
+};
+
+}  // namespace rebound::redis

@@ -1,0 +1,119 @@
+// rebound/redis/shared.hpp: one retry budget and one breaker view for a whole fleet.
+//
+// A per-process budget bounds each process's retry ratio, but its floor does
+// not scale: 10 free retries per second per process is 10,000 per second
+// across 1,000 processes, all aimed at a dependency that is already down. And
+// each process's breaker has to discover an outage on its own. Here the
+// budget's counts and the breaker's open state live in Redis, keyed by the
+// dependency's name, and are computed atomically there (Lua).
+//
+//   auto link = std::make_shared<rebound::redis::link>(redis_options);
+//   auto budget = std::make_shared<rebound::redis::shared_budget>(
+//       link, "payments-api", rebound::redis::shared_budget::ratio{.ratio = 0.1, .min_per_second =
+//       10});
+//   auto policy = rebound::retry_policy{}.budget(budget);   // same interface as the local budgets
+//
+// The success path never waits on Redis: calls and refunds are counted in
+// local atomics and flushed in the background (every flush_interval, or at
+// max_batch). A retry decision uses a locally leased allowance when it has
+// one, else one round trip that leases up to lease_size more. While Redis is
+// unavailable the budget decides with a local budget of the same settings
+// (or fails open or closed, as configured), and shares again once it is back.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+
+#include "rebound/breaker.hpp"
+#include "rebound/budget.hpp"
+#include "rebound/redis/client.hpp"
+
+namespace rebound::redis {
+
+/// A retry budget shared by every process that uses the same Redis, key
+/// prefix and dependency name.
+class shared_budget final : public retry_budget {
+ public:
+  /// Finagle-style: fleet-wide retries over the last `window` <= ratio * calls
+  /// + min_per_second * window seconds. The floor is for the whole fleet.
+  using ratio = ratio_budget::options;
+  /// AWS-style token bucket shared by the fleet: a retry costs retry_cost
+  /// (timeout_retry_cost after a timeout), a first-try success refunds success_refund.
+  using token_bucket = token_bucket_budget::options;
+
+  shared_budget(std::shared_ptr<link> l, std::string dependency, ratio o);
+  shared_budget(std::shared_ptr<link> l, std::string dependency, token_bucket o);
+  ~shared_budget() override;
+
+  void on_call() noexcept override;
+  bool try_acquire(const retry_request& r) noexcept override;
+  void on_success(const retry_request* last_retry) noexcept override;
+  void on_failure() noexcept override;
+
+  /// Sends the pending deposits now (normally the link's thread does).
+  void flush();
+  /// Retries granted from Redis (leases included) and decided locally.
+  [[nodiscard]] std::uint64_t shared_decisions() const noexcept { return shared_.load(); }
+  [[nodiscard]] std::uint64_t fallback_decisions() const noexcept { return fallback_.load(); }
+  [[nodiscard]] const std::string& dependency() const noexcept { return dependency_; }
+
+ private:
+  bool fallback(const retry_request& r) noexcept;
+  [[nodiscard]] int units(const retry_request& r) const noexcept;
+
+  std::shared_ptr<link> link_;
+  std::string dependency_;
+  std::string key_;
+  std::variant<ratio, token_bucket> settings_;
+  std::shared_ptr<retry_budget> local_;   // the fallback, kept warm
+  std::int64_t max_batch_;
+  std::atomic<std::int64_t> pending_{0};  // calls (ratio) or refund tokens (bucket) to flush
+  std::mutex lease_mu_;
+  int leased_ = 0;  // retries (ratio) or tokens (bucket) granted but not used
+  std::chrono::steady_clock::time_point lease_until_{};
+  std::atomic<std::uint64_t> shared_{0};
+  std::atomic<std::uint64_t> fallback_{0};
+  std::uint64_t task_ = 0;  // the link's flush task
+};
+
+/// A circuit breaker whose open state is shared through Redis. When one
+/// process's breaker opens, it publishes the open state until its next probe
+/// time; every process then rejects at once. In half-open, at most
+/// `fleet_probes` probes run across the fleet. Interface as circuit_breaker.
+class shared_breaker {
+ public:
+  shared_breaker(std::shared_ptr<link> l, std::string dependency, const breaker_options& o = {},
+                 int fleet_probes = 1);
+  ~shared_breaker();
+  shared_breaker(const shared_breaker&) = delete;
+  shared_breaker& operator=(const shared_breaker&) = delete;
+
+  [[nodiscard]] breaker_permit try_acquire();
+  void record(const breaker_permit& permit, bool succeeded);
+  /// This process's view: open while the shared state (or the local breaker) is open.
+  [[nodiscard]] breaker_state state() const;
+  /// Reads the shared state now (normally every poll_interval).
+  void poll();
+  [[nodiscard]] const circuit_breaker& local() const noexcept { return local_; }
+
+ private:
+  void publish_open();
+  void publish_closed();
+
+  std::shared_ptr<link> link_;
+  std::string dependency_;
+  std::string open_key_;
+  std::string half_key_;
+  std::string probes_key_;
+  breaker_options options_;
+  int fleet_probes_;
+  circuit_breaker local_;
+  std::atomic<std::int64_t> shared_open_until_{0};  // steady ns; 0: not open
+  std::atomic<bool> shared_half_open_{false};
+  std::uint64_t task_ = 0;  // the link's poll task
+};
+
+}  // namespace rebound::redis

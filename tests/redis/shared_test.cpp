@@ -1,0 +1,274 @@
+// The fleet-wide budget and breaker against a real redis-server on loopback
+// (tools/redis_server), started by the tests and stopped afterwards.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "rebound/config.hpp"
+#include "rebound/redis/shared.hpp"
+#include "redis_server.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::redis::link;
+using rebound::redis::shared_breaker;
+using rebound::redis::shared_budget;
+
+rebound::redis::options options_for(const rebound::testing::redis_server& s,
+                                    const std::string& prefix) {
+  rebound::redis::options o;
+  o.port = s.port();
+  o.key_prefix = prefix;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 100ms;
+  return o;
+}
+
+std::shared_ptr<link> connected(const rebound::redis::options& o) {
+  auto l = std::make_shared<link>(o);
+  EXPECT_TRUE(l->wait_until_available(5s));  // a real wait: the link connects in the background
+  return l;
+}
+
+TEST(SharedBudget, TwoClientsTogetherNeverExceedTheRatioBudget) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t1");
+  o.lease_size = 3;
+  auto a_link = connected(o);
+  auto b_link = connected(o);
+  // No calls deposited: the fleet's floor alone, 2/s over 10 s = 20 retries.
+  const shared_budget::ratio r{.ratio = 0.1, .min_per_second = 2, .window = 10s};
+  shared_budget a(a_link, "payments", r);
+  shared_budget b(b_link, "payments", r);
+  int granted = 0;
+  for (int i = 0; i < 100; ++i) {
+    granted += a.try_acquire({}) ? 1 : 0;
+    granted += b.try_acquire({}) ? 1 : 0;
+  }
+  EXPECT_LE(granted, 20);
+  EXPECT_GE(granted, 20 - 2 * (o.lease_size - 1));  // leases may hold a few back
+  EXPECT_EQ(a.fallback_decisions() + b.fallback_decisions(), 0U);
+  // Two local budgets would have granted 20 each.
+  rebound::ratio_budget local_a(r);
+  rebound::ratio_budget local_b(r);
+  int local = 0;
+  for (int i = 0; i < 100; ++i)
+    local += (local_a.try_acquire({}) ? 1 : 0) + (local_b.try_acquire({}) ? 1 : 0);
+  EXPECT_EQ(local, 40);
+}
+
+TEST(SharedBudget, TwoClientsShareOneTokenBucket) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t2");
+  o.lease_size = 2;
+  auto a_link = connected(o);
+  auto b_link = connected(o);
+  const shared_budget::token_bucket tb{.capacity = 50, .retry_cost = 5};
+  shared_budget a(a_link, "search", tb);
+  shared_budget b(b_link, "search", tb);
+  int granted = 0;
+  for (int i = 0; i < 40; ++i) granted += (a.try_acquire({}) ? 1 : 0) + (b.try_acquire({}) ? 1 : 0);
+  EXPECT_LE(granted, 10);  // 50 tokens / 5
+  EXPECT_GE(granted, 8);
+  // Successes refund the fleet (batched): 40 first-try successes = 40 tokens = 8 retries.
+  for (int i = 0; i < 40; ++i) a.on_success(nullptr);
+  a.flush();
+  int after = 0;
+  for (int i = 0; i < 20; ++i) after += b.try_acquire({}) ? 1 : 0;
+  EXPECT_GE(after, 7);
+  EXPECT_LE(after, 8 + 1);
+}
+
+TEST(SharedBudget, TheSuccessPathBatchesItsDeposits) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t3");
+  o.flush_interval = 50ms;
+  auto l = connected(o);
+  shared_budget budget(l, "catalog", shared_budget::ratio{});
+  const auto before = l->commands();
+  constexpr int calls = 20000;
+  for (int i = 0; i < calls; ++i) {
+    budget.on_call();
+    budget.on_success(nullptr);
+  }
+  budget.flush();
+  const auto used = l->commands() - before;
+  EXPECT_LT(static_cast<double>(used) / calls, 0.01)
+      << used << " commands for " << calls << " calls";
+  // The deposits arrived: the hash holds all the calls.
+  const auto fields = l->call({"HGETALL", "t3:budget:catalog"});
+  ASSERT_TRUE(fields);
+  long long deposited = 0;
+  for (std::size_t i = 0; i + 1 < fields->elements.size(); i += 2) {
+    if (fields->elements[i].text.starts_with("c"))
+      deposited += std::stoll(fields->elements[i + 1].text);
+  }
+  EXPECT_EQ(deposited, calls);
+}
+
+TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t4");
+  o.command_timeout = 20ms;
+  o.lease_size = 1;
+  auto l = connected(o);
+  std::atomic<int> down_events{0};
+  l->on_status([&](const rebound::redis::status_event& e) {
+    if (e.type == rebound::redis::status_event::kind::unavailable) ++down_events;
+  });
+  shared_budget budget(l, "orders", shared_budget::ratio{.ratio = 0.5, .min_per_second = 100});
+  ASSERT_TRUE(budget.try_acquire({}));
+  EXPECT_EQ(budget.shared_decisions(), 1U);
+
+  server.stop();
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    (void)budget.try_acquire({});
+    // Never more than the command timeout (plus scheduling slack) per decision.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
+  }
+  EXPECT_GE(budget.fallback_decisions(), 19U);
+  EXPECT_EQ(down_events.load(), 1);
+
+  server.start();
+  ASSERT_TRUE(l->wait_until_available(5s));
+  const auto shared_before = budget.shared_decisions();
+  EXPECT_TRUE(budget.try_acquire({}));
+  EXPECT_EQ(budget.shared_decisions(), shared_before + 1);
+}
+
+TEST(SharedBudget, AHungRedisCostsAtMostTheTimeout) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t5");
+  o.command_timeout = 30ms;
+  o.lease_size = 1;
+  o.fallback = rebound::redis::fallback_mode::closed;
+  auto l = connected(o);
+  shared_budget budget(l, "ledger", shared_budget::ratio{.ratio = 0.5, .min_per_second = 100});
+  ASSERT_TRUE(budget.try_acquire({}));
+  server.pause();  // accepts nothing, answers nothing, closes nothing
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(budget.try_acquire({}));  // fail closed
+  EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
+  EXPECT_FALSE(l->available());
+  const auto again = std::chrono::steady_clock::now();
+  EXPECT_FALSE(budget.try_acquire({}));  // known down: no wait at all
+  EXPECT_LT(std::chrono::steady_clock::now() - again, 50ms);
+  server.resume();
+}
+
+TEST(SharedBreaker, AnOpenBreakerPublishedByOneClientIsSeenByAnother) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t6");
+  o.poll_interval = 20ms;
+  auto a_link = connected(o);
+  auto b_link = connected(o);
+  const rebound::breaker_options bo{.failure_threshold = 3, .open_duration = 400ms};
+  shared_breaker a(a_link, "inventory", bo);
+  shared_breaker b(b_link, "inventory", bo);
+  for (int i = 0; i < 3; ++i) {
+    auto p = a.try_acquire();
+    ASSERT_TRUE(p);
+    a.record(p, false);
+  }
+  EXPECT_EQ(a.state(), rebound::breaker_state::open);
+  b.poll();  // as its poll task does every 20 ms
+  EXPECT_EQ(b.state(), rebound::breaker_state::open);
+  EXPECT_FALSE(b.try_acquire());  // rejected at once, without a call of its own
+  EXPECT_EQ(b.local().state(), rebound::breaker_state::closed);  // b itself saw no failure
+
+  // After the open time, one probe for the whole fleet.
+  std::this_thread::sleep_for(450ms);  // the shared state expires in Redis, in real time
+  a.poll();
+  b.poll();
+  auto pa = a.try_acquire();
+  auto pb = b.try_acquire();
+  EXPECT_EQ((pa ? 1 : 0) + (pb ? 1 : 0), 1);
+  auto& prober = pa ? a : b;
+  prober.record(pa ? pa : pb, true);  // the probe succeeded: closed for everyone
+  a.poll();
+  b.poll();
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_TRUE(a.try_acquire());
+}
+
+TEST(RedisLink, WrongPasswordNeverShowsThePassword) {
+  rebound::testing::redis_server server({.password = "right-secret"});
+  auto o = options_for(server, "t7");
+  o.password = "wrong-secret-123";
+  std::vector<std::string> messages;
+  std::mutex mu;
+  link l(o);
+  l.on_status([&](const rebound::redis::status_event& e) {
+    std::lock_guard lock(mu);
+    messages.push_back(e.message);
+  });
+  EXPECT_FALSE(l.wait_until_available(300ms));
+  std::lock_guard lock(mu);
+  for (const auto& m : messages) EXPECT_EQ(m.find("secret"), std::string::npos) << m;
+
+  o.password = "right-secret";
+  link good(o);
+  EXPECT_TRUE(good.wait_until_available(5s));
+  const auto pong = good.call({"PING"});
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->text, "PONG");
+}
+
+TEST(RedisOptions, FromJsonAndEnvironment) {
+  auto o = rebound::redis::options_from_json(
+      R"({"host": "10.0.0.5", "port": 6380, "password": "p", "key_prefix": "app",
+          "command_timeout": "15ms", "lease_size": 20, "fallback": "closed"})");
+  EXPECT_EQ(o.host, "10.0.0.5");
+  EXPECT_EQ(o.port, 6380);
+  EXPECT_EQ(o.command_timeout, 15ms);
+  EXPECT_EQ(o.lease_size, 20);
+  EXPECT_EQ(o.fallback, rebound::redis::fallback_mode::closed);
+  o = rebound::redis::apply_env(o, "APP_REDIS",
+                                {{"APP_REDIS_PORT", "7000"},
+                                 {"APP_REDIS_FALLBACK", "open"},
+                                 {"APP_REDIS_FLUSH_INTERVAL", "250ms"}});
+  EXPECT_EQ(o.port, 7000);
+  EXPECT_EQ(o.fallback, rebound::redis::fallback_mode::open);
+  EXPECT_EQ(o.flush_interval, 250ms);
+}
+
+TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
+  const auto expect = [](const std::function<void()>& f, const std::string& field,
+                         const std::string& text) {
+    try {
+      f();
+      ADD_FAILURE() << "accepted";
+    } catch (const rebound::config_error& e) {
+      EXPECT_EQ(e.field(), field) << e.what();
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+    }
+  };
+  using rebound::redis::apply_env;
+  using rebound::redis::options_from_json;
+  expect([] { (void)options_from_json(R"({"port": 70000})"); }, "port", "1..65535");
+  expect([] { (void)options_from_json(R"({"command_timeout": "0"})"); }, "command_timeout", "1ms");
+  expect([] { (void)options_from_json(R"({"fallback": "maybe"})"); }, "fallback",
+         "allowed: local, open, closed");
+  expect([] { (void)options_from_json(R"({"hots": "x"})"); }, "hots", "unknown key");
+  expect([] { (void)options_from_json(R"({"password": 1234})"); }, "password", "expected a string");
+  expect([] { (void)options_from_json(R"({"password": "hunter2", )"); }, "(document)",
+         "not valid JSON");
+  expect([] { (void)apply_env({}, "R", {{"R_LEASE_SIZE", "0"}}); }, "R_LEASE_SIZE", "1..10000");
+  expect(
+      [] {
+        (void)apply_env({}, "R", {{"R_PASWORD", "hunter2"}});
+      },
+      "R_PASWORD", "names no Redis option");
+  expect(
+      [] {
+        (void)apply_env({}, "R", {{"R_RECONNECT_MAX", "1ms"}, {"R_RECONNECT_MIN", "1s"}});
+      },
+      "R_RECONNECT_MAX", "out of range");
+}
+
+}  // namespace

@@ -1,0 +1,42 @@
+// A real redis-server on loopback, for tests and benchmarks. Not installed.
+//
+//   rebound::testing::redis_server redis;        // a free port, no persistence
+//   options.port = redis.port();
+//   redis.stop(); ... redis.start();             // the same port again
+//
+// The server is this process's child and dies with it (PR_SET_PDEATHSIG).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace rebound::testing {
+
+class redis_server {
+ public:
+  struct options {
+    std::string password{};  ///< requirepass, when not empty
+  };
+  redis_server();
+  explicit redis_server(options o);
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+  ~redis_server();
+
+  [[nodiscard]] int port() const noexcept { return port_; }
+  /// Stops the server (SIGTERM, bounded wait, then SIGKILL).
+  void stop();
+  /// Starts it again on the same port; waits until it answers PING.
+  void start();
+  /// SIGSTOP / SIGCONT: a server that hangs without closing connections.
+  void pause();
+  void resume();
+  [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
+
+ private:
+  options options_;
+  int port_ = 0;
+  int pid_ = -1;
+};
+
+}  // namespace rebound::testing
