@@ -37,7 +37,10 @@ struct retry_request {
 };
 
 /// A thread-safe retry budget. Implementations must be safe to call from
-/// many threads at once and must not block for long (no I/O).
+/// many threads at once and must not block for long: the local budgets do no
+/// I/O; the Redis budget (rebound/redis/shared.hpp) makes at most one round
+/// trip per retry decision, bounded by its command timeout, and none on the
+/// success path.
 class retry_budget {
  public:
   virtual ~retry_budget() = default;
