@@ -68,7 +68,7 @@ class shared_budget final : public retry_budget {
   std::string dependency_;
   std::string key_;
   std::variant<ratio, token_bucket> settings_;
-  std::shared_ptr<retry_budget> local_;   // the fallback, kept warm
+  std::shared_ptr<retry_budget> local_;  // the fallback, kept warm
   std::int64_t max_batch_;
   std::atomic<std::int64_t> pending_{0};  // calls (ratio) or refund tokens (bucket) to flush
   std::mutex lease_mu_;
