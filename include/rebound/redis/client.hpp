@@ -157,7 +157,42 @@ class link {
 
   options options_;
   std::string where_;  // "host:port", for messages
-  std::timed_mutex mu_;
+  // A mutex with a timed lock, built on a condition variable: std::timed_mutex
+  // uses pthread_mutex_clocklock, which ThreadSanitizer does not see.
+  class timed_lockable {
+   public:
+    void lock() {
+      std::unique_lock l(m_);
+      cv_.wait(l, [this] { return !held_; });
+      held_ = true;
+    }
+    bool try_lock() {
+      std::lock_guard l(m_);
+      if (held_) return false;
+      held_ = true;
+      return true;
+    }
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+      std::unique_lock l(m_);
+      if (!cv_.wait_until(l, t, [this] { return !held_; })) return false;
+      held_ = true;
+      return true;
+    }
+    void unlock() {
+      {
+        std::lock_guard l(m_);
+        held_ = false;
+      }
+      cv_.notify_one();
+    }
+
+   private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool held_ = false;
+  };
+  timed_lockable mu_;
   redisContext* ctx_ = nullptr;
   std::atomic<bool> up_{false};
   bool ever_up_ = false;
