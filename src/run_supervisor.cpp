@@ -7,6 +7,7 @@
 
 #include "rebound/duration.hpp"
 #include "rebound/random.hpp"
+#include "rebound/retry.hpp"
 #include "rebound/stop.hpp"
 
 namespace rebound {
@@ -51,17 +52,6 @@ struct overloaded : F... {
 };
 template <class... F>
 overloaded(F...) -> overloaded<F...>;
-
-std::string message_of(const std::exception_ptr& e) {
-  if (!e) return "";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-    return "an exception not derived from std::exception";
-  }
-}
 
 run_failure failure_for(stop_reason r) noexcept {
   switch (r) {
@@ -325,7 +315,7 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
     res.state = run_result::status::failed;
     res.failure = why;
     res.error = err;
-    return end(run_failed{spec.key, res.run_id, message_of(err), res.attempts, why});
+    return end(run_failed{spec.key, res.run_id, detail::describe(err), res.attempts, why});
   };
 
   for (int attempt = 1;; ++attempt) {
@@ -372,7 +362,7 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
     }
     if (stop.stop_requested()) return cancelled(run_phase::cleanup);
 
-    emit(run_retrying{spec.key, run_id, attempt, max_retries, d.delay, message_of(err)});
+    emit(run_retrying{spec.key, run_id, attempt, max_retries, d.delay, detail::describe(err)});
     // The wait ends at once on a cancel; every wake checks again (a clock
     // may wake a sleeper early).
     const auto until = c.now() + d.delay;

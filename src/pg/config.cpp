@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "../detail/config_text.hpp"
 #include "rebound/config.hpp"
 #include "rebound/duration.hpp"
 #include "rebound/pg/router.hpp"
@@ -17,8 +18,9 @@ namespace {
 
 using json = nlohmann::json;
 
+using ::rebound::detail::config_fail;
 [[noreturn]] void fail(const std::string& field, const std::string& problem) {
-  throw config_error(field, problem);
+  config_fail(field, problem);
 }
 
 constexpr auto max_wait = std::chrono::hours(1);
@@ -31,11 +33,7 @@ void check_duration(duration d, const std::string& field, bool allow_zero) {
 }
 
 duration text_duration(std::string_view text, const std::string& field) {
-  try {
-    return parse_duration(text);
-  } catch (const std::invalid_argument& e) {
-    fail(field, e.what());
-  }
+  return ::rebound::detail::config_duration(text, field);
 }
 
 duration json_duration(const json& v, const std::string& field) {

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <string>
 
+#include "../detail/config_text.hpp"
 #include "rebound/config.hpp"
 #include "rebound/duration.hpp"
 #include "rebound/redis/client.hpp"
@@ -15,8 +16,9 @@ namespace {
 
 using json = nlohmann::json;
 
+using ::rebound::detail::config_fail;
 [[noreturn]] void fail(const std::string& field, const std::string& problem) {
-  throw config_error(field, problem);
+  config_fail(field, problem);
 }
 
 void check_range(duration d, const std::string& field, duration lo, duration hi) {
@@ -27,11 +29,7 @@ void check_range(duration d, const std::string& field, duration lo, duration hi)
 }
 
 duration text_duration(std::string_view text, const std::string& field) {
-  try {
-    return parse_duration(text);
-  } catch (const std::invalid_argument& e) {
-    fail(field, e.what());
-  }
+  return ::rebound::detail::config_duration(text, field);
 }
 
 long long text_integer(std::string_view text, const std::string& field, long long lo,
