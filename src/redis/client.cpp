@@ -1,10 +1,12 @@
 #include "rebound/redis/client.hpp"
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <utility>
 
 #include "rebound/duration.hpp"
@@ -31,15 +33,11 @@ reply convert(const redisReply* r) {
       out.integer = r->integer;
       break;
     case REDIS_REPLY_STRING:
-      out.type = reply::kind::string;
-      out.text.assign(r->str, r->len);
-      break;
     case REDIS_REPLY_STATUS:
-      out.type = reply::kind::status;
-      out.text.assign(r->str, r->len);
-      break;
     case REDIS_REPLY_ERROR:
-      out.type = reply::kind::error;
+      out.type = r->type == REDIS_REPLY_STRING   ? reply::kind::string
+                 : r->type == REDIS_REPLY_STATUS ? reply::kind::status
+                                                 : reply::kind::error;
       out.text.assign(r->str, r->len);
       break;
     case REDIS_REPLY_ARRAY:
@@ -52,6 +50,36 @@ reply convert(const redisReply* r) {
   return out;
 }
 
+// hiredis 0.14 writes with write(2): a reset connection would raise SIGPIPE
+// and kill a process that does not ignore it. Blocked around each command;
+// a SIGPIPE it raised is consumed before unblocking.
+class sigpipe_guard {
+ public:
+  sigpipe_guard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~sigpipe_guard() {
+    if (!was_pending_) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+ private:
+  sigset_t pipe_{};
+  sigset_t old_{};
+  bool was_pending_ = false;
+};
+
 // One command on a live context; nothing (and the context broken) on I/O failure.
 std::optional<reply> command(redisContext* c, const std::vector<std::string>& argv) {
   std::vector<const char*> args;
@@ -62,12 +90,20 @@ std::optional<reply> command(redisContext* c, const std::vector<std::string>& ar
     args.push_back(a.data());
     lens.push_back(a.size());
   }
+  const sigpipe_guard guard;
   auto* r = static_cast<redisReply*>(
       redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
   if (r == nullptr) return std::nullopt;
   reply out = convert(r);
   freeReplyObject(r);
   return out;
+}
+
+// Error replies that mean "this server cannot serve us now": reconnect.
+bool server_unusable(const reply& r) {
+  return r.type == reply::kind::error &&
+         (r.text.starts_with("READONLY") || r.text.starts_with("LOADING") ||
+          r.text.starts_with("MASTERDOWN"));
 }
 
 }  // namespace
@@ -87,7 +123,8 @@ std::string_view to_string(fallback_mode m) noexcept {
 link::link(options o)
     : options_((o.validate(), std::move(o))),
       where_(options_.host + ":" + std::to_string(options_.port)),
-      backoff_(options_.reconnect_min) {
+      backoff_(options_.reconnect_min),
+      jitter_state_(static_cast<std::uint64_t>(steady::now().time_since_epoch().count()) | 1ULL) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -112,16 +149,32 @@ void link::on_status(std::function<void(const status_event&)> listener) {
 }
 
 void link::emit(status_event e) {
+  {
+    std::lock_guard lock(tasks_mu_);
+    events_.push_back(std::move(e));
+    wake_ = true;
+  }
+  tasks_cv_.notify_all();
+}
+
+void link::deliver_events() {
+  std::vector<status_event> events;
+  {
+    std::lock_guard lock(tasks_mu_);
+    events.swap(events_);
+  }
+  if (events.empty()) return;
   std::vector<std::function<void(const status_event&)>> copy;
   {
     std::lock_guard lock(status_mu_);
     copy = listeners_;
   }
-  status_cv_.notify_all();
-  for (const auto& l : copy) {
-    try {
-      l(e);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a listener cannot break the link
+  for (const auto& e : events) {
+    for (const auto& l : copy) {
+      try {
+        l(e);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a listener cannot break the link
+      }
     }
   }
 }
@@ -129,6 +182,17 @@ void link::emit(status_event e) {
 bool link::wait_until_available(std::chrono::milliseconds limit) const {
   std::unique_lock lock(status_mu_);
   return status_cv_.wait_for(lock, limit, [this] { return available(); });
+}
+
+duration link::jittered_backoff_locked() {
+  // Full jitter, so a fleet does not reconnect (and reload scripts) in step.
+  jitter_state_ ^= jitter_state_ << 13;
+  jitter_state_ ^= jitter_state_ >> 7;
+  jitter_state_ ^= jitter_state_ << 17;
+  const auto u = static_cast<double>(jitter_state_ >> 11) * 0x1.0p-53;
+  const auto wait = duration(static_cast<duration::rep>(u * static_cast<double>(backoff_.count())));
+  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
+  return std::max(wait, options_.reconnect_min / 2);
 }
 
 bool link::connect_locked(std::string& why) {
@@ -159,76 +223,102 @@ bool link::connect_locked(std::string& why) {
     }
   }
   // A server that accepts connections but does not answer (stopped, or
-  // swamped) is not up: ask it something first.
+  // swamped), or that cannot serve yet, is not up: ask it something first.
   const auto pong = command(c, {"PING"});
   if (!pong || pong->type == reply::kind::error) {
     why = pong ? pong->text : "no answer to PING";
     redisFree(c);
     return false;
   }
+  // The scripts callers use, loaded before anyone calls EVALSHA.
+  for (const auto source : scripts_) {
+    const auto loaded = command(c, {"SCRIPT", "LOAD", std::string(source)});
+    if (loaded && loaded->type == reply::kind::string) shas_[source.data()] = loaded->text;
+  }
   ctx_ = c;
   return true;
 }
 
-std::optional<status_event> link::mark_down_locked(const std::string& why) {
+void link::mark_down_locked(const std::string& why) {
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
   const bool was_up = up_.exchange(false, std::memory_order_acq_rel);
-  next_connect_ = steady::now() + backoff_;
-  const auto wait = backoff_;
-  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
-  if (!was_up) return std::nullopt;
-  return status_event{status_event::kind::unavailable,
-                      "redis " + where_ + " unavailable (" + why +
-                          "); deciding locally (fallback " +
-                          std::string(to_string(options_.fallback)) + "), reconnecting in " +
-                          format_duration(wait)};
+  const auto wait = jittered_backoff_locked();
+  next_connect_ = steady::now() + wait;
+  if (was_up) {
+    failure_reported_ = true;
+    emit({status_event::kind::unavailable, "redis " + where_ + " unavailable (" + why +
+                                               "); deciding locally (fallback " +
+                                               std::string(to_string(options_.fallback)) +
+                                               "), reconnecting in " + format_duration(wait)});
+  }
 }
 
-std::optional<reply> link::call(const std::vector<std::string>& argv) {
-  if (!available()) return std::nullopt;
-  const auto start = steady::now();
-  const auto deadline = start + options_.command_timeout;
-  std::unique_lock lock(mu_, std::defer_lock);
-  if (!lock.try_lock_until(deadline)) return std::nullopt;  // busy for the whole timeout
+std::optional<reply> link::call_locked(const std::vector<std::string>& argv,
+                                       deadline_type deadline) {
   if (ctx_ == nullptr || !available()) return std::nullopt;
   const auto left = deadline - steady::now();
-  if (left < std::chrono::microseconds(200)) return std::nullopt;
+  if (left < std::chrono::microseconds(200)) return std::nullopt;  // no time left: busy
   redisSetTimeout(ctx_, to_timeval(std::chrono::duration_cast<duration>(left)));
   commands_.fetch_add(1, std::memory_order_relaxed);
+  const auto sent = steady::now();
   auto r = command(ctx_, argv);
   if (!r) {
-    const std::string why = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
+    // hiredis's own text ("Resource temporarily unavailable") says little;
+    // a read that ran out its time is a timeout.
+    const std::string why = steady::now() - sent >= left - std::chrono::milliseconds(1)
                                 ? "no answer within " + format_duration(options_.command_timeout)
                                 : std::string(ctx_->errstr);
-    const auto event = mark_down_locked(why);
-    lock.unlock();
-    if (event) emit(*event);  // outside the link's lock: a listener may log, or call us
-    poke();                   // the link's thread schedules the reconnection
+    mark_down_locked(why);
+    return std::nullopt;
+  }
+  if (server_unusable(*r)) {
+    mark_down_locked(r->text.substr(0, r->text.find(' ')));
     return std::nullopt;
   }
   return r;
 }
 
-std::optional<reply> link::eval(script& s, const std::vector<std::string>& keys,
+std::optional<reply> link::call(const std::vector<std::string>& argv) {
+  if (!available()) return std::nullopt;
+  const auto deadline = steady::now() + options_.command_timeout;
+  std::unique_lock lock(mu_, std::defer_lock);
+  if (!lock.try_lock_until(deadline)) return std::nullopt;  // busy for the whole timeout
+  return call_locked(argv, deadline);
+}
+
+std::optional<reply> link::eval(std::string_view source, const std::vector<std::string>& keys,
                                 const std::vector<std::string>& args) {
-  const auto with = [&](const char* verb, const std::string& body) {
-    std::vector<std::string> argv{verb, body, std::to_string(keys.size())};
+  if (!available()) return std::nullopt;
+  const auto deadline = steady::now() + options_.command_timeout;
+  std::unique_lock lock(mu_, std::defer_lock);
+  if (!lock.try_lock_until(deadline)) return std::nullopt;
+  const auto with = [&](const char* verb, std::string body) {
+    std::vector<std::string> argv{verb, std::move(body), std::to_string(keys.size())};
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   };
-  if (!s.sha1.empty()) {
-    auto r = call(with("EVALSHA", s.sha1));
+  if (const auto it = shas_.find(source.data()); it != shas_.end()) {
+    auto r = call_locked(with("EVALSHA", it->second), deadline);
     if (!r || r->type != reply::kind::error || !r->text.starts_with("NOSCRIPT")) return r;
+    shas_.erase(it);  // the server forgot it (SCRIPT FLUSH): EVAL, within the same deadline
   }
-  // Unknown to the server (first use, or it restarted): load it, then run it.
-  auto loaded = call({"SCRIPT", "LOAD", s.source});
-  if (!loaded) return std::nullopt;
-  if (loaded->type == reply::kind::string) s.sha1 = loaded->text;
-  return call(with("EVAL", s.source));
+  if (std::find(scripts_.begin(), scripts_.end(), source) == scripts_.end()) {
+    scripts_.push_back(source);  // loaded at the next connection
+  }
+  auto r = call_locked(with("EVAL", std::string(source)), deadline);
+  // EVAL caches the script on the server; ask for its SHA1 on the link's
+  // thread, not here.
+  lock.unlock();
+  {
+    std::lock_guard l(tasks_mu_);
+    wake_ = true;
+  }
+  tasks_cv_.notify_all();
+  return r;
 }
 
 std::uint64_t link::every(duration interval, std::function<void()> fn) {
@@ -237,72 +327,108 @@ std::uint64_t link::every(duration interval, std::function<void()> fn) {
     std::lock_guard lock(tasks_mu_);
     id = next_task_++;
     tasks_.push_back({id, interval, steady::now() + interval, std::move(fn)});
+    wake_ = true;  // the thread's wait was computed without this task
   }
   tasks_cv_.notify_all();
   return id;
 }
 
 void link::cancel(std::uint64_t id) {
-  {
-    std::lock_guard lock(tasks_mu_);
-    std::erase_if(tasks_, [id](const task& t) { return t.id == id; });
+  std::unique_lock lock(tasks_mu_);
+  std::erase_if(tasks_, [id](const task& t) { return t.id == id; });
+  // A copy of it may be running: wait for the batch to end (not from a task
+  // itself, which would wait for its own end).
+  if (std::this_thread::get_id() != thread_.get_id()) {
+    idle_cv_.wait(lock, [this] { return !running_; });
   }
-  std::lock_guard wait_for_running(run_mu_);
 }
 
-void link::poke() {
+void link::poke(std::uint64_t id) {
   {
     std::lock_guard lock(tasks_mu_);
-    poked_ = true;
+    poked_ids_.push_back(id);
+    wake_ = true;
   }
   tasks_cv_.notify_all();
 }
 
 void link::run() {
   for (;;) {
-    // Reconnect when due.
-    if (!available()) {
+    // Reconnect when due; load scripts learnt since the last connection.
+    {
       std::unique_lock lock(mu_);
-      if (steady::now() >= next_connect_) {
+      if (!available() && steady::now() >= next_connect_) {
         std::string why;
         if (connect_locked(why)) {
-          up_.store(true, std::memory_order_release);
           backoff_ = options_.reconnect_min;
           const bool again = ever_up_;
           ever_up_ = true;
-          lock.unlock();
+          failure_reported_ = false;
+          up_.store(true, std::memory_order_release);
           emit({again ? status_event::kind::restored : status_event::kind::connected,
                 "redis " + where_ + (again ? " is back; sharing again" : " connected")});
         } else {
-          next_connect_ = steady::now() + backoff_;
-          backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
+          next_connect_ = steady::now() + jittered_backoff_locked();
+          if (!failure_reported_) {  // once per outage, also before the first connection
+            failure_reported_ = true;
+            emit({status_event::kind::unavailable,
+                  "redis " + where_ + " unavailable (" + why + "); deciding locally (fallback " +
+                      std::string(to_string(options_.fallback)) + ")"});
+          }
+        }
+      } else if (available() && ctx_ != nullptr) {
+        for (const auto source : scripts_) {
+          if (shas_.contains(source.data())) continue;
+          const auto deadline = steady::now() + options_.command_timeout;
+          const auto loaded = call_locked({"SCRIPT", "LOAD", std::string(source)}, deadline);
+          if (loaded && loaded->type == reply::kind::string) shas_[source.data()] = loaded->text;
         }
       }
     }
-    // Run the tasks that are due (a poke makes every task due: flush now).
+    { std::lock_guard lock(status_mu_); }
+    status_cv_.notify_all();
+    deliver_events();  // outside every lock and every task
+    // Run the tasks that are due (or poked).
     std::vector<std::function<void()>> due;
-    std::unique_lock running(run_mu_, std::defer_lock);
     {
       std::unique_lock lock(tasks_mu_);
       auto next = steady::now() + std::chrono::seconds(1);
-      if (!available()) {
-        std::lock_guard l(mu_);
-        next = std::min(next, next_connect_);
-      }
       for (const auto& t : tasks_) next = std::min(next, t.due);
-      tasks_cv_.wait_until(lock, next, [&] { return stopping_ || poked_; });
+      if (!available()) {
+        lock.unlock();
+        {
+          std::lock_guard l(mu_);
+          next = std::min(next, next_connect_);
+        }
+        lock.lock();
+      }
+      tasks_cv_.wait_until(lock, next, [&] { return stopping_ || wake_; });
       if (stopping_) return;
+      wake_ = false;
       const auto now = steady::now();
       for (auto& t : tasks_) {
-        if (poked_ || now >= t.due) {
+        if (now >= t.due ||
+            std::find(poked_ids_.begin(), poked_ids_.end(), t.id) != poked_ids_.end()) {
           due.push_back(t.fn);
           t.due = now + t.interval;
         }
       }
-      poked_ = false;
-      running.lock();  // before the tasks lock is released: cancel() sees it
+      poked_ids_.clear();
+      running_ = !due.empty();  // set before the lock is released: cancel() sees it
     }
-    for (const auto& fn : due) fn();
+    for (const auto& fn : due) {
+      try {
+        fn();
+      } catch (...) {  // NOLINT(bugprone-empty-catch): one task's failure stops no other
+      }
+    }
+    if (!due.empty()) {
+      {
+        std::lock_guard lock(tasks_mu_);
+        running_ = false;
+      }
+      idle_cv_.notify_all();
+    }
   }
 }
 

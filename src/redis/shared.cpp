@@ -4,24 +4,31 @@
 #include <cstdio>
 #include <utility>
 
+#include "rebound/config.hpp"
+
 namespace rebound::redis {
 namespace {
 
 using steady = std::chrono::steady_clock;
 
 // Fleet-wide ratio budget: per-second counters of calls (c<sec>) and retries
-// (r<sec>) in one hash; Redis's own clock, so process clocks do not matter.
+// (r<sec>) in one hash, and a sweep watermark (w); Redis's own clock, so
+// process clocks do not matter. Needs Redis >= 5 (TIME before a write).
 //   ARGV: op ('call' | 'retry'), n, ratio, min_per_second, window (s)
 // 'call' adds n calls; 'retry' grants up to n retries and returns how many.
-script ratio_script{R"lua(
+constexpr std::string_view ratio_script = R"lua(
 local key = KEYS[1]
 local n = tonumber(ARGV[2])
 local window = tonumber(ARGV[5])
 local now = tonumber(redis.call('TIME')[1])
 if ARGV[1] == 'call' then
   redis.call('HINCRBY', key, 'c' .. now, n)
-  local old = now - window
-  redis.call('HDEL', key, 'c' .. old, 'r' .. old, 'c' .. (old - 1), 'r' .. (old - 1))
+  -- sweep the seconds that left the window since the last sweep (at most 120)
+  local oldest = now - window
+  local swept = tonumber(redis.call('HGET', key, 'w') or (oldest - 1))
+  local from = math.max(swept + 1, oldest - 120)
+  for s = from, oldest do redis.call('HDEL', key, 'c' .. s, 'r' .. s) end
+  if oldest > swept then redis.call('HSET', key, 'w', oldest) end
   redis.call('EXPIRE', key, window + 5)
   return 0
 end
@@ -42,14 +49,13 @@ if g <= 0 then return 0 end
 redis.call('HINCRBY', key, 'r' .. now, g)
 redis.call('EXPIRE', key, window + 5)
 return g
-)lua",
-                    {}};
+)lua";
 
 // Fleet-wide token bucket.
 //   ARGV: op ('refund' | 'take'), n, capacity, need
 // 'refund' adds n tokens (capped); 'take' grants nothing unless `need` tokens
 // are there, else up to n, and returns how many.
-script bucket_script{R"lua(
+constexpr std::string_view bucket_script = R"lua(
 local key = KEYS[1]
 local n = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
@@ -63,43 +69,44 @@ if tokens < tonumber(ARGV[4]) then return 0 end
 local g = math.min(n, tokens)
 redis.call('SET', key, tokens - g)
 return g
-)lua",
-                     {}};
+)lua";
 
-// The shared breaker's state: {pttl of the open key, 1 if an outage is in progress}.
-script breaker_poll_script{R"lua(
-return {redis.call('PTTL', KEYS[1]), redis.call('EXISTS', KEYS[2])}
-)lua",
-                           {}};
+// The shared breaker's state: {pttl of the open key, 1 if an outage is in
+// progress, probes taken in this half-open round}.
+constexpr std::string_view breaker_poll_script = R"lua(
+return {redis.call('PTTL', KEYS[1]), redis.call('EXISTS', KEYS[2]),
+        tonumber(redis.call('GET', KEYS[3]) or 0)}
+)lua";
 
-// A fleet-wide half-open probe slot: the count of probes in this round.
-script probe_script{R"lua(
+// A fleet-wide half-open probe slot: 'take' returns the count of probes in
+// this round (the first sets its expiry); 'give' returns one.
+constexpr std::string_view probe_script = R"lua(
+if ARGV[1] == 'give' then
+  if tonumber(redis.call('GET', KEYS[1]) or 0) > 0 then redis.call('DECR', KEYS[1]) end
+  return 0
+end
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n
-)lua",
-                    {}};
+)lua";
 
-// Scripts are shared by every budget; loading them is idempotent, and the
-// sha1 is set once (a benign race: every writer writes the same value).
-std::mutex scripts_mu;
+// Publishes the open state (open key with the open time as TTL, an outage
+// marker that outlives it, a fresh probe round) or clears it, in one step.
+constexpr std::string_view publish_script = R"lua(
+if ARGV[1] == 'open' then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[3])
+else
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+end
+return 1
+)lua";
 
-std::optional<reply> eval_shared(link& l, script& s, const std::vector<std::string>& keys,
-                                 const std::vector<std::string>& args) {
-  script local;
-  {
-    std::lock_guard lock(scripts_mu);
-    local = s;
-  }
-  auto r = l.eval(local, keys, args);
-  std::lock_guard lock(scripts_mu);
-  if (!local.sha1.empty()) s.sha1 = local.sha1;
-  return r;
-}
-
-std::optional<long long> eval_integer(link& l, script& s, const std::vector<std::string>& keys,
+std::optional<long long> eval_integer(link& l, std::string_view s,
+                                      const std::vector<std::string>& keys,
                                       const std::vector<std::string>& args) {
-  const auto r = eval_shared(l, s, keys, args);
+  const auto r = l.eval(s, keys, args);
   if (!r || r->type != reply::kind::integer) return std::nullopt;
   return r->integer;
 }
@@ -111,7 +118,34 @@ std::string number(double v) {
 }
 
 long long window_seconds(const ratio_budget::options& o) {
-  return std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(o.window).count());
+  return std::chrono::duration_cast<std::chrono::seconds>(o.window).count();
+}
+
+long long milliseconds(duration d) {
+  return std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(d).count());
+}
+
+const ratio_budget::options& checked(const ratio_budget::options& o) {
+  if (!(o.ratio >= 0 && o.ratio <= 1)) {
+    throw config_error("ratio", number(o.ratio) + " is out of range; allowed: 0..1");
+  }
+  if (o.min_per_second < 0) {
+    throw config_error("min_per_second", std::to_string(o.min_per_second) + " is negative");
+  }
+  const auto w = window_seconds(o);
+  if (w < 1 || w > 60 || std::chrono::seconds(w) != o.window) {
+    throw config_error("window", "allowed: 1s..60s, whole seconds");
+  }
+  return o;
+}
+
+const token_bucket_budget::options& checked(const token_bucket_budget::options& o) {
+  if (o.capacity < 1 || o.retry_cost < 1 || o.timeout_retry_cost < 1 || o.success_refund < 0 ||
+      o.retry_cost > o.capacity || o.timeout_retry_cost > o.capacity) {
+    throw config_error("token_bucket",
+                       "allowed: capacity >= 1, 1 <= retry costs <= capacity, success_refund >= 0");
+  }
+  return o;
 }
 
 }  // namespace
@@ -122,9 +156,12 @@ shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, ra
     : link_(std::move(l)),
       dependency_(std::move(dependency)),
       key_(link_->key("budget:" + dependency_)),
-      settings_(o),
+      settings_(checked(o)),
       local_(std::make_shared<ratio_budget>(o)),
-      max_batch_(link_->settings().max_batch) {
+      max_batch_(link_->settings().max_batch),
+      // A leased retry was charged when it was leased; spent much later, it
+      // would count in a window it no longer belongs to.
+      lease_ttl_(std::min(link_->settings().lease_ttl, o.window / 2)) {
   task_ = link_->every(link_->settings().flush_interval, [this] { flush(); });
 }
 
@@ -132,14 +169,20 @@ shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, to
     : link_(std::move(l)),
       dependency_(std::move(dependency)),
       key_(link_->key("bucket:" + dependency_)),
-      settings_(o),
+      settings_(checked(o)),
       local_(std::make_shared<token_bucket_budget>(o)),
-      max_batch_(link_->settings().max_batch) {
+      max_batch_(link_->settings().max_batch),
+      lease_ttl_(link_->settings().lease_ttl) {
   task_ = link_->every(link_->settings().flush_interval, [this] { flush(); });
 }
 
 shared_budget::~shared_budget() {
   link_->cancel(task_);
+  // Leased bucket tokens go back to the fleet.
+  if (std::holds_alternative<token_bucket>(settings_)) {
+    std::lock_guard lock(lease_mu_);
+    pending_.fetch_add(std::exchange(leased_, 0), std::memory_order_relaxed);
+  }
   flush();
 }
 
@@ -155,7 +198,7 @@ void shared_budget::on_call() noexcept {
   // the same calls in bulk at each flush, so it is warm when Redis goes away.
   if (std::holds_alternative<ratio>(settings_) &&
       pending_.fetch_add(1, std::memory_order_relaxed) + 1 == max_batch_) {
-    link_->poke();
+    link_->poke(task_);
   }
 }
 
@@ -164,38 +207,38 @@ void shared_budget::on_success(const retry_request* last_retry) noexcept {
     local_->on_success(last_retry);  // lock-free: fed directly
     const int refund = last_retry != nullptr ? units(*last_retry) : b->success_refund;
     const auto before = pending_.fetch_add(refund, std::memory_order_relaxed);
-    if (before < max_batch_ && before + refund >= max_batch_) {
-      link_->poke();
-    }
+    if (before < max_batch_ && before + refund >= max_batch_) link_->poke(task_);
   }
 }
 
 void shared_budget::on_failure() noexcept { local_->on_failure(); }
 
 void shared_budget::flush() {
-  const auto n = pending_.exchange(0, std::memory_order_relaxed);
+  // One flush at a time: a caller's flush() waits for the link thread's.
+  std::lock_guard flushing(flush_mu_);
+  auto n = pending_.exchange(0, std::memory_order_relaxed);
   if (std::holds_alternative<ratio>(settings_)) {
     static_cast<ratio_budget&>(*local_).on_calls(n);
-  }
-  // Leased bucket tokens that expired unused go back to the fleet.
-  std::int64_t returned = 0;
-  if (std::holds_alternative<token_bucket>(settings_)) {
+  } else {
+    // Leased bucket tokens that expired unused go back to the fleet.
     std::lock_guard lock(lease_mu_);
-    if (leased_ > 0 && steady::now() >= lease_until_) {
-      returned = leased_;
-      leased_ = 0;
-    }
+    if (leased_ > 0 && steady::now() >= lease_until_) n += std::exchange(leased_, 0);
   }
-  if (n + returned <= 0 || !link_->available()) return;  // unavailable: dropped, conservatively
+  if (n <= 0) return;
+  if (!link_->available()) return;  // down: dropped (fewer calls counted: fewer retries allowed)
+  std::optional<long long> done;
   if (const auto* r = std::get_if<ratio>(&settings_)) {
-    (void)eval_integer(*link_, ratio_script, {key_},
-                       {"call", std::to_string(n), number(r->ratio),
-                        std::to_string(r->min_per_second), std::to_string(window_seconds(*r))});
+    done = eval_integer(*link_, ratio_script, {key_},
+                        {"call", std::to_string(n), number(r->ratio),
+                         std::to_string(r->min_per_second), std::to_string(window_seconds(*r))});
   } else {
     const auto& b = std::get<token_bucket>(settings_);
-    (void)eval_integer(*link_, bucket_script, {key_},
-                       {"refund", std::to_string(n + returned), std::to_string(b.capacity), "0"});
+    done = eval_integer(*link_, bucket_script, {key_},
+                        {"refund", std::to_string(n), std::to_string(b.capacity), "0"});
   }
+  // Not sent because the link was busy: kept for the next flush. (A timeout
+  // marks the link down; whether Redis applied it is unknown: dropped.)
+  if (!done && link_->available()) pending_.fetch_add(n, std::memory_order_relaxed);
 }
 
 bool shared_budget::fallback(const retry_request& r) noexcept {
@@ -214,24 +257,35 @@ bool shared_budget::fallback(const retry_request& r) noexcept {
 bool shared_budget::try_acquire(const retry_request& r) noexcept {
   if (!link_->available()) return fallback(r);
   const int need = units(r);
+  const auto deadline = steady::now() + link_->settings().command_timeout;
   int have = 0;
   {
-    std::lock_guard lock(lease_mu_);
-    if (steady::now() >= lease_until_ && std::holds_alternative<ratio>(settings_)) {
-      leased_ = 0;  // expired: those retries were counted already; nothing to return
+    std::unique_lock lock(lease_mu_);
+    for (;;) {
+      if (leased_ > 0 && steady::now() >= lease_until_) {
+        // Expired: ratio retries were charged already (nothing to return);
+        // bucket tokens go back at the next flush.
+        if (std::holds_alternative<token_bucket>(settings_)) {
+          pending_.fetch_add(leased_, std::memory_order_relaxed);
+        }
+        leased_ = 0;
+      }
+      if (leased_ >= need) {
+        leased_ -= need;
+        shared_.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      if (!refilling_) break;
+      // Another thread is asking Redis: wait for its answer (single flight),
+      // never past this decision's own bound.
+      if (lease_cv_.wait_until(lock, deadline) == std::cv_status::timeout) return false;
     }
-    if (leased_ >= need) {
-      leased_ -= need;
-      shared_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
+    refilling_ = true;
     have = leased_;
   }
-  // One round trip, without holding the lease lock: it may take up to the
-  // command timeout, and other threads must not queue behind it.
+  std::optional<long long> granted;
   try {
     const auto& o = link_->settings();
-    std::optional<long long> granted;
     if (const auto* rs = std::get_if<ratio>(&settings_)) {
       granted =
           eval_integer(*link_, ratio_script, {key_},
@@ -244,17 +298,25 @@ bool shared_budget::try_acquire(const retry_request& r) noexcept {
                        {"take", std::to_string(need - have + (o.lease_size - 1) * b.retry_cost),
                         std::to_string(b.capacity), std::to_string(need - have)});
     }
-    if (!granted) return fallback(r);  // Redis failed just now
-    std::lock_guard lock(lease_mu_);
-    leased_ += static_cast<int>(*granted);
-    lease_until_ = steady::now() + o.lease_ttl;
-    if (leased_ < need) return false;  // the fleet's budget is spent
-    leased_ -= need;
-    shared_.fetch_add(1, std::memory_order_relaxed);
-    return true;
   } catch (...) {  // allocation failure while building the command
-    return fallback(r);
   }
+  std::unique_lock lock(lease_mu_);
+  refilling_ = false;
+  lease_cv_.notify_all();
+  if (!granted) {
+    lock.unlock();
+    // Down now: decide locally. Busy for the whole timeout (still up):
+    // refuse rather than hand out a full local budget in a retry storm.
+    return link_->available() ? false : fallback(r);
+  }
+  if (*granted > 0) {
+    leased_ += static_cast<int>(*granted);
+    lease_until_ = steady::now() + lease_ttl_;
+  }
+  if (leased_ < need) return false;  // the fleet's budget is spent
+  leased_ -= need;
+  shared_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 // ---- shared_breaker ------------------------------------------------------------
@@ -279,47 +341,52 @@ shared_breaker::shared_breaker(std::shared_ptr<link> l, std::string dependency,
 shared_breaker::~shared_breaker() { link_->cancel(task_); }
 
 void shared_breaker::poll() {
-  const auto r = eval_shared(*link_, breaker_poll_script, {open_key_, half_key_}, {});
-  if (!r || r->type != reply::kind::array || r->elements.size() != 2) return;
+  const auto r = link_->eval(breaker_poll_script, {open_key_, half_key_, probes_key_}, {});
+  if (!r || r->type != reply::kind::array || r->elements.size() != 3) return;
   const auto pttl = r->elements[0].integer;
   const auto now = steady::now().time_since_epoch().count();
+  const bool outage = r->elements[1].integer == 1;
   shared_open_until_.store(pttl > 0 ? now + pttl * 1000000 : 0, std::memory_order_relaxed);
-  shared_half_open_.store(pttl <= 0 && r->elements[1].integer == 1, std::memory_order_relaxed);
+  shared_half_open_.store(pttl <= 0 && outage, std::memory_order_relaxed);
+  probes_taken_.store(pttl <= 0 && outage && r->elements[2].integer >= fleet_probes_,
+                      std::memory_order_relaxed);
 }
 
 breaker_state shared_breaker::state() const {
   if (link_->available()) {
-    if (steady::now().time_since_epoch().count() < shared_open_until_.load()) {
-      return breaker_state::open;
-    }
-    if (shared_half_open_.load()) return breaker_state::half_open;
+    const auto now = steady::now().time_since_epoch().count();
+    const auto until = shared_open_until_.load();
+    if (now < until) return breaker_state::open;
+    if (until != 0 || shared_half_open_.load()) return breaker_state::half_open;
   }
   return local_.state();
 }
 
 breaker_permit shared_breaker::try_acquire() {
-  if (link_->available()) {
-    const auto now = steady::now().time_since_epoch().count();
-    const auto until = shared_open_until_.load(std::memory_order_relaxed);
-    if (now < until) {
-      // Open somewhere in the fleet: reject at once, until the shared probe time.
-      return {false, false, system_clock().now() + std::chrono::nanoseconds(until - now), 0};
+  if (!link_->available()) return local_.try_acquire();
+  const auto now = steady::now().time_since_epoch().count();
+  const auto until = shared_open_until_.load(std::memory_order_relaxed);
+  if (now < until) {
+    // Open somewhere in the fleet: reject at once, until the shared probe time.
+    return {false, false, system_clock().now() + std::chrono::nanoseconds(until - now), 0};
+  }
+  // Half-open for the fleet: from the moment the open time ran out (before
+  // the next poll says so), until a probe closes it.
+  if (until != 0 || shared_half_open_.load(std::memory_order_relaxed)) {
+    const breaker_permit later{false, false, system_clock().now() + link_->settings().poll_interval,
+                               0};
+    if (probes_taken_.load(std::memory_order_relaxed)) return later;  // no round trip
+    auto p = local_.try_acquire();
+    if (!p) return p;
+    const auto n = eval_integer(*link_, probe_script, {probes_key_},
+                                {"take", std::to_string(milliseconds(options_.open_duration))});
+    if (!n || *n > fleet_probes_) {
+      if (n) probes_taken_.store(true, std::memory_order_relaxed);
+      if (p.probe) local_.record(p, true);  // hand the local probe back unused
+      return later;
     }
-    if (shared_half_open_.load(std::memory_order_relaxed)) {
-      const auto n = eval_integer(
-          *link_, probe_script, {probes_key_},
-          {std::to_string(
-              std::chrono::duration_cast<std::chrono::milliseconds>(options_.open_duration)
-                  .count())});
-      if (n && *n > fleet_probes_) {
-        return {false, false, system_clock().now() + link_->settings().poll_interval, 0};
-      }
-      if (n) {
-        auto p = local_.try_acquire();
-        if (p) p.generation |= fleet_probe_bit;
-        return p;
-      }
-    }
+    p.generation |= fleet_probe_bit;
+    return p;
   }
   return local_.try_acquire();
 }
@@ -338,20 +405,20 @@ void shared_breaker::record(const breaker_permit& permit, bool succeeded) {
 }
 
 void shared_breaker::publish_open() {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options_.open_duration).count();
+  const auto ms = milliseconds(options_.open_duration);
   // The outage marker outlives the open state: after it, probes are counted.
-  (void)link_->call({"SET", open_key_, "1", "PX", std::to_string(std::max<long long>(ms, 1))});
-  (void)link_->call({"SET", half_key_, "1", "PX", std::to_string(ms + 60000)});
-  (void)link_->call({"DEL", probes_key_});
+  (void)link_->eval(publish_script, {open_key_, half_key_, probes_key_},
+                    {"open", std::to_string(ms), std::to_string(ms + 60000)});
   shared_open_until_.store(steady::now().time_since_epoch().count() + ms * 1000000);
   shared_half_open_.store(false);
+  probes_taken_.store(false);
 }
 
 void shared_breaker::publish_closed() {
-  (void)link_->call({"DEL", open_key_, half_key_, probes_key_});
+  (void)link_->eval(publish_script, {open_key_, half_key_, probes_key_}, {"close"});
   shared_open_until_.store(0);
   shared_half_open_.store(false);
+  probes_taken_.store(false);
 }
 
 }  // namespace rebound::redis

@@ -144,6 +144,13 @@ class fleet_run {
   bool admit(request& r) {
     r.fleet_probe = false;
     if (!s_.breakers) return true;
+    if (s_.shared_breaker && shared_closed_at_ != time_point{} &&
+        eng_.now() < seen_by(r.process, shared_closed_at_)) {
+      // Closed by a probe, but this process has not polled since: it still
+      // sees a half-open round whose probe is taken.
+      note_reject(r.process);
+      return false;
+    }
     if (s_.shared_breaker && shared_open_until_ != time_point{}) {
       const auto now = eng_.now();
       if (now >= seen_by(r.process, shared_published_) &&
@@ -187,6 +194,7 @@ class fleet_run {
       probe_in_flight_ = false;
       if (ok) {
         shared_open_until_ = time_point{};
+        shared_closed_at_ = eng_.now();
       } else {
         publish_open();
       }
@@ -260,6 +268,7 @@ class fleet_run {
   std::vector<request> requests_;
   time_point shared_published_{};
   time_point shared_open_until_{};
+  time_point shared_closed_at_{};
   bool probe_in_flight_ = false;
   std::uint64_t offered_during_ = 0, attempts_during_ = 0, retries_during_ = 0;
   std::uint64_t ended_after_ = 0, succeeded_after_ = 0;
@@ -275,6 +284,9 @@ fleet_result run_fleet(const fleet_options& o) {
   }
   if (!(o.rate_per_process > 0) || o.rate_per_process > 10000) {
     throw std::invalid_argument("fleet: rate per process must be in (0, 10000]");
+  }
+  if (o.poll_interval <= duration::zero()) {
+    throw std::invalid_argument("fleet: poll_interval must be above 0");
   }
   if (o.trigger_at + o.trigger_for > o.length) {
     throw std::invalid_argument(

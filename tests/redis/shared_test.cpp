@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "rebound/config.hpp"
 #include "rebound/redis/shared.hpp"
@@ -131,6 +132,9 @@ TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
   }
   EXPECT_GE(budget.fallback_decisions(), 19U);
+  for (int i = 0; i < 200 && down_events.load() == 0; ++i) {
+    std::this_thread::sleep_for(10ms);  // events arrive on the link's thread
+  }
   EXPECT_EQ(down_events.load(), 1);
 
   server.start();
@@ -153,6 +157,9 @@ TEST(SharedBudget, AHungRedisCostsAtMostTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(budget.try_acquire({}));  // fail closed
   EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
+  // Marked down by this call's timeout, or by the link thread's own command
+  // (a flush) that held the link meanwhile and timed out at the same moment.
+  for (int i = 0; i < 100 && l->available(); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE(l->available());
   const auto again = std::chrono::steady_clock::now();
   EXPECT_FALSE(budget.try_acquire({}));  // known down: no wait at all
@@ -175,22 +182,28 @@ TEST(SharedBreaker, AnOpenBreakerPublishedByOneClientIsSeenByAnother) {
     a.record(p, false);
   }
   EXPECT_EQ(a.state(), rebound::breaker_state::open);
-  b.poll();  // as its poll task does every 20 ms
+  // b's own poll task (every 20 ms) brings the news; a real wait, bounded.
+  for (int i = 0; i < 200 && b.state() != rebound::breaker_state::open; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
   EXPECT_EQ(b.state(), rebound::breaker_state::open);
   EXPECT_FALSE(b.try_acquire());  // rejected at once, without a call of its own
   EXPECT_EQ(b.local().state(), rebound::breaker_state::closed);  // b itself saw no failure
 
-  // After the open time, one probe for the whole fleet.
+  // After the open time (no poll needed: each knows when it ends), one probe
+  // for the whole fleet; every other call is rejected.
   std::this_thread::sleep_for(450ms);  // the shared state expires in Redis, in real time
-  a.poll();
-  b.poll();
   auto pa = a.try_acquire();
   auto pb = b.try_acquire();
   EXPECT_EQ((pa ? 1 : 0) + (pb ? 1 : 0), 1);
+  EXPECT_FALSE(a.try_acquire());
+  EXPECT_FALSE(b.try_acquire());
   auto& prober = pa ? a : b;
   prober.record(pa ? pa : pb, true);  // the probe succeeded: closed for everyone
-  a.poll();
-  b.poll();
+  auto& other = pa ? b : a;
+  for (int i = 0; i < 200 && other.state() != rebound::breaker_state::closed; ++i) {
+    std::this_thread::sleep_for(10ms);  // until its next poll
+  }
   EXPECT_TRUE(b.try_acquire());
   EXPECT_TRUE(a.try_acquire());
 }
@@ -208,6 +221,8 @@ TEST(RedisLink, WrongPasswordNeverShowsThePassword) {
   });
   EXPECT_FALSE(l.wait_until_available(300ms));
   std::lock_guard lock(mu);
+  ASSERT_FALSE(messages.empty());  // the failed first connection is reported
+  EXPECT_NE(messages.front().find("authentication failed"), std::string::npos) << messages.front();
   for (const auto& m : messages) EXPECT_EQ(m.find("secret"), std::string::npos) << m;
 
   o.password = "right-secret";
@@ -269,6 +284,40 @@ TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
         (void)apply_env({}, "R", {{"R_RECONNECT_MAX", "1ms"}, {"R_RECONNECT_MIN", "1s"}});
       },
       "R_RECONNECT_MAX", "out of range");
+}
+
+TEST(SharedBudget, ThreadsInTwoProcessesNeverExceedTheFleetBudget) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "t8");
+  o.lease_size = 4;
+  o.command_timeout = 200ms;  // a loaded CI machine: this test is about the bound, not speed
+  auto a_link = connected(o);
+  auto b_link = connected(o);
+  const shared_budget::ratio r{.ratio = 0.1, .min_per_second = 5, .window = 10s};
+  shared_budget a(a_link, "threads", r);
+  shared_budget b(b_link, "threads", r);
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      auto& budget = t % 2 == 0 ? a : b;
+      for (int i = 0; i < 40; ++i) granted += budget.try_acquire({}) ? 1 : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(granted.load(), 50);  // 5/s x 10 s for the fleet
+  EXPECT_GE(granted.load(), 50 - 2 * (o.lease_size - 1));
+  EXPECT_EQ(a.fallback_decisions() + b.fallback_decisions(), 0U);
+}
+
+TEST(SharedBudget, RefusesSettingsItCannotShare) {
+  rebound::testing::redis_server server;
+  auto l = connected(options_for(server, "t9"));
+  EXPECT_THROW(shared_budget(l, "x", shared_budget::ratio{.ratio = 2}), rebound::config_error);
+  EXPECT_THROW(shared_budget(l, "x", shared_budget::ratio{.window = 1500ms}),
+               rebound::config_error);
+  EXPECT_THROW(shared_budget(l, "x", shared_budget::token_bucket{.capacity = 3, .retry_cost = 5}),
+               rebound::config_error);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,15 +36,23 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// True when something accepts connections on 127.0.0.1:port.
+// True when a Redis on 127.0.0.1:port answers PING (NOAUTH counts: it is up).
 bool accepting(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return false;
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  if (ok) {
+    const char ping[] = "PING\r\n";
+    char buf[64] = {};
+    ok = ::send(fd, ping, sizeof ping - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof ping - 1) &&
+         ::recv(fd, buf, sizeof buf - 1, 0) > 0 && (buf[0] == '+' || buf[0] == '-');
+  }
   ::close(fd);
   return ok;
 }

@@ -4,7 +4,9 @@
 //   options.port = redis.port();
 //   redis.stop(); ... redis.start();             // the same port again
 //
-// The server is this process's child and dies with it (PR_SET_PDEATHSIG).
+// The server is this process's child and dies with it (PR_SET_PDEATHSIG,
+// which fires when the thread that started it ends: start it from the
+// thread that outlives it, as tests do).
 #pragma once
 
 #include <chrono>

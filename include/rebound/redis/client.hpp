@@ -105,12 +105,6 @@ struct status_event {
   std::string message;  ///< "redis 127.0.0.1:6379 unavailable (timeout after 20ms); ..."
 };
 
-/// A Lua script, called by EVALSHA (loaded again when the server forgot it).
-struct script {
-  std::string source;
-  std::string sha1;  ///< filled in on first use
-};
-
 class link {
  public:
   /// Connects in the background; calls return nothing until it is up.
@@ -119,12 +113,18 @@ class link {
   link& operator=(const link&) = delete;
   ~link();
 
-  /// One command, bounded by command_timeout. Nothing when Redis is
-  /// unavailable, too slow, or the link stayed busy for the whole timeout.
-  /// A server error reply (e.g. WRONGTYPE) is a reply, of kind error.
+  /// One command, bounded by command_timeout (the wait for the link
+  /// included). Nothing when Redis is unavailable (then available() is
+  /// false), or when the link stayed busy for the whole timeout (then it is
+  /// still true). A server error reply (e.g. WRONGTYPE) is a reply, of kind
+  /// error; READONLY, LOADING and MASTERDOWN also mark the link down.
   [[nodiscard]] std::optional<reply> call(const std::vector<std::string>& argv);
-  /// EVALSHA, or EVAL when the server does not know the script.
-  [[nodiscard]] std::optional<reply> eval(script& s, const std::vector<std::string>& keys,
+  /// Runs a Lua script: EVALSHA once the link has loaded it (in the
+  /// background, again after every reconnection), EVAL until then or when
+  /// the server forgot it; one deadline for the whole. `source` must outlive
+  /// the link (a string literal).
+  [[nodiscard]] std::optional<reply> eval(std::string_view source,
+                                          const std::vector<std::string>& keys,
                                           const std::vector<std::string>& args);
 
   /// Connected and not known to be down.
@@ -136,8 +136,8 @@ class link {
   std::uint64_t every(duration interval, std::function<void()> fn);
   /// Removes a task; when it is running, waits for it to finish. Not from a task.
   void cancel(std::uint64_t id);
-  /// Receives health changes (on the thread that noticed them, without the
-  /// link's lock held).
+  /// Receives health changes, on the link's thread (never on a caller's),
+  /// outside its tasks: a listener may log, cancel tasks or destroy budgets.
   void on_status(std::function<void(const status_event&)> listener);
   /// Commands sent so far (for tests and metrics).
   [[nodiscard]] std::uint64_t commands() const noexcept {
@@ -146,14 +146,18 @@ class link {
   /// `key_prefix:` + name.
   [[nodiscard]] std::string key(std::string_view name) const;
   [[nodiscard]] const options& settings() const noexcept { return options_; }
-  /// Wakes the link's thread (to flush now).
-  void poke();
+  /// Makes task `id` due now (a budget's flush when its batch is full).
+  void poke(std::uint64_t id);
 
  private:
+  using deadline_type = std::chrono::steady_clock::time_point;
   void run();
   bool connect_locked(std::string& why);
-  std::optional<status_event> mark_down_locked(const std::string& why);
+  void mark_down_locked(const std::string& why);
+  std::optional<reply> call_locked(const std::vector<std::string>& argv, deadline_type deadline);
   void emit(status_event e);
+  void deliver_events();
+  duration jittered_backoff_locked();
 
   options options_;
   std::string where_;  // "host:port", for messages
@@ -209,10 +213,17 @@ class link {
     std::function<void()> fn;
   };
   std::vector<task> tasks_;
+  std::vector<std::uint64_t> poked_ids_;
   std::uint64_t next_task_ = 1;
-  std::mutex run_mu_;  // held while tasks run
+  std::vector<status_event> events_;         // delivered by the link's thread
+  std::map<const char*, std::string> shas_;  // script source -> SHA1, under mu_
+  std::vector<std::string_view> scripts_;    // to load on (re)connection, under mu_
+  bool failure_reported_ = false;            // under mu_
+  std::uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
+  bool running_ = false;  // a batch of tasks is running (under tasks_mu_)
+  std::condition_variable idle_cv_;
   bool stopping_ = false;
-  bool poked_ = false;
+  bool wake_ = false;
   mutable std::mutex status_mu_;
   mutable std::condition_variable status_cv_;
   std::vector<std::function<void(const status_event&)>> listeners_;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,9 +71,13 @@ class shared_budget final : public retry_budget {
   std::variant<ratio, token_bucket> settings_;
   std::shared_ptr<retry_budget> local_;  // the fallback, kept warm
   std::int64_t max_batch_;
+  duration lease_ttl_;
+  std::mutex flush_mu_;
   std::atomic<std::int64_t> pending_{0};  // calls (ratio) or refund tokens (bucket) to flush
   std::mutex lease_mu_;
-  int leased_ = 0;  // retries (ratio) or tokens (bucket) granted but not used
+  std::condition_variable lease_cv_;
+  bool refilling_ = false;  // one round trip for more at a time (under lease_mu_)
+  int leased_ = 0;          // retries (ratio) or tokens (bucket) granted but not used
   std::chrono::steady_clock::time_point lease_until_{};
   std::atomic<std::uint64_t> shared_{0};
   std::atomic<std::uint64_t> fallback_{0};
@@ -82,7 +87,9 @@ class shared_budget final : public retry_budget {
 /// A circuit breaker whose open state is shared through Redis. When one
 /// process's breaker opens, it publishes the open state until its next probe
 /// time; every process then rejects at once. In half-open, at most
-/// `fleet_probes` probes run across the fleet. Interface as circuit_breaker.
+/// `fleet_probes` probes run across the fleet (the first to succeed closes
+/// it for everyone; one that fails opens it again). Interface as
+/// circuit_breaker, but it is not a circuit_breaker: pipelines take the local kind.
 class shared_breaker {
  public:
   shared_breaker(std::shared_ptr<link> l, std::string dependency, const breaker_options& o = {},
@@ -113,7 +120,8 @@ class shared_breaker {
   circuit_breaker local_;
   std::atomic<std::int64_t> shared_open_until_{0};  // steady ns; 0: not open
   std::atomic<bool> shared_half_open_{false};
-  std::uint64_t task_ = 0;  // the link's poll task
+  std::atomic<bool> probes_taken_{false};  // this round's fleet probes are all out
+  std::uint64_t task_ = 0;                 // the link's poll task
 };
 
 }  // namespace rebound::redis
