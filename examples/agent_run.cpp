@@ -9,6 +9,8 @@
 //
 //   agent_run --db runs.sqlite [--initial 2s] [--max-retries 5]
 //
+// The file may exist: the three conversations below are written afresh.
+//
 // Three conversations:
 //   retried    the provider fails step 2 twice; the third attempt succeeds
 //   cancelled  step 2 trickles slowly; the user cancels the run mid-stream
@@ -124,20 +126,32 @@ struct settings {
   int max_retries = 5;
 };
 
+constexpr const char* usage_text =
+    "usage: agent_run --db FILE [--initial DURATION (2s), up to 10s] [--max-retries N (5), 2..20]\n"
+    "exit status: 0 when the three conversations ended as described, 1 otherwise, 2 for bad "
+    "arguments\n";
+
 [[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr,
-               "agent_run: %s\nusage: agent_run --db FILE [--initial DURATION (2s)] "
-               "[--max-retries N (5), 0..20]\n",
-               problem.c_str());
+  std::fprintf(stderr, "agent_run: %s\n%s", problem.c_str(), usage_text);
   std::exit(2);
 }
 
 settings parse_args(int argc, char** argv) {
   settings s;
   for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) usage(flag + " needs a value");
-    const std::string value = argv[++i];
+    std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::printf("%s", usage_text);
+      std::exit(0);
+    }
+    std::string value;
+    if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);  // --db=FILE
+      flag.resize(eq);
+    } else {
+      if (i + 1 >= argc) usage(flag + " needs a value");
+      value = argv[++i];
+    }
     if (flag == "--db") {
       s.db_path = value;
     } else if (flag == "--initial") {
@@ -146,12 +160,15 @@ settings parse_args(int argc, char** argv) {
       } catch (const std::invalid_argument& e) {
         usage("--initial " + value + ": " + e.what());
       }
-      if (s.initial <= rebound::duration::zero()) usage("--initial must be above 0");
+      if (s.initial <= rebound::duration::zero() || s.initial > std::chrono::seconds(10)) {
+        usage("--initial " + value + ": allowed: above 0, up to 10s");
+      }
     } else if (flag == "--max-retries") {
       char* end = nullptr;
       const long n = std::strtol(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n < 0 || n > 20) {
-        usage("--max-retries " + value + ": expected an integer in 0..20");
+      if (value.empty() || *end != '\0' || n < 2 || n > 20) {
+        usage("--max-retries " + value +
+              ": expected an integer in 2..20 (the retried conversation needs two retries)");
       }
       s.max_retries = static_cast<int>(n);
     } else {
@@ -285,6 +302,11 @@ int main(int argc, char** argv) try {
   const settings s = parse_args(argc, argv);
   database db(s.db_path);
   db.exec(schema);
+  // Written afresh on every run, so the file may be reused.
+  db.exec(
+      "DELETE FROM messages WHERE conversation IN ('retried', 'cancelled', 'gave-up');"
+      "DELETE FROM runs WHERE conversation IN ('retried', 'cancelled', 'gave-up');"
+      "DELETE FROM conversations WHERE id IN ('retried', 'cancelled', 'gave-up');");
   rebound::fault::server provider;  // 127.0.0.1, a free port; stopped at exit
   agent a(db, provider, s);
 

@@ -37,6 +37,7 @@ void show(const char* how, const std::optional<std::string>& row,
 
 int main() try {
   using namespace std::chrono_literals;
+  const auto options = rebound::pg::apply_router_env({}, "REPLICA");  // bad settings: fail first
   std::printf("starting a PostgreSQL primary and streaming standby on loopback...\n");
   rebound::testing::pg_cluster db;
   connection primary(db.primary_conninfo());
@@ -45,10 +46,10 @@ int main() try {
   db.set_apply_delay(300ms);
   std::printf("standby applies commits 300 ms late (recovery_min_apply_delay)\n\n");
 
-  const auto options = rebound::pg::apply_router_env({}, "REPLICA");
   rebound::pg::router router(db.primary_conninfo(), db.standby_conninfo(), options);
-  router.on_log([](rebound::pg::log_level, std::string_view m) {
-    std::printf("    [warn] %.*s\n", static_cast<int>(m.size()), m.data());
+  router.on_log([](rebound::pg::log_level level, std::string_view m) {
+    std::printf("    [%s] %.*s\n", level == rebound::pg::log_level::warning ? "warn" : "info",
+                static_cast<int>(m.size()), m.data());
   });
 
   int n = 0;

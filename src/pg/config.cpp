@@ -43,11 +43,13 @@ duration json_duration(const json& v, const std::string& field) {
   return text_duration(v.get<std::string>(), field);
 }
 
-std::uint64_t text_unsigned(std::string_view text, const std::string& field, std::uint64_t max) {
+std::uint64_t text_unsigned(std::string_view text, const std::string& field, std::uint64_t max,
+                            std::uint64_t min = 0) {
   std::uint64_t v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v > max) {
-    fail(field, "\"" + std::string(text) + "\" is not an integer in 0.." + std::to_string(max));
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v > max || v < min) {
+    fail(field, "\"" + std::string(text) + "\" is not an integer in " + std::to_string(min) + ".." +
+                    std::to_string(max));
   }
   return v;
 }
@@ -201,7 +203,7 @@ router_options apply_router_env(router_options o, std::string_view prefix,
     if (rest == "ENABLED") {
       o.enabled = text_bool(value, name);
     } else if (rest == "POOL_SIZE") {
-      o.pool_size = static_cast<int>(text_unsigned(value, name, 1000));
+      o.pool_size = static_cast<int>(text_unsigned(value, name, 1000, 1));
     } else if (rest == "SEED") {
       o.seed = text_unsigned(value, name, ~std::uint64_t{0});
     } else {

@@ -78,15 +78,11 @@ return {redis.call('PTTL', KEYS[1]), redis.call('EXISTS', KEYS[2]),
         tonumber(redis.call('GET', KEYS[3]) or 0)}
 )lua";
 
-// A fleet-wide half-open probe slot: 'take' returns the count of probes in
-// this round (the first sets its expiry); 'give' returns one.
+// A fleet-wide half-open probe slot: the count of probes in this round (the
+// first sets its expiry).
 constexpr std::string_view probe_script = R"lua(
-if ARGV[1] == 'give' then
-  if tonumber(redis.call('GET', KEYS[1]) or 0) > 0 then redis.call('DECR', KEYS[1]) end
-  return 0
-end
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 )lua";
 
@@ -379,7 +375,7 @@ breaker_permit shared_breaker::try_acquire() {
     auto p = local_.try_acquire();
     if (!p) return p;
     const auto n = eval_integer(*link_, probe_script, {probes_key_},
-                                {"take", std::to_string(milliseconds(options_.open_duration))});
+                                {std::to_string(milliseconds(options_.open_duration))});
     if (!n || *n > fleet_probes_) {
       if (n) probes_taken_.store(true, std::memory_order_relaxed);
       if (p.probe) local_.record(p, true);  // hand the local probe back unused

@@ -83,7 +83,7 @@ class fleet_run {
                              : std::chrono::duration<double>(t - outage_start()).count());
       }
       std::sort(detect.begin(), detect.end());
-      row_.detect_p50_s = detect[detect.size() / 2];
+      row_.detect_p50_s = detect[detect.size() / 2] >= 1e9 ? -1 : detect[detect.size() / 2];
       row_.detect_all_s = detect.back() >= 1e9 ? -1 : detect.back();
     }
     events_ = eng_.events_run();

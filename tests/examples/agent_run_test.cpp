@@ -111,6 +111,16 @@ TEST_F(AgentRun, ACancelledRunStopsMidStreamAndStartsNoOther) {
       << *output_;
 }
 
+TEST_F(AgentRun, TheFileCanBeUsedAgain) {
+  const auto [status, out] = run(std::string(AGENT_RUN_EXE) +
+                                 " --db=" + (*dir_ / "runs.sqlite").string() + " --initial 10ms");
+  ASSERT_EQ(status, 0) << out;
+  sqlite3* again = nullptr;
+  ASSERT_EQ(sqlite3_open((*dir_ / "runs.sqlite").c_str(), &again), SQLITE_OK);
+  EXPECT_EQ(query(again, "SELECT count(*) FROM runs"), (rows{{"10"}}));  // 3 + 1 + 6, not twice
+  sqlite3_close(again);
+}
+
 TEST_F(AgentRun, ARunThatGaveUpIsFailedWithItsError) {
   const auto runs = query(db_,
                           "SELECT status, history, error FROM runs WHERE conversation = "
@@ -135,7 +145,10 @@ TEST_F(AgentRun, ARunThatGaveUpIsFailedWithItsError) {
 TEST(AgentRunArguments, BadInputIsNamed) {
   auto [status, out] = run(std::string(AGENT_RUN_EXE) + " --db /tmp/x.sqlite --max-retries 99");
   EXPECT_EQ(status, 2);
-  EXPECT_NE(out.find("--max-retries 99: expected an integer in 0..20"), std::string::npos) << out;
+  EXPECT_NE(out.find("--max-retries 99: expected an integer in 2..20"), std::string::npos) << out;
+  std::tie(status, out) = run(std::string(AGENT_RUN_EXE) + " --help");
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(out.find("usage: agent_run --db FILE"), std::string::npos) << out;
   std::tie(status, out) = run(std::string(AGENT_RUN_EXE) + " --db /tmp/x.sqlite --initial soon");
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("--initial soon"), std::string::npos) << out;

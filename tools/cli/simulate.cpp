@@ -18,17 +18,28 @@ namespace {
 
 using json = nlohmann::json;
 
+// 1000000 -> "1000000", 0.001 -> "0.001" (not "0", not "1e+06").
+std::string shown(double x) {
+  char buf[64];
+  if (x == std::floor(x) && std::fabs(x) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", x);
+  } else {
+    std::snprintf(buf, sizeof buf, "%g", x);
+  }
+  return buf;
+}
+
 double number_flag(const std::optional<std::string>& v, const std::string& flag, double lo,
                    double hi, double fallback, bool integer) {
   if (!v) return fallback;
   double x = 0;
   const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
-  const std::string range = (integer ? "integers " : "") +
-                            std::to_string(lo).substr(0, std::to_string(lo).find('.')) + ".." +
-                            std::to_string(hi).substr(0, std::to_string(hi).find('.'));
-  if (v->empty() || ec != std::errc() || p != v->data() + v->size() || !std::isfinite(x) ||
-      (integer && x != std::floor(x))) {
-    throw config_error(flag, "\"" + *v + "\" is not allowed; allowed: " + range);
+  const std::string range = (integer ? "integers " : "") + shown(lo) + ".." + shown(hi);
+  if (v->empty() || ec != std::errc() || p != v->data() + v->size() || !std::isfinite(x)) {
+    throw config_error(flag, "\"" + *v + "\" is not a number; allowed: " + range);
+  }
+  if (integer && x != std::floor(x)) {
+    throw config_error(flag, "\"" + *v + "\" is not an integer; allowed: " + range);
   }
   if (x < lo || x > hi)
     throw config_error(flag, "\"" + *v + "\" is out of range; allowed: " + range);

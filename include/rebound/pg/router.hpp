@@ -83,8 +83,8 @@ struct router_options {
   duration lsn_wait_max = std::chrono::seconds(1);
   /// ... polling pg_last_wal_replay_lsn(): the pause starts at lsn_poll_min and
   /// doubles up to lsn_poll_max, each drawn uniformly in [pause, 2 * pause]
-  /// (capped). Short lag is seen within a millisecond or two; long lag costs
-  /// a poll per lsn_poll_max (about 60 polls for a 1 s wait).
+  /// (at the cap, in [max/2, max]). Short lag is seen within a millisecond
+  /// or two; a 1 s wait costs about 60 polls.
   duration lsn_poll_min = std::chrono::milliseconds(1);
   duration lsn_poll_max = std::chrono::milliseconds(20);
   /// When the replica counts as down and when it is probed again.
@@ -97,7 +97,8 @@ struct router_options {
   /// primary after the wait; it does not count against the replica's health.
   int pool_size = 4;
   duration pool_wait = std::chrono::seconds(5);
-  /// libpq's connect_timeout for connection strings that set none (whole seconds, >= 2).
+  /// libpq's connect_timeout for connection strings that set none: 1s..1h,
+  /// rounded up to whole seconds (libpq treats 1 as 2).
   duration connect_timeout = std::chrono::seconds(5);
   /// statement_timeout on replica connections: a replica query running
   /// longer is cancelled (57014) and the read goes to the primary. 0: none.
@@ -310,7 +311,8 @@ struct router_counters {
 
 enum class log_level : std::uint8_t { info, warning };
 /// Receives the router's log lines: a warning when the primary serves a read
-/// the replica should have, info on replica state changes. Never a conninfo.
+/// the replica should have and when the replica goes down, info when it
+/// comes back. Never a conninfo.
 using log_sink = std::function<void(log_level, std::string_view message)>;
 
 namespace detail {
