@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "detail/config_text.hpp"
 #include "rebound/duration.hpp"
 
 extern char** environ;
@@ -540,16 +541,7 @@ std::string env_key(std::string_view name, std::size_t head) {
   return k;
 }
 
-std::map<std::string, std::string> environment_under(const std::string& head) {
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    const auto eq = entry.find('=');
-    if (eq == entry.npos || entry.rfind(head, 0) != 0) continue;
-    vars.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
-  }
-  return vars;
-}
+using detail::environment_under;
 
 }  // namespace
 

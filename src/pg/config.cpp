@@ -11,8 +11,6 @@
 #include "rebound/duration.hpp"
 #include "rebound/pg/router.hpp"
 
-extern char** environ;  // POSIX
-
 namespace rebound::pg {
 namespace {
 
@@ -226,15 +224,8 @@ router_options apply_router_env(router_options o, std::string_view prefix,
 }
 
 router_options apply_router_env(router_options base, std::string_view prefix) {
-  std::map<std::string, std::string> vars;
-  const std::string p = std::string(prefix) + "_";
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view kv = *e;
-    const auto eq = kv.find('=');
-    if (eq == std::string_view::npos || !kv.starts_with(p)) continue;
-    vars.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-  }
-  return apply_router_env(std::move(base), prefix, vars);
+  return apply_router_env(std::move(base), prefix,
+                          ::rebound::detail::environment_under(std::string(prefix) + "_"));
 }
 
 }  // namespace rebound::pg

@@ -9,8 +9,6 @@
 #include "rebound/duration.hpp"
 #include "rebound/redis/client.hpp"
 
-extern char** environ;  // POSIX
-
 namespace rebound::redis {
 namespace {
 
@@ -197,15 +195,8 @@ options apply_env(options o, std::string_view prefix,
 }
 
 options apply_env(options base, std::string_view prefix) {
-  std::map<std::string, std::string> vars;
-  const std::string head = std::string(prefix) + "_";
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view kv = *e;
-    const auto eq = kv.find('=');
-    if (eq == std::string_view::npos || !kv.starts_with(head)) continue;
-    vars.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-  }
-  return apply_env(std::move(base), prefix, vars);
+  return apply_env(std::move(base), prefix,
+                   ::rebound::detail::environment_under(std::string(prefix) + "_"));
 }
 
 }  // namespace rebound::redis
