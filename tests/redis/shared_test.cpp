@@ -28,6 +28,18 @@ rebound::redis::options options_for(const rebound::testing::redis_server& s,
   return o;
 }
 
+// Waits until `done()` holds, at most `limit`. A real wait: what it waits for
+// happens on the link's thread, in conversation with a real redis-server.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 2s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);  // polling another thread and a server process
+  }
+  return true;
+}
+
 std::shared_ptr<link> connected(const rebound::redis::options& o) {
   auto l = std::make_shared<link>(o);
   EXPECT_TRUE(l->wait_until_available(5s));  // a real wait: the link connects in the background
@@ -132,9 +144,7 @@ TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
   }
   EXPECT_GE(budget.fallback_decisions(), 19U);
-  for (int i = 0; i < 200 && down_events.load() == 0; ++i) {
-    std::this_thread::sleep_for(10ms);  // events arrive on the link's thread
-  }
+  EXPECT_TRUE(eventually([&] { return down_events.load() > 0; }));  // on the link's thread
   EXPECT_EQ(down_events.load(), 1);
 
   server.start();
@@ -159,8 +169,7 @@ TEST(SharedBudget, AHungRedisCostsAtMostTheTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
   // Marked down by this call's timeout, or by the link thread's own command
   // (a flush) that held the link meanwhile and timed out at the same moment.
-  for (int i = 0; i < 100 && l->available(); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(l->available());
+  EXPECT_TRUE(eventually([&] { return !l->available(); }, 1s));
   const auto again = std::chrono::steady_clock::now();
   EXPECT_FALSE(budget.try_acquire({}));  // known down: no wait at all
   EXPECT_LT(std::chrono::steady_clock::now() - again, 50ms);
@@ -183,16 +192,13 @@ TEST(SharedBreaker, AnOpenBreakerPublishedByOneClientIsSeenByAnother) {
   }
   EXPECT_EQ(a.state(), rebound::breaker_state::open);
   // b's own poll task (every 20 ms) brings the news; a real wait, bounded.
-  for (int i = 0; i < 200 && b.state() != rebound::breaker_state::open; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_EQ(b.state(), rebound::breaker_state::open);
+  EXPECT_TRUE(eventually([&] { return b.state() == rebound::breaker_state::open; }));
   EXPECT_FALSE(b.try_acquire());  // rejected at once, without a call of its own
   EXPECT_EQ(b.local().state(), rebound::breaker_state::closed);  // b itself saw no failure
 
   // After the open time (no poll needed: each knows when it ends), one probe
   // for the whole fleet; every other call is rejected.
-  std::this_thread::sleep_for(450ms);  // the shared state expires in Redis, in real time
+  std::this_thread::sleep_for(450ms);  // bounded: the open key's TTL runs in Redis, in real time
   auto pa = a.try_acquire();
   auto pb = b.try_acquire();
   EXPECT_EQ((pa ? 1 : 0) + (pb ? 1 : 0), 1);
@@ -201,9 +207,7 @@ TEST(SharedBreaker, AnOpenBreakerPublishedByOneClientIsSeenByAnother) {
   auto& prober = pa ? a : b;
   prober.record(pa ? pa : pb, true);  // the probe succeeded: closed for everyone
   auto& other = pa ? b : a;
-  for (int i = 0; i < 200 && other.state() != rebound::breaker_state::closed; ++i) {
-    std::this_thread::sleep_for(10ms);  // until its next poll
-  }
+  EXPECT_TRUE(eventually([&] { return other.state() == rebound::breaker_state::closed; }));
   EXPECT_TRUE(b.try_acquire());
   EXPECT_TRUE(a.try_acquire());
 }
