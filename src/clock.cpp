@@ -16,9 +16,7 @@ bool clock::sleep_for(duration d, std::stop_token stop) {
 
 namespace {
 
-time_point steady_now() noexcept {
-  return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-}
+using detail::steady_now;
 
 // One thread for every call_at on real-time clocks, started on first use.
 class timer_thread {
@@ -75,9 +73,7 @@ class timer_thread {
 
 class steady_system_clock final : public clock {
  public:
-  [[nodiscard]] time_point now() const noexcept override {
-    return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-  }
+  [[nodiscard]] time_point now() const noexcept override { return steady_now(); }
 
   bool sleep_until(time_point deadline, std::stop_token stop) override {
     if (stop.stop_requested()) return false;

@@ -158,8 +158,13 @@ void retry_state::record_success_slow() noexcept {
 }
 
 bool retry_state::admit_attempt_slow() {
-  if (!admit_rng_) admit_rng_.emplace(admit_seed_ != 0 ? admit_seed_ : random_stream::fresh_seed());
-  return policy_->throttle()->admit(admit_rng_->uniform());
+  if (admit_state_ == 0) admit_state_ = random_stream::fresh_seed() | 1ULL;
+  // splitmix64: one step, 53 bits of it as a uniform draw in [0, 1).
+  std::uint64_t z = (admit_state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return policy_->throttle()->admit(static_cast<double>(z >> 11) * 0x1.0p-53);
 }
 
 decision retry_state::decide(const verdict& v, time_point now) {

@@ -7,7 +7,7 @@
 
 #include "rebound/duration.hpp"
 #include "rebound/random.hpp"
-#include "rebound/retry.hpp"
+#include "rebound/call.hpp"
 #include "rebound/stop.hpp"
 
 namespace rebound {
@@ -293,11 +293,13 @@ std::optional<std::string> run_supervisor::current_run_id(std::string_view key) 
 }
 
 run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>& e) {
-  clock& c = policy_.clock();
   const std::stop_token stop = e->stop.get_token();
   const auto limit = policy_.stop().max_attempts();
   const int max_retries = limit ? *limit - 1 : 0;
-  retry_state state(policy_, c.now());
+  // The run is the retry layer (never nested: the calls inside a run are
+  // other logical calls). The engine decides; this loop runs the phases.
+  const call_options options{.stop = stop};
+  retry_call call(policy_, options, {.eager_start = true, .nested = 0});
   run_result res;
 
   // Every way out releases the key first, so a subscriber reacting to the
@@ -308,17 +310,25 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
     return res;
   };
   const auto cancelled = [&](run_phase phase) {
+    call.end(stop_reason::cancelled);
     res.state = run_result::status::cancelled;
     return end(run_cancelled{spec.key, res.run_id, res.attempts, phase});
   };
   const auto failed = [&](run_failure why, std::exception_ptr err) {
+    call.end(stop_reason::permanent_error);  // a start or cleanup failure; no effect after a give-up
     res.state = run_result::status::failed;
     res.failure = why;
     res.error = err;
     return end(run_failed{spec.key, res.run_id, detail::describe(err), res.attempts, why});
   };
 
-  for (int attempt = 1;; ++attempt) {
+  call_step step = call.start();
+  if (step.done()) {
+    if (step.reason == stop_reason::cancelled) return cancelled(run_phase::starting);
+    return failed(failure_for(step.reason), call.give_up_error(nullptr));  // throttled
+  }
+  for (;;) {
+    const int attempt = call.attempt();
     if (stop.stop_requested()) return cancelled(run_phase::starting);
     std::string run_id;
     try {
@@ -343,15 +353,16 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
       err = std::current_exception();
     }
     if (!err) {
-      state.record_success();
+      call.succeeded();
       res.state = run_result::status::succeeded;
       return end(run_succeeded{spec.key, run_id, attempt});
     }
     // Whatever an attempt that was asked to stop throws, the run was cancelled.
     if (stop.stop_requested()) return cancelled(run_phase::attempt);
 
-    const auto d = state.decide(policy_.classifier().classify_exception(err), c.now());
-    if (!d.retry) return failed(failure_for(d.reason), err);
+    const std::string cause = call.observed() ? detail::describe(err) : std::string();
+    step = call.failed(classify_exception(policy_, err), {.cause = cause});
+    if (!step.wait()) return failed(failure_for(step.reason), err);
 
     if (spec.cleanup) {
       try {
@@ -362,14 +373,13 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
     }
     if (stop.stop_requested()) return cancelled(run_phase::cleanup);
 
-    emit(run_retrying{spec.key, run_id, attempt, max_retries, d.delay, detail::describe(err)});
-    // The wait ends at once on a cancel; every wake checks again (a clock
-    // may wake a sleeper early).
-    const auto until = c.now() + d.delay;
-    while (c.now() < until) {
-      if (!c.sleep_until(until, stop)) return cancelled(run_phase::backoff);
+    emit(run_retrying{spec.key, run_id, attempt, max_retries, step.delay, detail::describe(err)});
+    // The wait ends at once on a cancel; every wake checks again.
+    step = sleep_then_resume(call, step);
+    if (step.done()) {
+      if (step.reason == stop_reason::cancelled) return cancelled(run_phase::backoff);
+      return failed(failure_for(step.reason), err);  // the throttle refused the next attempt
     }
-    if (stop.stop_requested()) return cancelled(run_phase::backoff);
   }
 }
 

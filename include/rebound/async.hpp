@@ -83,6 +83,8 @@
 
 namespace rebound {
 
+class async_attempt;
+
 /// Per-call options of async_retry (designated initializers).
 struct async_options {
   std::stop_token stop{};         ///< cancels the call (like an Asio terminal cancellation)
@@ -95,37 +97,42 @@ struct async_options {
   const async_attempt* parent = nullptr;
 };
 
-class async_attempt;
-namespace detail {
-async_attempt make_async_attempt(const loop& l, int number, bool hedged, int depth,
-                                 std::stop_token stop, time_point own_deadline = time_point::max());
-}
-
 /// What an asynchronous attempt may look at.
 class async_attempt {
  public:
+  /// An attempt of `call` (which must outlive it): `number` (1 for the
+  /// first; hedges and retries count up from there), started as a hedge or
+  /// not, `depth` retry loops deep, cancelled through `stop`, and due to end
+  /// by `own_deadline` (its attempt timeout or the call's deadline).
+  async_attempt(const retry_call& call, int number, bool hedged, int depth, std::stop_token stop,
+                time_point own_deadline = time_point::max()) noexcept
+      : call_(&call),
+        number_(number),
+        hedged_(hedged),
+        depth_(depth),
+        stop_(std::move(stop)),
+        own_deadline_(own_deadline) {}
+
   /// 1 for the first attempt; hedges and retries count up from there.
   [[nodiscard]] int number() const noexcept { return number_; }
   /// True for an attempt started as a hedge (while another was running).
   [[nodiscard]] bool hedged() const noexcept { return hedged_; }
   /// The policy's attempt limit, when it has one.
   [[nodiscard]] std::optional<int> max_attempts() const noexcept {
-    return loop_->policy_.stop().max_attempts();
+    return call_->policy().stop().max_attempts();
   }
   /// Time since the call started.
-  [[nodiscard]] duration elapsed() const noexcept { return loop_->elapsed(); }
+  [[nodiscard]] duration elapsed() const noexcept { return call_->elapsed(); }
   /// Time left before the nearest of the policy's time limits, the call's
   /// deadline and this attempt's timeout; nullopt when there is none.
   [[nodiscard]] std::optional<duration> remaining() const noexcept {
-    std::optional<time_point> limit;
-    if (auto* s = loop_->state_ ? &*loop_->state_ : nullptr) {
-      limit = loop_->policy_.stop().time_limit(s->start());
+    std::optional<duration> left = call_->remaining();
+    if (own_deadline_ != time_point::max()) {
+      const time_point now = call_->now();
+      const duration own = own_deadline_ > now ? own_deadline_ - now : duration::zero();
+      left = left ? std::min(*left, own) : own;
     }
-    const time_point until = std::min(loop_->deadline(), own_deadline_);
-    if (until != time_point::max()) limit = limit ? std::min(*limit, until) : until;
-    if (!limit) return std::nullopt;
-    const time_point now = loop_->now();
-    return *limit > now ? *limit - now : duration::zero();
+    return left;
   }
   /// Requested when the call is cancelled or this attempt times out, for
   /// work that is not an Asio operation (which is cancelled directly).
@@ -134,18 +141,7 @@ class async_attempt {
   [[nodiscard]] int depth() const noexcept { return depth_; }
 
  private:
-  friend async_attempt detail::make_async_attempt(const detail::loop&, int, bool, int,
-                                                  std::stop_token, time_point);
-  async_attempt(const detail::loop& l, int number, bool hedged, int depth, std::stop_token stop,
-                time_point own_deadline) noexcept
-      : loop_(&l),
-        number_(number),
-        hedged_(hedged),
-        depth_(depth),
-        stop_(std::move(stop)),
-        own_deadline_(own_deadline) {}
-
-  const detail::loop* loop_;
+  const retry_call* call_;
   int number_;
   bool hedged_;
   int depth_;
@@ -154,11 +150,6 @@ class async_attempt {
 };
 
 namespace detail {
-
-inline async_attempt make_async_attempt(const loop& l, int number, bool hedged, int depth,
-                                        std::stop_token stop, time_point own_deadline) {
-  return async_attempt(l, number, hedged, depth, std::move(stop), own_deadline);
-}
 
 template <class F>
 concept takes_async_attempt = std::invocable<F&, const async_attempt&>;
@@ -247,52 +238,52 @@ inline asio::awaitable<bool> wait_until(clock& custom, time_point at) {
   }
 }
 
+/// Ends a call that gave up: the last exception (or the give-up error),
+/// else the last rejected result.
 template <class T, class R>
-T finish_failure(const loop& core, std::optional<R>& result, const std::exception_ptr& error) {
-  if (error) core.give_up(error);
-  if constexpr (std::is_void_v<T>) {
-    core.throw_cancelled_before_start();  // unreachable: void attempts fail by exceptions
-  } else {
-    if (!result) core.throw_cancelled_before_start();
-    return std::move(*result);
-  }
+T finish_failure(const retry_call& call, std::optional<R>& result, const std::exception_ptr& error) {
+  if (error || !result) std::rethrow_exception(call.give_up_error(error));
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
 }
 
-/// What a failed attempt means, and the decision on it (a plain function, so
-/// its temporaries stay off the coroutine frame).
+/// The engine's step after a failed attempt (a plain function, so its
+/// temporaries stay off the coroutine frame).
 template <class T, class R>
-decision decide_async_failure(loop& core, const retry_policy& p, const std::exception_ptr& error,
+call_step after_async_failure(retry_call& call, const std::exception_ptr& error,
                               const std::optional<R>& last, bool cancelled) {
+  if (cancelled) {
+    // A cancelled attempt is never retried.
+    call.end(stop_reason::cancelled);
+    return {step_kind::done, stop_reason::cancelled, {}, {}};
+  }
+  const retry_policy& p = call.policy();
   verdict v;
   std::string cause;
   if (error) {
     v = classify_exception(p, error);
-    if (core.observed()) cause = describe(error);
+    if (call.observed()) cause = describe(error);
   } else {
     if constexpr (!std::is_void_v<T>) {
       v = p.classifier().classify_result(*last);
-      if (core.observed()) cause = describe_result(*last);
+      if (call.observed()) cause = describe_result(*last);
     }
   }
-  if (cancelled) {
-    // A cancelled attempt is never retried.
-    core.end(stop_reason::cancelled, core.state() != nullptr ? core.state()->attempt() : 1);
-    return decision::stop(stop_reason::cancelled);
-  }
-  return core.decide_failure(v, std::move(cause), false);
+  return call.failed(v, {.cause = cause});
 }
 
 /// The loop when nothing runs concurrently with an attempt: each attempt is
 /// awaited directly, so Asio cancellation reaches it through this coroutine.
-/// When nothing needs the clock or the per-call state before the first
-/// attempt ends (no observer, report, time-based stop, budget, throttle or
-/// attempt context), a first-try success reads no clock and builds no state.
+/// When nothing needs the clock before the first attempt ends (no observer,
+/// report, time-based stop or attempt context), a first-try success reads no
+/// clock.
 template <class T, class F>
 asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth) {
-  const call_options co{.stop = {}, .report = o.report, .deadline = std::nullopt};
+  const call_options co{.report = o.report};
   constexpr bool takes_attempt = takes_async_attempt<F>;
-  loop core(p, co, takes_attempt, depth > 1 ? 1 : 0, false);
-  core.begin();
+  retry_call call(p, co,
+                  {.eager_start = takes_attempt, .nested = static_cast<std::int8_t>(depth > 1)});
+  if (call.start().done()) [[unlikely]]
+    std::rethrow_exception(call.give_up_error(nullptr));
   using value_t = typename attempt_outcome<T>::value_type;
   std::optional<value_t> last;  // the last rejected result (expected-like)
   std::exception_ptr error;
@@ -300,8 +291,7 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
     error = nullptr;
     try {
       if constexpr (takes_attempt) {
-        const async_attempt ctx = make_async_attempt(
-            core, core.state() != nullptr ? core.state()->attempt() : 1, false, depth, {});
+        const async_attempt ctx(call, call.attempt(), false, depth, {});
         if constexpr (std::is_void_v<T>) {
           co_await std::invoke(fn, ctx);
         } else {
@@ -315,11 +305,11 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
         }
       }
       if constexpr (std::is_void_v<T>) {
-        core.succeeded();
+        call.succeeded();
         co_return;
       } else {
         if (p.classifier().classify_result(*last).kind == verdict_kind::success) [[likely]] {
-          core.succeeded();
+          call.succeeded();
           co_return std::move(*last);
         }
       }
@@ -327,19 +317,18 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
       error = std::current_exception();
     }
     auto cs = co_await asio::this_coro::cancellation_state;
-    const decision d = decide_async_failure<T>(core, p, error, last,
-                                               cs.cancelled() != asio::cancellation_type::none);
-    if (d.retry) {
-      const time_point until = saturating_add(core.failed_at(), d.delay);
+    const call_step step = after_async_failure<T>(call, error, last,
+                                                  cs.cancelled() != asio::cancellation_type::none);
+    if (step.wait()) {
       bool slept = false;
       if (clock* custom = p.custom_clock()) {
-        slept = co_await wait_until(*custom, until);
+        slept = co_await wait_until(*custom, step.until);
       } else {
         // Inline rather than through wait_until: a pending back-off is this
         // frame and one timer operation, nothing more.
         try {
           asio::steady_timer timer(co_await asio::this_coro::executor,
-                                   asio::steady_timer::time_point(until.time_since_epoch()));
+                                   asio::steady_timer::time_point(step.until.time_since_epoch()));
           asio::error_code ec;
           co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
           slept = !ec;
@@ -347,9 +336,9 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
           slept = false;  // cancelled before the wait began
         }
       }
-      if (core.resume(slept)) continue;
+      if (call.resume(slept).attempt()) continue;
     }
-    co_return finish_failure<T>(core, last, error);
+    co_return finish_failure<T>(call, last, error);
   }
 }
 
@@ -413,8 +402,8 @@ auto async_retry(const retry_policy& policy, F fn, async_options options = {}) {
 }
 
 /// `fn` takes a completion token, on `ex`, completing with `token`. In the
-/// plain case (system clock; no observer, report, timeout, deadline, stop
-/// token, hedging or parent) this is a composed operation without a
+/// plain case (system clock; no timeout, deadline, stop token or hedging)
+/// this is a composed operation without a
 /// coroutine: a call waiting in back-off is one state block and one timer
 /// wait. Otherwise it runs the coroutine loop with fn(asio::use_awaitable).
 /// Completes with (std::exception_ptr, T) either way.

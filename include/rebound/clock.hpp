@@ -55,6 +55,22 @@ class clock {
   virtual bool cancel_call(std::uint64_t id) noexcept;
 };
 
+namespace detail {
+/// The steady clock's time line, read directly: the one place (with
+/// coarse_clock.hpp) where rebound reads a system clock. Everything else asks
+/// a rebound::clock, or the call engine, which asks one.
+inline time_point steady_now() noexcept {
+  return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+}
+}  // namespace detail
+
+/// Wall-clock time (std::chrono::system_clock), for dates a protocol carries
+/// (an HTTP Retry-After date). Only protocol dates use it: every interval is
+/// measured on a rebound::clock.
+[[nodiscard]] inline std::chrono::system_clock::time_point wall_clock_now() noexcept {
+  return std::chrono::system_clock::now();
+}
+
 /// The process-wide clock backed by std::chrono::steady_clock. A stop request
 /// wakes a sleeper at once (a condition variable wait, not a polling loop).
 [[nodiscard]] clock& system_clock() noexcept;

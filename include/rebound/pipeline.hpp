@@ -95,7 +95,7 @@ class pipeline {
     }
   }
   [[nodiscard]] bool counts_as_failure(const std::exception_ptr& e) const {
-    const verdict v = detail::classify_exception(policy_, e);
+    const verdict v = classify_exception(policy_, e);
     return v.retryable() || v.kind == verdict_kind::overloaded;
   }
 

@@ -205,17 +205,22 @@ class retry_state {
  public:
   /// A call whose first attempt started at `start`. Tells the policy's
   /// budget that a call started.
-  /// Same, with this call's random stream seeded from `stream_seed` instead
-  /// of the policy's seed (simulations give every simulated call its own).
-  retry_state(const retry_policy& p, time_point start, std::uint64_t stream_seed) noexcept
-      : retry_state(p, start) {
-    rng_.emplace(stream_seed);
-    admit_seed_ = stream_seed ^ 0x5851f42d4c957f2dULL;
-  }
   retry_state(const retry_policy& p, time_point start) noexcept : policy_(&p), start_(start) {
     if (p.has_overload_hooks() && p.budget()) [[unlikely]] {
       p.budget()->on_call();
     }
+  }
+  /// Same, with this call's random stream seeded from `stream_seed` instead
+  /// of the policy's seed (simulations give every simulated call its own).
+  retry_state(const retry_policy& p, time_point start, std::uint64_t stream_seed) noexcept
+      : retry_state(p, start) {
+    seed_stream(stream_seed);
+  }
+  /// Seeds this call's random streams (jitter, throttle admission) from
+  /// `stream_seed`, before the first decision.
+  void seed_stream(std::uint64_t stream_seed) noexcept {
+    rng_.emplace(stream_seed);
+    admit_state_ = (stream_seed ^ 0x5851f42d4c957f2dULL) | 1ULL;
   }
 
   /// The decision after attempt `attempt()` ended with verdict `v` at `now`.
@@ -273,10 +278,10 @@ class retry_state {
   time_point start_;
   duration previous_delay_{};
   std::optional<random_stream> rng_;  // seeded on first use
-  // Throttle admission draws from its own stream, so a seeded policy's calls
-  // do not all draw the same number, and the jitter schedule is unchanged.
-  std::optional<random_stream> admit_rng_;
-  std::uint64_t admit_seed_ = 0;  // 0: a fresh seed per call
+  // Throttle admission draws from its own splitmix64 stream (0: not seeded
+  // yet), so a seeded policy's calls do not all draw the same number and
+  // the jitter schedule is unchanged.
+  std::uint64_t admit_state_ = 0;
   int attempt_ = 1;
   std::optional<retry_request> last_retry_;  // the granted retry that started this attempt
 };

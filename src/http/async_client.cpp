@@ -252,8 +252,10 @@ asio::awaitable<response> async_client::get(std::string url, call_options option
 
 asio::awaitable<response> async_client::send(request r, call_options call) {
   auto keep = impl_;  // the client's state lives as long as this call
-  detail::call_run run(keep->options, keep->policy, r, call);
-  run.check_not_cancelled();
+  // Nested-retry detection by thread does not hold for coroutines: an async
+  // request is an outermost call.
+  detail::call_run run(keep->options, keep->policy, r, call, 0);
+  run.start();
   for (;;) {
     const detail::call_run::attempt_plan plan = run.begin_attempt();
     std::optional<response> got;

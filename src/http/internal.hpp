@@ -3,14 +3,33 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cctype>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
-#include "rebound/events.hpp"
+#include "rebound/call.hpp"
 #include "rebound/http/client.hpp"
 
 namespace rebound::http::detail {
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Without the optional whitespace around a field value (RFC 9110 5.5), and a line end.
+inline std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
 
 /// What one transfer collects.
 struct transfer {
@@ -30,17 +49,16 @@ curl_slist* setup_transfer(CURL* curl, const request& r, const header_list& extr
 /// The response of a finished transfer, or throws its transport_error.
 response finish_transfer(CURL* curl, CURLcode rc, transfer& t);
 
-inline time_point clock_now(clock* c) {
-  return c != nullptr ? c->now()
-                      : std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-}
-
-/// One call's decisions, apart from how transfers run and how time passes:
-/// the sync client blocks for both, the async one awaits them.
+/// One HTTP call as a driver of the call engine (rebound/call.hpp): the
+/// request's idempotency, its headers, and the mapping of each outcome to a
+/// verdict through the HTTP error table (http::classify). How transfers run
+/// and how time passes is the caller's: the sync client blocks for both,
+/// the async one awaits them.
 class call_run {
  public:
+  /// `nested`: as call_driver::nested (-1: this thread's blocking loops tell).
   call_run(const client_options& o, const retry_policy& p, const request& r,
-           const call_options& call);
+           const call_options& call, std::int8_t nested = -1);
 
   struct attempt_plan {
     header_list headers;              ///< Idempotency-Key, attempt header
@@ -53,8 +71,9 @@ class call_run {
     time_point wake{};                 ///< retry: sleep until then, then after_sleep()
   };
 
-  /// Throws retry_error (cancelled) when the stop was requested before the call.
-  void check_not_cancelled();
+  /// Throws retry_error (cancelled) when the stop was requested before the
+  /// call, or throttled_error when adaptive throttling refuses it.
+  void start();
   [[nodiscard]] const request& req() const noexcept { return req_; }
   attempt_plan begin_attempt();
   /// After an attempt: its response, or its exception (a transport_error).
@@ -62,24 +81,17 @@ class call_run {
   /// After the sleep of a retry step; `slept` false when it was cut short.
   /// Returns a retry step (run the next attempt) or a done step.
   step after_sleep(bool slept);
+  /// The call's clock.
+  [[nodiscard]] clock& time_source() const noexcept { return call_.time_source(); }
 
  private:
-  [[nodiscard]] time_point now() const;
-  [[nodiscard]] event make_event(event_kind k, int attempt) const;
-  duration finish(stop_reason reason, int attempts);
-  step done(std::optional<response> got, std::exception_ptr error, stop_reason reason, int attempt);
+  step done(std::optional<response> got, std::exception_ptr error);
 
   const client_options& o_;
-  const retry_policy& p_;
-  const call_options& call_;
   request req_;
-  clock* custom_;
-  observer* obs_;
-  time_point start_;
-  retry_state state_;
+  retry_call call_;
   header_list extra_;
   bool safe_ = false;
-  time_point deadline_ = time_point::max();
   std::optional<response> last_;
   std::exception_ptr last_error_;
 };

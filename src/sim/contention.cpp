@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -20,7 +21,8 @@ class contention_trial {
       : options_(o), eng_(seed), policy_(s.make(eng_)) {
     clients_.reserve(static_cast<std::size_t>(clients));
     for (int i = 0; i < clients; ++i) {
-      clients_.push_back(client{retry_state(policy_, eng_.now(), mix(seed, i)), 0, false});
+      clients_.push_back(client{retry_call(policy_, {.seed = mix(seed, i)}, {.nested = 0}), 0, false});
+      (void)clients_.back().call.start();
     }
   }
 
@@ -37,7 +39,7 @@ class contention_trial {
 
  private:
   struct client {
-    retry_state state;
+    retry_call call;
     std::uint64_t read_version;
     bool finished;
   };
@@ -62,20 +64,29 @@ class contention_trial {
     const std::uint64_t i = arg >> 1;
     client& c = clients_[i];
     if ((arg & 1) != 0) {
+      c.call.succeeded();
       c.finished = true;
       ++done;
       last_done = eng_.now();
       return;
     }
-    const decision d = c.state.decide(verdict::transient(), eng_.now());
-    if (!d.retry) {
+    const call_step step = c.call.failed(verdict::transient());
+    if (!step.wait()) {
       c.finished = true;  // gave up (only with a policy that stops)
       last_done = eng_.now();
       return;
     }
-    eng_.at<&contention_trial::send_read_now>(eng_.now() + d.delay, this, i);
+    eng_.at<&contention_trial::send_read_now>(step.until, this, i);
   }
-  void send_read_now(std::uint64_t i) { send_read(i); }
+  void send_read_now(std::uint64_t i) {
+    client& c = clients_[i];
+    if (!c.call.resume(true).attempt()) {
+      c.finished = true;  // refused (a throttle)
+      last_done = eng_.now();
+      return;
+    }
+    send_read(i);
+  }
 
   const contention_options& options_;
   engine eng_;

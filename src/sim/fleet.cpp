@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "rebound/budget.hpp"
+#include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -94,7 +95,7 @@ class fleet_run {
  private:
   struct request {
     std::uint32_t process;
-    retry_state state;
+    retry_call call;
     time_point started;
     bool after_outage;
     breaker_permit permit{};
@@ -127,9 +128,13 @@ class fleet_run {
     const auto p =
         static_cast<std::uint32_t>(eng_.rng().next() % static_cast<std::uint64_t>(o_.processes));
     const auto id = requests_.size();
-    requests_.push_back({p, retry_state(policy_of(p), eng_.now(), mix(o_.seed, id)), eng_.now(),
-                         eng_.now() >= outage_end()});
+    requests_.push_back({p, retry_call(policy_of(p), {.seed = mix(o_.seed, id)}, {.nested = 0}),
+                         eng_.now(), eng_.now() >= outage_end()});
     if (down()) ++offered_during_;
+    if (!requests_.back().call.start().attempt()) {
+      finish(requests_.back(), false);
+      return;
+    }
     attempt(id);
     eng_.after<&fleet_run::arrive>(gap(), this, 0);
   }
@@ -214,10 +219,11 @@ class fleet_run {
   void attempt(std::uint64_t id) {
     auto& r = requests_[id];
     if (!admit(r)) {
+      (void)r.call.failed(verdict::overloaded());  // an open circuit ends the call
       finish(r, false);
       return;
     }
-    const int n = r.state.attempt();
+    const int n = r.call.attempt();
     if (down()) {
       ++attempts_during_;
       if (n > 1) ++retries_during_;
@@ -235,19 +241,27 @@ class fleet_run {
       return;
     }
     record(r, true);
-    r.state.record_success();
+    r.call.succeeded();
     finish(r, true);
   }
 
   void fail(std::uint64_t id) {
     auto& r = requests_[id];
     record(r, false);
-    const auto d = r.state.decide(verdict::transient(), eng_.now());
-    if (!d.retry) {
+    const call_step step = r.call.failed(verdict::transient());
+    if (!step.wait()) {
       finish(r, false);
       return;
     }
-    eng_.after<&fleet_run::attempt>(d.delay, this, id);
+    eng_.at<&fleet_run::retry>(step.until, this, id);
+  }
+  void retry(std::uint64_t id) {
+    auto& r = requests_[id];
+    if (!r.call.resume(true).attempt()) {
+      finish(r, false);
+      return;
+    }
+    attempt(id);
   }
 
   void finish(request& r, bool ok) {

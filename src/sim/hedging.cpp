@@ -1,14 +1,15 @@
 // Hedged requests against a dependency with a slow tail: how much tail
 // latency each hedge delay buys, and what it costs in extra load. Hedge
 // decisions are the library's own: hedge_policy::current_delay (fixed or an
-// observed percentile, through latency_tracker), retry_state::decide_hedge
-// (attempt limit and retry budget) and the budget itself.
+// observed percentile, through latency_tracker), the call engine's hedge()
+// (attempt limit, retry budget, throttle) and the budget itself.
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <memory>
 
 #include "rebound/budget.hpp"
+#include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -61,7 +62,7 @@ class hedging_run {
  private:
   struct request {
     time_point start;
-    retry_state state;
+    retry_call call;
     int launched = 0;
     bool done = false;
     std::array<time_point, max_attempts_per_request> started{};
@@ -89,8 +90,11 @@ class hedging_run {
   void arrive(std::uint64_t) {
     if (eng_.now() - eng_.start() >= o_.length) return;
     const std::uint64_t id = requests_.size();
-    requests_.push_back(std::make_unique<request>(
-        request{eng_.now(), retry_state(policy_, eng_.now(), mix(o_.seed, id)), 0, false, {}, {}}));
+    requests_.push_back(std::make_unique<request>(request{
+        eng_.now(),
+        retry_call(policy_, {.seed = mix(o_.seed, id)}, {.eager_start = true, .nested = 0, .concurrent = true}),
+        0, false, {}, {}}));
+    if (!requests_.back()->call.start().attempt()) return;
     launch(id);
     schedule_hedge(id);
     eng_.after<&hedging_run::arrive>(gap(), this, 0);
@@ -119,12 +123,10 @@ class hedging_run {
         r.launched >= static_cast<int>(max_attempts_per_request)) {
       return;
     }
-    const decision d = r.state.decide_hedge(eng_.now(), time_point::max());
-    if (!d.retry) {
-      if (d.reason == stop_reason::budget_exhausted) ++row_.hedges_refused;
+    if (const auto why_not = r.call.hedge()) {
+      if (*why_not == stop_reason::budget_exhausted) ++row_.hedges_refused;
       return;
     }
-    if (!r.state.admit_attempt()) return;
     ++row_.hedges;
     launch(id);
     schedule_hedge(id);
@@ -137,7 +139,7 @@ class hedging_run {
     request& r = *requests_[id];
     if (r.done) return;  // a loser: cancelled when the winner answered (counted there)
     r.done = true;
-    r.state.record_success();
+    r.call.succeeded();
     if (const auto& h = policy_.hedge(); h && h->tracker) {
       // The winner's time, and at least this long for each attempt it beat
       // (as the async loop records them).

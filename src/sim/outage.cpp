@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 
+#include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -58,7 +59,7 @@ class outage_run {
  private:
   // A logical request and its current attempt.
   struct request {
-    retry_state state;
+    retry_call call;
     time_point started;
     int attempt = 0;          // the attempt in flight (1-based)
     bool waiting = false;     // an attempt is in flight and unanswered
@@ -88,24 +89,27 @@ class outage_run {
 
   void arrival(std::uint64_t) {
     const std::uint64_t id = requests_.size();
-    requests_.push_back(request{retry_state(policy_, eng_.now(), mix(o_.seed, id)), eng_.now(), 0,
-                                false, false, breaker_permit{}});
+    requests_.push_back(request{retry_call(policy_, {.seed = mix(o_.seed, id)}, {.nested = 0}),
+                                eng_.now(), 0, false, false, breaker_permit{}});
     ++series_.started;
     series_.offered[bucket_of(eng_.now())] += 1;
-    start_attempt(id);
+    if (!requests_.back().call.start().attempt()) {  // adaptive throttling refused it locally
+      finish(id, false);
+    } else {
+      start_attempt(id);
+    }
     eng_.after<&outage_run::arrival>(next_gap(), this, 0);
   }
 
   void start_attempt(std::uint64_t id) {
     request& r = requests_[id];
     ++r.attempt;
-    if (!r.state.admit_attempt()) {  // adaptive throttling refused it locally
-      finish(id, false);
-      return;
-    }
     if (breaker_) {
       r.permit = breaker_->try_acquire();
-      if (!r.permit) {  // open circuit: the call ends, nothing reaches the server
+      if (!r.permit) {
+        // An open circuit: overloaded for the engine (as pipeline's
+        // circuit_open_error is), so the call ends; nothing reaches the server.
+        (void)r.call.failed(verdict::overloaded());
         finish(id, false);
         return;
       }
@@ -157,7 +161,7 @@ class outage_run {
     if (r.waiting && r.attempt == attempt) {
       r.waiting = false;
       if (breaker_) breaker_->record(r.permit, true);
-      (void)r.state.decide(verdict::success(), eng_.now());  // budget refunds, throttle accepts
+      r.call.succeeded();  // budget refunds, throttle accepts
       finish(id, true);
     } else {
       ++series_.wasted;  // the client gave up on it already
@@ -175,14 +179,20 @@ class outage_run {
     if (!r.waiting || r.attempt != attempt) return;  // already answered
     r.waiting = false;
     if (breaker_) breaker_->record(r.permit, false);
-    const decision d = r.state.decide(v, eng_.now());
-    if (!d.retry) {
+    const call_step step = r.call.failed(v);
+    if (!step.wait()) {
       finish(id, false);
       return;
     }
-    eng_.after<&outage_run::retry_now>(d.delay, this, id);
+    eng_.at<&outage_run::retry_now>(step.until, this, id);
   }
-  void retry_now(std::uint64_t id) { start_attempt(id); }
+  void retry_now(std::uint64_t id) {
+    if (!requests_[id].call.resume(true).attempt()) {  // adaptive throttling refused it
+      finish(id, false);
+      return;
+    }
+    start_attempt(id);
+  }
 
   void finish(std::uint64_t id, bool ok) {
     requests_[id].finished = true;

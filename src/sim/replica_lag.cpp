@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 
+#include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -62,7 +63,7 @@ class replica_run {
   struct request {
     time_point visible_at;  // when the replica has replayed the write
     time_point read_started;
-    retry_state state;
+    std::optional<retry_call> call;  // made when the read starts
   };
 
   // Arrivals and lags come from their own stream, so every strategy sees the same writes.
@@ -77,15 +78,14 @@ class replica_run {
     return duration(static_cast<duration::rep>(detail::unit_exponential(lag_rng_) *
                                                static_cast<double>(o_.lag_mean.count())));
   }
+  call_options call_for(std::uint64_t id) const { return {.seed = mix(o_.seed, id)}; }
   duration replica_rtt() { return eng_.abs_normal(o_.replica_latency, o_.replica_latency / 4); }
   duration primary_rtt() { return eng_.abs_normal(o_.primary_latency, o_.primary_latency / 4); }
 
   void write(std::uint64_t) {
     if (eng_.now() - eng_.start() >= o_.length) return;
     const std::uint64_t id = requests_.size();
-    const retry_policy& p = kind_ == kind::lsn_wait ? lsn_policy_ : retry_policy_;
-    requests_.push_back(
-        request{eng_.now() + lag(), {}, retry_state(p, eng_.now(), mix(o_.seed, id))});
+    requests_.push_back(request{eng_.now() + lag(), {}, std::nullopt});
     ++started;
     eng_.after<&replica_run::read>(o_.read_after, this, id);
     eng_.after<&replica_run::write>(next_gap(), this, 0);
@@ -95,7 +95,8 @@ class replica_run {
     request& r = requests_[id];
     r.read_started = eng_.now();
     const retry_policy& p = kind_ == kind::lsn_wait ? lsn_policy_ : retry_policy_;
-    r.state = retry_state(p, eng_.now(), mix(o_.seed, id));
+    r.call.emplace(p, call_for(id), call_driver{.nested = 0});
+    (void)r.call->start();
     switch (kind_) {
       case kind::primary_only:
         eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
@@ -115,15 +116,16 @@ class replica_run {
     if (eng_.now() >= r.visible_at) return finish(id, true);
     if (kind_ == kind::naive) return finish(id, false);  // a lag miss becomes an error
     // retry-then-primary: the typed not-found is transient for the policy.
-    const decision d = r.state.decide(verdict::transient(), eng_.now());
-    if (d.retry) {
-      eng_.after<&replica_run::retry_replica>(d.delay, this, id);
+    const call_step step = r.call->failed(verdict::transient());
+    if (step.wait()) {
+      eng_.at<&replica_run::retry_replica>(step.until, this, id);
     } else {
       ++primary_reads_;
       eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
     }
   }
   void retry_replica(std::uint64_t id) {
+    (void)requests_[id].call->resume(true);
     ++replica_queries_;
     eng_.after<&replica_run::replica_answer>(replica_rtt(), this, id);
   }
@@ -136,15 +138,16 @@ class replica_run {
       eng_.after<&replica_run::replica_answer>(replica_rtt(), this, id);
       return;
     }
-    const decision d = r.state.decide(verdict::transient(), eng_.now());
-    if (d.retry) {
-      eng_.after<&replica_run::retry_lsn>(d.delay, this, id);
+    const call_step step = r.call->failed(verdict::transient());
+    if (step.wait()) {
+      eng_.at<&replica_run::retry_lsn>(step.until, this, id);
     } else {
       ++primary_reads_;
       eng_.after<&replica_run::primary_answer>(primary_rtt(), this, id);
     }
   }
   void retry_lsn(std::uint64_t id) {
+    (void)requests_[id].call->resume(true);
     ++replica_queries_;
     eng_.after<&replica_run::lsn_answer>(replica_rtt(), this, id);
   }

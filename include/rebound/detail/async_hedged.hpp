@@ -93,9 +93,12 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   co_await asio::this_coro::throw_if_cancelled(false);
   const asio::any_io_executor strand = co_await asio::this_coro::executor;
   const call_options co{.stop = o.stop, .report = o.report, .deadline = o.deadline};
-  loop core(p, co, true, depth > 1 ? 1 : 0, false);
-  if (!core.begin()) core.throw_cancelled_before_start();
-  retry_state& rs = *core.state();
+  retry_call call(p, co,
+                  {.eager_start = true,
+                   .nested = static_cast<std::int8_t>(depth > 1),
+                   .concurrent = true});
+  if (call.start().done()) [[unlikely]]
+    std::rethrow_exception(call.give_up_error(nullptr));
   auto st = std::make_shared<concurrent_state<T>>(strand);
   // A stop request can come from any thread: it is posted into the strand.
   // The callback holds the state, which outlives this frame if need be.
@@ -108,13 +111,9 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
     auto& s = *it;
     s.number = number;
     s.hedged = hedged;
-    s.started = core.now();
-    s.deadline = core.deadline();
-    if (const auto per = p.attempt_timeout()) {
-      s.deadline = std::min(s.deadline, saturating_add(s.started, *per));
-    }
-    s.context.emplace(
-        make_async_attempt(core, number, hedged, depth, s.stop.get_token(), s.deadline));
+    s.started = call.now();
+    s.deadline = call.attempt_deadline();
+    s.context.emplace(call, number, hedged, depth, s.stop.get_token(), s.deadline);
     auto handler = [st, it](std::exception_ptr e, attempt_outcome<T> out) {
       if (e && !out.error) out.error = std::move(e);
       st->done.push_back({it, std::move(out)});
@@ -129,17 +128,15 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   };
 
   launch(1, false);
-  time_point next_hedge = next_hedge_after(core.now());
+  time_point next_hedge = next_hedge_after(call.now());
   int hedges = 0;
   bool backing_off = false;
   time_point backoff_until = time_point::max();
-  bool ended = false;                    // core.end() was called (by decide_failure)
   std::optional<stop_reason> ending;     // set: finishing, draining what still runs
   bool cut_short = false;                // the last failure was our own cancellation
   std::optional<value_t> winner;         // a success
   std::optional<value_t> last_rejected;  // the last rejected result (expected-like)
   std::exception_ptr last_error;
-  int made = 1;
 
   for (;;) {
     // 1. Finished attempts.
@@ -159,10 +156,10 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
         v = p.classifier().classify_result(*out.value);
       }
       if (v.kind == verdict_kind::success) {
-        if (winner || ended) continue;  // a loser that finished anyway
+        if (winner || call.ended()) continue;  // a loser that finished anyway
         winner.emplace(std::move(*out.value));
         if (hedge && hedge->tracker) {
-          const time_point now = core.now();
+          const time_point now = call.now();
           hedge->tracker->record(now - started);
           // The attempts it beat took at least this long: recording only
           // winners would bias the percentile low, and hedge ever earlier.
@@ -175,7 +172,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       if (timed_out) v = verdict::timed_out();  // cut short by its own timeout: transient
       if (ending || winner) continue;           // draining: the call's end is decided
       std::string cause;
-      if (core.observed()) {
+      if (call.observed()) {
         if (out.error) {
           cause = describe(out.error);
         } else if constexpr (!std::is_void_v<T>) {
@@ -193,23 +190,16 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       const bool others = !st->running.empty();
       if (others && v.kind == verdict_kind::transient) {
         // Other attempts are still running: they may yet succeed.
-        rs.note_failure();
-        if (observer* ob = core.watcher()) {
-          event e = core.make_event(event_kind::attempt_failed, number);
-          e.verdict = v;
-          e.cause = cause;
-          ob->on_event(e);
-        }
+        call.failed_beside_others(v, number, cause);
         continue;
       }
-      const decision d = core.decide_failure(v, std::move(cause), timed_out);
-      if (d.retry) {
+      const call_step step = call.failed(v, {.cause = cause, .timed_out = timed_out});
+      if (step.wait()) {
         backing_off = true;
-        backoff_until = saturating_add(core.failed_at(), d.delay);
+        backoff_until = step.until;
         next_hedge = time_point::max();
       } else {
-        ended = true;
-        ending = d.reason;
+        ending = step.reason;
         st->cancel_all();
       }
     }
@@ -220,9 +210,9 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       ending = stop_reason::cancelled;
       st->cancel_all();
     }
-    time_point now = core.now();
+    time_point now = call.now();
     // 3. The call's deadline.
-    if (!ending && now >= core.deadline()) {
+    if (!ending && now >= call.deadline()) {
       ending = stop_reason::time_exhausted;
       for (auto& s : st->running) st->cancel(s, true);
       cut_short = true;
@@ -234,38 +224,27 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
     // 5. The back-off is over: the next attempt.
     if (!ending && backing_off && now >= backoff_until) {
       backing_off = false;
-      if (core.resume(true)) {
-        made = rs.attempt();
-        launch(made, false);
+      const call_step step = call.resume(true);
+      if (step.attempt()) {
+        launch(call.attempt(), false);
         next_hedge = next_hedge_after(now);
       } else {
-        ended = true;
-        ending = core.reason();
+        ending = step.reason;
       }
     }
     // 6. A hedge is due.
     if (!ending && hedge && !backing_off && !st->running.empty() && now >= next_hedge) {
       next_hedge = time_point::max();
-      if (hedges < hedge->max_hedges) {
-        const decision d = rs.decide_hedge(now, core.deadline());
-        if (d.retry && rs.admit_attempt()) {
-          ++hedges;
-          made = rs.attempt();
-          if (observer* ob = core.watcher())
-            ob->on_event(core.make_event(event_kind::hedged, made));
-          launch(made, true);
-          next_hedge = next_hedge_after(now);
-        } else if (d.reason == stop_reason::budget_exhausted) {
-          if (observer* ob = core.watcher()) {
-            ob->on_event(core.make_event(event_kind::budget_rejected, rs.attempt() + 1));
-          }
-        }
+      if (hedges < hedge->max_hedges && !call.hedge()) {
+        ++hedges;
+        launch(call.attempt(), true);
+        next_hedge = next_hedge_after(now);
       }
     }
     if (ending && st->running.empty()) break;
 
     // 7. Sleep until the next thing that can happen.
-    time_point wake_at = core.deadline();
+    time_point wake_at = call.deadline();
     if (backing_off) wake_at = std::min(wake_at, backoff_until);
     if (!ending && !backing_off && !st->running.empty()) wake_at = std::min(wake_at, next_hedge);
     for (const auto& s : st->running) {
@@ -277,27 +256,26 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   on_stop.reset();
 
   if (winner) {
-    rs.record_success();
-    core.end(stop_reason::succeeded, rs.attempt());
+    call.succeeded();
     if constexpr (std::is_void_v<T>) {
       co_return;
     } else {
       co_return std::move(*winner);
     }
   }
-  if (!ended) core.end(*ending, rs.attempt());
+  call.end(*ending);
   if (last_error) {
     if (*ending == stop_reason::cancelled ||
         (*ending == stop_reason::time_exhausted && cut_short)) {
       // The last error is only the echo of our own cancellation.
-      throw retry_error(*ending, rs.attempt(), core.elapsed(), last_error);
+      throw retry_error(*ending, call.attempt(), call.elapsed(), last_error);
     }
-    core.give_up(last_error);
+    std::rethrow_exception(call.give_up_error(last_error));
   }
   if constexpr (!std::is_void_v<T>) {
     if (last_rejected) co_return std::move(*last_rejected);
   }
-  throw retry_error(*ending, rs.attempt(), core.elapsed(), nullptr);
+  std::rethrow_exception(call.give_up_error(nullptr));
 }
 
 }  // namespace rebound::detail

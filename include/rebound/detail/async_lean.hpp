@@ -3,10 +3,11 @@
 // composed operation with no coroutine. While it waits in back-off it is one
 // small state block and one timer wait. Not API; included by rebound/async.hpp.
 //
-// The lean path serves the plain case: the system clock, no observer or
-// report, no timeout, deadline, stop token or hedging, not nested. Anything
-// else runs the coroutine loop with `fn(asio::use_awaitable)`, from inside
-// the same operation, so both complete with (std::exception_ptr, T).
+// The lean path serves the plain case: the system clock, no timeout,
+// deadline, stop token or hedging. Anything else runs the coroutine loop
+// with `fn(asio::use_awaitable)`, from inside the same operation, so both
+// complete with (std::exception_ptr, T). Either way the call engine
+// (rebound/call.hpp) decides every step.
 #pragma once
 
 #include <asio/async_result.hpp>
@@ -36,7 +37,7 @@ class lean_retry_op {
 
   lean_retry_op(const retry_policy& p, F fn, async_options o, Executor ex) {
     if (lean(p, o)) {
-      s_ = std::make_unique<state>(p, std::move(fn), std::move(ex));
+      s_ = std::make_unique<state>(p, std::move(fn), o, std::move(ex));
     } else {
       d_ = std::make_unique<delegate>(p, std::move(fn), std::move(o), std::move(ex));
     }
@@ -52,6 +53,8 @@ class lean_retry_op {
       asio::co_spawn(ex, std::move(loop), std::move(self));
       return;
     }
+    if (s_->call.start().done()) [[unlikely]]
+      return give_up(self);  // throttled
     start_attempt(self);
   }
 
@@ -80,28 +83,28 @@ class lean_retry_op {
     }
   }
 
-  /// True when this operation can run without the coroutine loop.
+  /// True when this operation can run without the coroutine loop: on the
+  /// system clock, with nothing that runs beside an attempt (a timeout, a
+  /// deadline, a stop token, hedging). The engine does the rest (events,
+  /// report, throttle, budget, time-based stops, the nested guard).
   static bool lean(const retry_policy& p, const async_options& o) {
-    // Not with a time-based stop (the lean path starts the clock at the first
-    // failure) or a throttle (asked before the first attempt by the full loop).
-    return p.custom_clock() == nullptr && !p.observer() && o.report == nullptr &&
-           !p.stop_uses_time() && !p.throttle() && !o.stop.stop_possible() && !o.deadline &&
-           o.parent == nullptr && !p.has_timeouts_or_hedge();
+    return p.custom_clock() == nullptr && !o.stop.stop_possible() && !o.deadline &&
+           !p.has_timeouts_or_hedge();
   }
 
  private:
   enum class phase : std::uint8_t { attempting, waiting };
   // Everything the lean path keeps while it waits (one allocation).
   struct state {
-    state(const retry_policy& p, F f, Executor ex)
-        : policy(p), fn(std::move(f)), timer(std::move(ex)), rs(p, time_point{}) {}
-    const retry_policy& policy;
+    state(const retry_policy& p, F f, const async_options& o, Executor ex)
+        : fn(std::move(f)),
+          timer(std::move(ex)),
+          call(p, {.report = o.report}, {.nested = static_cast<std::int8_t>(o.parent != nullptr)}) {}
     F fn;
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, Executor>
         timer;
-    retry_state rs;  // its start is set at the first failure (no clock read before)
-    bool failed = false;
+    retry_call call;  // its clock is first read at the first failure
     std::optional<value_t> last;  // the last rejected result
     std::exception_ptr error;     // the last attempt's exception
     phase phase_ = phase::attempting;
@@ -115,7 +118,8 @@ class lean_retry_op {
 
   template <class Self, class... V>
   void attempt_done(Self& self, std::exception_ptr e, V&&... v) {
-    const retry_policy& p = s_->policy;
+    retry_call& call = s_->call;
+    const retry_policy& p = call.policy();
     verdict verd = verdict::success();
     if (e) {
       verd = classify_exception(p, e);
@@ -123,7 +127,7 @@ class lean_retry_op {
       verd = p.classifier().classify_result(v...);
     }
     if (verd.kind == verdict_kind::success) [[likely]] {
-      s_->rs.record_success();
+      call.succeeded();
       if constexpr (std::is_void_v<T>) {
         self.complete(std::exception_ptr());
       } else {
@@ -135,41 +139,31 @@ class lean_retry_op {
     if constexpr (!std::is_void_v<T>) {
       if (!s_->error) s_->last.emplace(std::forward<V>(v)...);
     }
-    const time_point now = std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-    if (!s_->failed) {
-      s_->rs.restart_at(now);
-      s_->failed = true;
-    }
     if (self.get_cancellation_state().cancelled() != asio::cancellation_type::none) {
-      return give_up(self, stop_reason::cancelled);  // a cancelled attempt is never retried
+      call.end(stop_reason::cancelled);  // a cancelled attempt is never retried
+      return give_up(self);
     }
-    const decision d = s_->rs.decide(verd, now);
-    if (!d.retry) return give_up(self, d.reason);
+    const call_step step = call.failed(verd);
+    if (!step.wait()) return give_up(self);
     s_->phase_ = phase::waiting;
-    s_->timer.expires_at(
-        std::chrono::steady_clock::time_point(saturating_add(now, d.delay).time_since_epoch()));
+    s_->timer.expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
     s_->timer.async_wait(std::move(self));
   }
 
   template <class Self>
   void wake(Self& self, std::error_code ec) {
-    if (ec || self.get_cancellation_state().cancelled() != asio::cancellation_type::none) {
-      return give_up(self, stop_reason::cancelled);
-    }
-    if (!s_->rs.admit_attempt()) return give_up(self, stop_reason::throttled);
+    const bool slept =
+        !ec && self.get_cancellation_state().cancelled() == asio::cancellation_type::none;
+    if (!s_->call.resume(slept).attempt()) return give_up(self);
     start_attempt(self);
   }
 
   // Ends the call as the blocking loop would: the last exception (rethrown
   // or wrapped, per policy), or the last rejected result.
   template <class Self>
-  void give_up(Self& self, stop_reason reason) {
-    const retry_policy& p = s_->policy;
-    const int attempts = s_->rs.attempt();
-    const time_point now = std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
-    const duration elapsed = now - s_->rs.start();
+  void give_up(Self& self) {
     std::exception_ptr out;
-    if (s_->error || !s_->last) out = give_up_error(p, reason, attempts, elapsed, s_->error);
+    if (s_->error || !s_->last) out = s_->call.give_up_error(s_->error);
     if constexpr (std::is_void_v<T>) {
       self.complete(std::move(out));
     } else {

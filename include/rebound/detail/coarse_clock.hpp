@@ -21,7 +21,7 @@ inline time_point coarse_steady_now() noexcept {
     return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
   }
 #endif
-  return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
+  return steady_now();
 }
 
 }  // namespace rebound::detail

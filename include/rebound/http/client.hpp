@@ -68,7 +68,7 @@ class transport_error : public std::runtime_error {
   [[nodiscard]] int curl_code() const noexcept { return curl_code_; }
   /// False when not a byte of the request was sent (safe to retry for any method).
   [[nodiscard]] bool request_sent() const noexcept { return sent_; }
-  /// Worth retrying (every kind but tls_certificate, cancelled and other).
+  /// Worth retrying: classify(kind()) is transient.
   [[nodiscard]] bool transient() const noexcept;
 
  private:
@@ -125,6 +125,20 @@ struct client_options {
   /// Connect timeout per attempt (also bounded by the attempt timeout).
   duration connect_timeout = std::chrono::seconds(10);
 };
+
+/// The HTTP error table: how a transport failure becomes a verdict.
+///   connect_refused, connect_timeout, resolve, reset, empty_reply,
+///   partial_body, tls ........................ transient
+///   timeout .................................. transient, timed out
+///   tls_certificate, other ................... permanent
+///   cancelled ................................ (the call ends: cancelled)
+/// docs/reference.md shows every adapter's table side by side.
+[[nodiscard]] verdict classify(transport_kind k) noexcept;
+/// The HTTP error table for a response: a status in `o.retry_statuses` is
+/// transient (with the Retry-After delay for `o.retry_after_statuses`, which
+/// the caller parses); any other status is the answer (success for the
+/// retry loop, whatever the status).
+[[nodiscard]] verdict classify_status(long status, const client_options& o) noexcept;
 
 /// Parses a Retry-After value: delta-seconds ("120") or an HTTP-date
 /// (IMF-fixdate, RFC 850 or asctime form), against `now`. Nullopt when

@@ -1,0 +1,338 @@
+// The call engine (rebound/call.hpp): the one place where a call's next step
+// is decided. Every retry loop in rebound drives it.
+#include "rebound/call.hpp"
+
+#include "detail/arith.hpp"
+#include "rebound/breaker.hpp"
+#include "rebound/detail/coarse_clock.hpp"
+#include "rebound/duration.hpp"
+#include "rebound/throttle.hpp"
+
+namespace rebound {
+
+namespace {
+
+std::string retry_error_message(stop_reason reason, int attempts, duration elapsed,
+                                const std::exception_ptr& last) {
+  std::string m = "gave up after " + std::to_string(attempts) +
+                  (attempts == 1 ? " attempt" : " attempts") + " in " + format_duration(elapsed) +
+                  " (" + std::string(to_string(reason)) + ")";
+  if (last) m += ": " + detail::describe(last);
+  return m;
+}
+
+// The original failure behind the wrappers nested loops throw.
+std::exception_ptr innermost(std::exception_ptr e) {
+  for (int depth = 0; depth < 64; ++depth) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const retry_error& re) {
+      const bool wrapper = re.reason() == stop_reason::deferred_to_outer ||
+                           re.reason() == stop_reason::overloaded ||
+                           re.reason() == stop_reason::not_idempotent;
+      if (!wrapper || !re.last_error()) return e;
+      e = re.last_error();
+    } catch (...) {
+      return e;
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+retry_error::retry_error(stop_reason reason, int attempts, duration elapsed,
+                         std::exception_ptr last, verdict carried)
+    : std::runtime_error(retry_error_message(reason, attempts, elapsed, last)),
+      reason_(reason),
+      attempts_(attempts),
+      elapsed_(elapsed),
+      last_(std::move(last)),
+      carried_(carried) {}
+
+namespace detail {
+std::string describe(const std::exception_ptr& e) {
+  if (!e) return "no error";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+}  // namespace detail
+
+verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const retry_error& re) {
+    switch (re.reason()) {
+      case stop_reason::deferred_to_outer:
+        // The enclosing loop's own rules come first; the inner verdict fills the gaps.
+        if (re.last_error()) {
+          if (auto own = p.classifier().match_exception(innermost(re.last_error()))) return *own;
+        }
+        return re.carried_verdict();
+      case stop_reason::overloaded:
+        return verdict::overloaded();  // pushback stops every layer
+      case stop_reason::not_idempotent:
+        return verdict::permanent();  // not safe to send again, whichever layer asks
+      default:
+        break;
+    }
+  } catch (const throttled_error&) {
+    return verdict::overloaded();
+  } catch (const circuit_open_error&) {
+    return verdict::overloaded();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the policy's rules decide below
+  }
+  return p.classifier().classify_exception(e);
+}
+
+retry_call::retry_call(const retry_policy& p, const call_options& o, call_driver d)
+    : policy_(&p),
+      observer_(p.observer().get()),
+      report_(o.report),
+      stop_(o.stop),
+      state_(p, time_point{}),
+      nested_(d.nested) {
+  if (o.seed) state_.seed_stream(*o.seed);
+  const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
+  if (p.has_timeouts_or_hedge() || o.deadline) [[unlikely]] {
+    if (!d.concurrent && p.hedge()) {
+      throw std::invalid_argument(
+          "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
+          "rebound::async_retry; this loop runs one attempt at a time");
+    }
+    timed_ = p.attempt_timeout() || total || o.deadline;
+    if (o.deadline) deadline_ = *o.deadline;
+  }
+  if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() || total) {
+    start_clock(start_stamp());
+    if (total) [[unlikely]]
+      deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
+  }
+}
+
+time_point retry_call::start_stamp() const noexcept {
+  // On the system clock, the coarse monotonic clock: the same time line, one
+  // tick of resolution, a fifth of the cost. Elapsed then reads at most one
+  // tick long, never short.
+  clock* c = policy_->custom_clock();
+  return c != nullptr ? c->now() : detail::coarse_steady_now();
+}
+
+time_point retry_call::now() const noexcept {
+  clock* c = policy_->custom_clock();
+  return c != nullptr ? c->now() : detail::steady_now();
+}
+
+void retry_call::start_clock(time_point t) noexcept {
+  state_.restart_at(t);
+  started_ = true;
+}
+
+bool retry_call::nested() const noexcept {
+  return nested_ < 0 ? detail::loop_depth > 0 : nested_ != 0;
+}
+
+duration retry_call::elapsed() const noexcept {
+  if (!started_) return duration::zero();
+  const time_point t = now();
+  return t > state_.start() ? t - state_.start() : duration::zero();
+}
+
+std::optional<duration> retry_call::remaining() const noexcept {
+  std::optional<time_point> limit =
+      started_ ? policy_->stop().time_limit(state_.start()) : std::optional<time_point>();
+  if (deadline_ != time_point::max()) limit = limit ? std::min(*limit, deadline_) : deadline_;
+  if (!limit) return std::nullopt;
+  const time_point t = now();
+  return *limit > t ? *limit - t : duration::zero();
+}
+
+time_point retry_call::attempt_deadline() const noexcept {
+  time_point until = deadline_;
+  if (const auto per = policy_->attempt_timeout()) {
+    until = std::min(until, detail::saturating_add(now(), *per));
+  }
+  return until;
+}
+
+event retry_call::make_event(event_kind kind, int attempt) const noexcept {
+  event e;
+  e.kind = kind;
+  e.attempt = attempt;
+  e.max_attempts = policy_->stop().max_attempts();
+  e.elapsed = elapsed();
+  if (cause_) e.cause = *cause_;
+  return e;
+}
+
+void retry_call::emit(const event& e) const noexcept { observer_->on_event(e); }
+
+void retry_call::notify(event_kind kind, std::string_view cause) const noexcept {
+  if (observer_ == nullptr) return;
+  event e = make_event(kind, state_.attempt());
+  e.cause = cause;
+  emit(e);
+}
+
+void retry_call::finish(stop_reason r, int attempts) noexcept {
+  ended_ = true;
+  reason_ = r;
+  attempts_made_ = attempts;
+  if (report_ == nullptr && observer_ == nullptr) return;
+  const duration spent = elapsed();
+  if (report_ != nullptr) *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
+  if (observer_ != nullptr) {
+    event e = make_event(r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up,
+                         attempts);
+    e.elapsed = spent;
+    e.reason = r;
+    emit(e);
+  }
+}
+
+void retry_call::end(stop_reason r) noexcept {
+  if (!ended_) finish(r, state_.attempt());
+}
+
+call_step retry_call::start() {
+  if (stop_.stop_requested()) [[unlikely]]
+    return stop_here(stop_reason::cancelled, 0);
+  if (!state_.admit_attempt()) [[unlikely]]
+    return stop_here(stop_reason::throttled, 0);
+  if (observer_ != nullptr) [[unlikely]]
+    emit(make_event(event_kind::attempt_started, 1));
+  return {};
+}
+
+void retry_call::succeeded() noexcept {
+  state_.record_success();
+  if (observer_ != nullptr || report_ != nullptr) [[unlikely]] {
+    finish(stop_reason::succeeded, state_.attempt());
+    return;
+  }
+  ended_ = true;
+  attempts_made_ = state_.attempt();
+}
+
+call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
+  const time_point t = now();
+  if (!started_) start_clock(t);  // read lazily: the call's time starts at its first failure
+  const verdict v = f.timed_out ? verdict::timed_out() : given;
+  failed_at_ = t;
+  last_verdict_ = v;
+  const int made = state_.attempt();
+  if (observer_ != nullptr) {
+    if (cause_) {
+      cause_->assign(f.cause);
+    } else {
+      cause_ = std::make_unique<std::string>(f.cause);
+    }
+    event e = make_event(event_kind::attempt_failed, made);
+    e.verdict = v;
+    emit(e);
+  }
+  if (f.unsafe_to_repeat && v.retryable()) {
+    // It may have reached the server: sending it again could repeat its effect.
+    state_.note_failure();
+    return stop_here(stop_reason::not_idempotent, made);
+  }
+  if (v.kind == verdict_kind::transient && policy_->nesting() == nesting::defer && nested()) {
+    // One retry layer per logical call: the enclosing loop decides.
+    if (observer_ != nullptr) {
+      event e = make_event(event_kind::deferred, made);
+      e.verdict = v;
+      emit(e);
+    }
+    return stop_here(stop_reason::deferred_to_outer, made);
+  }
+  if (f.timed_out && t >= deadline_) return stop_here(stop_reason::time_exhausted, made);
+  const decision d = state_.decide(v, t, deadline_);
+  if (!d.retry) {
+    if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
+      event e = make_event(event_kind::budget_rejected, made + 1);
+      e.verdict = v;
+      emit(e);
+    }
+    return stop_here(d.reason, made);
+  }
+  if (observer_ != nullptr) {
+    event e = make_event(event_kind::retry_scheduled, state_.attempt());
+    e.delay = d.delay;
+    e.verdict = v;
+    emit(e);
+  }
+  return {step_kind::wait, stop_reason::succeeded, detail::saturating_add(t, d.delay), d.delay};
+}
+
+call_step retry_call::resume(bool slept) {
+  const int made = state_.attempt() - 1;
+  if (!slept || stop_.stop_requested()) return stop_here(stop_reason::cancelled, made);
+  if (!state_.admit_attempt()) return stop_here(stop_reason::throttled, made);
+  if (observer_ != nullptr) emit(make_event(event_kind::attempt_started, state_.attempt()));
+  return {};
+}
+
+std::optional<stop_reason> retry_call::hedge() {
+  const decision d = state_.decide_hedge(now(), deadline_);
+  if (!d.retry) {
+    if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
+      emit(make_event(event_kind::budget_rejected, state_.attempt() + 1));
+    }
+    return d.reason;
+  }
+  if (!state_.admit_attempt()) return stop_reason::throttled;
+  if (observer_ != nullptr) emit(make_event(event_kind::hedged, state_.attempt()));
+  return std::nullopt;
+}
+
+void retry_call::failed_beside_others(const verdict& v, int attempt, std::string_view cause) {
+  state_.note_failure();
+  if (observer_ != nullptr) {
+    event e = make_event(event_kind::attempt_failed, attempt);
+    e.verdict = v;
+    e.cause = cause;
+    emit(e);
+  }
+}
+
+std::exception_ptr retry_call::give_up_error(const std::exception_ptr& last) const {
+  const duration spent = elapsed();
+  const std::exception_ptr original = last ? innermost(last) : nullptr;
+  if (reason_ == stop_reason::deferred_to_outer) {
+    return std::make_exception_ptr(
+        retry_error(reason_, attempts_made_, spent, original, last_verdict_));
+  }
+  if (nested() && (reason_ == stop_reason::overloaded || reason_ == stop_reason::not_idempotent)) {
+    // Pushback and "not safe to repeat" hold for every enclosing loop too.
+    return std::make_exception_ptr(retry_error(
+        reason_, attempts_made_, spent, original,
+        reason_ == stop_reason::overloaded ? verdict::overloaded() : verdict::permanent()));
+  }
+  if (reason_ == stop_reason::throttled && attempts_made_ == 0 && policy_->throttle()) {
+    return std::make_exception_ptr(throttled_error(policy_->throttle()->rejection_probability()));
+  }
+  if (original && policy_->on_give_up() == give_up_mode::rethrow_last &&
+      reason_ != stop_reason::cancelled) {
+    return original;
+  }
+  return std::make_exception_ptr(retry_error(reason_, attempts_made_, spent, original));
+}
+
+call_step sleep_then_resume(retry_call& call, const call_step& s) {
+  if (!s.wait()) return s;
+  const std::stop_token& stop = call.stop_token();
+  clock& c = call.time_source();
+  bool slept = !stop.stop_requested();
+  // A clock may wake a sleeper early: sleep again until the time has come.
+  while (slept && c.now() < s.until) {
+    slept = c.sleep_until(s.until, stop) && !stop.stop_requested();
+  }
+  return call.resume(slept);
+}
+
+}  // namespace rebound
