@@ -90,16 +90,11 @@ verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
   return p.classifier().classify_exception(e);
 }
 
-retry_call::retry_call(const retry_policy& p, const call_options& o, call_driver d)
-    : policy_(&p),
-      observer_(p.observer().get()),
-      report_(o.report),
-      stop_(o.stop),
-      state_(p, time_point{}),
-      nested_(d.nested) {
+void retry_call::init(const call_options& o, call_driver d) {
+  const retry_policy& p = *policy_;
   if (o.seed) state_.seed_stream(*o.seed);
   const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
-  if (p.has_timeouts_or_hedge() || o.deadline) [[unlikely]] {
+  if (p.has_timeouts_or_hedge() || o.deadline) {
     if (!d.concurrent && p.hedge()) {
       throw std::invalid_argument(
           "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
@@ -110,8 +105,7 @@ retry_call::retry_call(const retry_policy& p, const call_options& o, call_driver
   }
   if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() || total) {
     start_clock(start_stamp());
-    if (total) [[unlikely]]
-      deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
+    if (total) deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
   }
 }
 
@@ -199,24 +193,16 @@ void retry_call::end(stop_reason r) noexcept {
   if (!ended_) finish(r, state_.attempt());
 }
 
-call_step retry_call::start() {
-  if (stop_.stop_requested()) [[unlikely]]
-    return stop_here(stop_reason::cancelled, 0);
-  if (!state_.admit_attempt()) [[unlikely]]
-    return stop_here(stop_reason::throttled, 0);
-  if (observer_ != nullptr) [[unlikely]]
-    emit(make_event(event_kind::attempt_started, 1));
+call_step retry_call::start_slow() {
+  if (stop_.stop_requested()) return stop_here(stop_reason::cancelled, 0);
+  if (!state_.admit_attempt()) return stop_here(stop_reason::throttled, 0);
+  if (observer_ != nullptr) emit(make_event(event_kind::attempt_started, 1));
   return {};
 }
 
-void retry_call::succeeded() noexcept {
+void retry_call::succeeded_slow() noexcept {
   state_.record_success();
-  if (observer_ != nullptr || report_ != nullptr) [[unlikely]] {
-    finish(stop_reason::succeeded, state_.attempt());
-    return;
-  }
-  ended_ = true;
-  attempts_made_ = state_.attempt();
+  finish(stop_reason::succeeded, state_.attempt());
 }
 
 call_step retry_call::failed(const verdict& given, const attempt_failure& f) {

@@ -169,14 +169,42 @@ class retry_call {
   /// std::invalid_argument for a hedging policy when the driver is not
   /// concurrent.
   retry_call(const retry_policy& policy, const call_options& options = {},
-             call_driver driver = {});
+             call_driver driver = {})
+      : policy_(&policy),
+        observer_(policy.observer().get()),
+        report_(options.report),
+        stop_(options.stop),
+        state_(policy, time_point{}),
+        nested_(driver.nested) {
+    // The common case (no timeout, deadline, seed, observer, report, time
+    // limit or eager start) stops here: no clock read, nothing else to set.
+    if (policy.has_timeouts_or_hedge() || options.deadline || options.seed ||
+        observer_ != nullptr || report_ != nullptr || driver.eager_start ||
+        policy.stop_uses_time()) [[unlikely]] {
+      init(options, driver);
+    }
+  }
   retry_call(retry_policy&&, const call_options& = {}, call_driver = {}) = delete;
 
   /// Before the first attempt: attempt, or done (cancelled: the stop was
   /// requested already; throttled: adaptive throttling refused it).
-  [[nodiscard]] call_step start();
+  [[nodiscard]] call_step start() {
+    if (stop_.stop_requested() || policy_->has_overload_hooks() || observer_ != nullptr)
+        [[unlikely]] {
+      return start_slow();
+    }
+    return {};
+  }
   /// The attempt that ran succeeded: the call ends (succeeded).
-  void succeeded() noexcept;
+  void succeeded() noexcept {
+    if (policy_->has_overload_hooks() || observer_ != nullptr || report_ != nullptr)
+        [[unlikely]] {
+      succeeded_slow();
+      return;
+    }
+    ended_ = true;
+    attempts_made_ = state_.attempt();
+  }
   /// The attempt that ran failed with `v`: wait (then resume()) or done.
   [[nodiscard]] call_step failed(const verdict& v, const attempt_failure& f = {});
   /// After a wait step: `slept` is false when the wait was cut short
@@ -248,6 +276,9 @@ class retry_call {
   [[nodiscard]] const retry_state& state() const noexcept { return state_; }
 
  private:
+  void init(const call_options& options, call_driver driver);
+  [[nodiscard]] call_step start_slow();
+  void succeeded_slow() noexcept;
   void start_clock(time_point t) noexcept;
   void finish(stop_reason r, int attempts) noexcept;
   [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
