@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -143,6 +144,49 @@ struct policy_settings {
  private:
   [[nodiscard]] retry_policy build(clock* c) const;
 };
+
+/// Policy settings read from several inputs in order: defaults (or `base`),
+/// then a JSON file, the environment, command-line flags. Every value goes
+/// through one schema (policy_setting_names()), and every error names the
+/// input that set the field as the user wrote it: the flag ("--max-delay"),
+/// the variable ("APP_RETRY_BACKOFF_MAX"), or the file and JSON path
+/// ("retry.json: backoff.max"), also for checks across fields made at build().
+///
+///   auto s = rebound::settings_builder{}.json_file("retry.json").env("APP_RETRY").build();
+class settings_builder {
+ public:
+  explicit settings_builder(policy_settings base = {});
+  ~settings_builder();
+  settings_builder(settings_builder&&) noexcept;
+  settings_builder& operator=(settings_builder&&) noexcept;
+
+  /// A JSON document (an object). Refuses unknown keys, a key given twice,
+  /// wrong types and values out of range. Throws config_error.
+  settings_builder& json(std::string_view text);
+  /// A JSON file; errors name it ("retry.json: backoff.max").
+  settings_builder& json_file(const std::filesystem::path& file);
+  /// PREFIX_* variables of the process environment, or of `vars`.
+  settings_builder& env(std::string_view prefix);
+  settings_builder& env(std::string_view prefix, const std::map<std::string, std::string>& vars);
+  /// One setting, by its schema path ("backoff.max"), as text written by
+  /// `origin` (a flag: "--max-delay"), which errors name.
+  settings_builder& text(std::string_view path, std::string_view value, const std::string& origin);
+  /// Checks what applies to what and every range; returns the settings.
+  [[nodiscard]] policy_settings build() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// One setting of the policy schema, as each input names it.
+struct setting_name {
+  std::string_view path;   ///< JSON: "backoff.max" is {"backoff": {"max": ...}}
+  std::string env_suffix;  ///< after "PREFIX_": "BACKOFF_MAX"
+  std::string_view flag;   ///< the CLI flag ("--max-delay"), or empty
+};
+/// Every setting of the policy schema, in documentation order.
+[[nodiscard]] std::vector<setting_name> policy_setting_names();
 
 /// Reads a JSON document over `base`. Throws config_error.
 [[nodiscard]] policy_settings settings_from_json(std::string_view json, policy_settings base = {});

@@ -1,8 +1,12 @@
 #include "rebound/pg/connection.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <thread>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -10,6 +14,8 @@
 #include <memory>
 #include <utility>
 #include <vector>
+
+#include "rebound/duration.hpp"
 
 namespace rebound::pg {
 namespace {
@@ -35,9 +41,15 @@ bool error::connection_lost() const noexcept {
          sqlstate_ == "57P03";
 }
 
-bool error::transient() const noexcept {
-  return connection_lost() || sqlstate_ == "40001" || sqlstate_ == "40P01" ||
-         sqlstate_.starts_with("53") || sqlstate_ == "57014";
+bool error::transient() const noexcept { return classify(sqlstate_).retryable(); }
+
+verdict classify(std::string_view s) noexcept {
+  if (s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03") {
+    return verdict::transient();
+  }
+  if (s == "40001" || s == "40P01" || s.starts_with("53")) return verdict::transient();
+  if (s == "57014") return verdict::timed_out();
+  return verdict::permanent();
 }
 
 lsn lsn::parse(std::string_view text) {
@@ -179,11 +191,7 @@ result checked(pg_conn* conn, PGresult* r, const std::string& target) {
 
 }  // namespace
 
-result connection::exec(std::string_view sql) {
-  if (conn_ == nullptr) throw error("08003", "exec on a moved-from connection");
-  const std::string text(sql);
-  return checked(conn_, PQexec(conn_, text.c_str()), target_);
-}
+result connection::exec(std::string_view sql) { return run(sql, {}, false); }
 
 result connection::exec(std::string_view sql,
                         std::initializer_list<std::optional<std::string_view>> params) {
@@ -192,7 +200,12 @@ result connection::exec(std::string_view sql,
 
 result connection::exec(std::string_view sql,
                         std::span<const std::optional<std::string_view>> params) {
-  if (conn_ == nullptr) throw error("08003", "exec on a moved-from connection");
+  return run(sql, params, true);
+}
+
+result connection::run(std::string_view sql,
+                       std::span<const std::optional<std::string_view>> params, bool with_params) {
+  if (conn_ == nullptr) throw error("08003", "exec on a closed connection (" + target_ + ")");
   const std::string text(sql);
   std::vector<std::string> storage;
   storage.reserve(params.size());
@@ -206,10 +219,100 @@ result connection::exec(std::string_view sql,
       values.push_back(nullptr);
     }
   }
+  if (bound_ > duration::zero()) return bounded(text, values, with_params);
+  if (!with_params) return checked(conn_, PQexec(conn_, text.c_str()), target_);
   return checked(conn_,
                  PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
                               values.data(), nullptr, nullptr, 0),
                  target_);
+}
+
+namespace {
+
+// Cancels a statement from a helper thread: PQcancel connects to the server
+// and waits for it to close that connection, which a hung server never does
+// until it runs again. At most a few such threads at a time.
+std::atomic<int> cancels_in_flight{0};
+
+void cancel_in_background(pg_conn* conn) {
+  if (cancels_in_flight.fetch_add(1) >= 4) {
+    cancels_in_flight.fetch_sub(1);
+    return;  // closing the connection ends the statement once the server runs again
+  }
+  PGcancel* c = PQgetCancel(conn);
+  if (c == nullptr) {
+    cancels_in_flight.fetch_sub(1);
+    return;
+  }
+  try {
+    std::thread([c] {
+      std::array<char, 256> why{};
+      PQcancel(c, why.data(), static_cast<int>(why.size()));
+      PQfreeCancel(c);
+      cancels_in_flight.fetch_sub(1);
+    }).detach();
+  } catch (...) {  // no thread: the connection is closed all the same
+    PQfreeCancel(c);
+    cancels_in_flight.fetch_sub(1);
+  }
+}
+
+}  // namespace
+
+result connection::bounded(const std::string& text, const std::vector<const char*>& values,
+                           bool with_params) {
+  // The network is the boundary here: the bound is real time, measured on
+  // the system clock, whatever clock the caller's policies run on.
+  clock& real = system_clock();
+  const time_point deadline = real.now() + bound_;
+  const int sent = with_params ? PQsendQueryParams(conn_, text.c_str(),
+                                                   static_cast<int>(values.size()), nullptr,
+                                                   values.data(), nullptr, nullptr, 0)
+                               : PQsendQuery(conn_, text.c_str());
+  if (sent == 0) return checked(conn_, nullptr, target_);
+  const int fd = PQsocket(conn_);
+  // Waits until the socket is ready for `events`, or the deadline.
+  const auto ready = [&](short events) {
+    for (;;) {
+      const duration left = deadline - real.now();
+      if (left <= duration::zero()) return false;
+      pollfd p{fd, events, 0};
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+      const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, 60'000)));
+      if (n > 0) return true;
+      if (n < 0 && errno != EINTR) return true;  // let libpq report the socket's error
+    }
+  };
+  bool in_time = true;
+  // Send what libpq buffered, then read until the statement's results are in.
+  for (int f = PQflush(conn_); f == 1 && in_time; f = PQflush(conn_)) in_time = ready(POLLOUT);
+  PGresult* last = nullptr;
+  while (in_time) {
+    while (PQisBusy(conn_) != 0 && in_time) {
+      in_time = ready(POLLIN);
+      if (in_time && PQconsumeInput(conn_) == 0) break;  // the connection failed: PQgetResult says how
+    }
+    if (!in_time) break;
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) break;
+    // As PQexec: the last result, but an error is kept over later results.
+    if (last != nullptr && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+      PQclear(r);
+    } else {
+      if (last != nullptr) PQclear(last);
+      last = r;
+    }
+  }
+  if (!in_time) {
+    if (last != nullptr) PQclear(last);
+    cancel_in_background(conn_);
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw error("57014", "no answer from " + target_ + " within " + format_duration(bound_) +
+                             " (the client's bound): the statement was cancelled and the "
+                             "connection closed");
+  }
+  return checked(conn_, last, target_);
 }
 
 // ---- conninfo helpers --------------------------------------------------------

@@ -6,8 +6,7 @@
 
 #include "rebound/config.hpp"
 #include "rebound/duration.hpp"
-#include "rebound/random.hpp"
-#include "rebound/retry.hpp"
+#include "rebound/call.hpp"
 
 namespace rebound::pg {
 
@@ -29,118 +28,6 @@ std::string_view to_string(read_outcome o) noexcept {
       return "failed";
   }
   return "unknown";
-}
-
-// ---- pool --------------------------------------------------------------------
-
-pool::pool(std::string conninfo, int max_size, duration wait, duration connect_timeout,
-           std::string on_connect)
-    : conninfo_(std::move(conninfo)),
-      target_(describe_target(conninfo_)),
-      max_size_(max_size),
-      wait_(wait),
-      connect_timeout_(connect_timeout),
-      on_connect_(std::move(on_connect)) {}
-
-pool::lease& pool::lease::operator=(lease&& o) noexcept {
-  if (this != &o) {
-    release();
-    pool_ = std::exchange(o.pool_, nullptr);
-    conn_ = std::move(o.conn_);
-    generation_ = o.generation_;
-    reused_ = o.reused_;
-  }
-  return *this;
-}
-
-void pool::lease::release() noexcept {
-  if (pool_ != nullptr && conn_ != nullptr) pool_->give_back(std::move(conn_), generation_);
-  pool_ = nullptr;
-  conn_.reset();
-}
-
-pool::lease pool::open_new(std::unique_lock<std::mutex>& lock) {
-  ++open_;
-  const auto generation = generation_;
-  lock.unlock();
-  try {
-    auto c = std::make_unique<connection>(
-        conninfo_, std::chrono::ceil<std::chrono::seconds>(connect_timeout_));
-    if (!on_connect_.empty()) c->exec(on_connect_);
-    return lease(this, std::move(c), generation, false);
-  } catch (...) {
-    lock.lock();
-    --open_;
-    cv_.notify_one();
-    throw;
-  }
-}
-
-pool::lease pool::acquire() {
-  std::unique_lock lock(mu_);
-  const auto until = std::chrono::steady_clock::now() + wait_;
-  for (;;) {
-    while (!idle_.empty()) {
-      auto c = std::move(idle_.back());
-      idle_.pop_back();
-      if (c->idle()) return lease(this, std::move(c), generation_, true);
-      --open_;  // broke while idle
-    }
-    if (open_ < max_size_) return open_new(lock);
-    if (cv_.wait_until(lock, until) == std::cv_status::timeout && idle_.empty() &&
-        open_ >= max_size_) {
-      throw pool_exhausted("53300", "all " + std::to_string(max_size_) + " connections to " +
-                                        target_ + " stayed busy for " + format_duration(wait_));
-    }
-  }
-}
-
-pool::lease pool::acquire_fresh() {
-  std::unique_lock lock(mu_);
-  const auto until = std::chrono::steady_clock::now() + wait_;
-  for (;;) {
-    if (open_ < max_size_) return open_new(lock);
-    if (!idle_.empty()) {  // make room: close an idle one
-      idle_.pop_back();
-      --open_;
-      continue;
-    }
-    if (cv_.wait_until(lock, until) == std::cv_status::timeout && idle_.empty() &&
-        open_ >= max_size_) {
-      throw pool_exhausted("53300", "all " + std::to_string(max_size_) + " connections to " +
-                                        target_ + " stayed busy for " + format_duration(wait_));
-    }
-  }
-}
-
-void pool::give_back(std::unique_ptr<connection> c, std::uint64_t generation) noexcept {
-  std::unique_ptr<connection> dropped;
-  {
-    std::lock_guard lock(mu_);
-    if (c->idle() && generation == generation_) {
-      idle_.push_back(std::move(c));
-    } else {
-      dropped = std::move(c);  // closed outside the lock
-      --open_;
-    }
-  }
-  cv_.notify_one();
-}
-
-void pool::discard_idle() noexcept {
-  std::vector<std::unique_ptr<connection>> dropped;
-  {
-    std::lock_guard lock(mu_);
-    ++generation_;  // those in use are dropped when they come back
-    dropped.swap(idle_);
-    open_ -= static_cast<int>(dropped.size());
-  }
-  cv_.notify_all();
-}
-
-int pool::open_connections() const {
-  std::lock_guard lock(mu_);
-  return open_;
 }
 
 // ---- transaction -------------------------------------------------------------
@@ -194,19 +81,32 @@ void detail::record_position(connection& c, session_token* token) noexcept {
 router::router(std::string primary, std::string replica, router_options options, clock& c)
     : options_((options.validate(), std::move(options))),
       clock_(c),
-      primary_(primary, options_.pool_size, options_.pool_wait, options_.connect_timeout),
+      replica_retry_(options_.replica_retry.to_policy(c)),
+      lsn_wait_(options_.lsn_wait.to_policy(c)),
+      primary_(primary,
+               {.max_size = options_.pool_size,
+                .wait = options_.pool_wait,
+                .connect_timeout = options_.connect_timeout,
+                .statement_bound = options_.primary_query_timeout},
+               c),
       breaker_(options_.replica_breaker, c) {
   if (!replica.empty()) {
     const bool distinct = !same_server(primary, replica);
     std::string on_connect;
     if (options_.replica_query_timeout > duration::zero()) {
+      // The server stops the work too, when it runs.
       on_connect =
           "SET statement_timeout = " +
           std::to_string(
               std::chrono::ceil<std::chrono::milliseconds>(options_.replica_query_timeout).count());
     }
-    replica_ = std::make_unique<pool>(std::move(replica), options_.pool_size, options_.pool_wait,
-                                      options_.connect_timeout, std::move(on_connect));
+    replica_ = std::make_unique<pool>(std::move(replica),
+                                      pool::options{.max_size = options_.pool_size,
+                                                    .wait = options_.pool_wait,
+                                                    .connect_timeout = options_.connect_timeout,
+                                                    .on_connect = std::move(on_connect),
+                                                    .statement_bound = options_.replica_query_timeout},
+                                      c);
     has_replica_ = distinct;
   }
   enabled_.store(options_.enabled, std::memory_order_relaxed);
@@ -299,21 +199,11 @@ bool router::on_primary(detail::attempt_ref attempt, read_report& r) {
 
 namespace {
 
-// Uniform in [lo, hi].
-duration jittered(random_stream& rng, duration lo, duration hi) {
-  if (hi <= lo) return lo;
-  const auto span = static_cast<double>((hi - lo).count());
-  return lo + duration(static_cast<duration::rep>(std::floor(rng.uniform() * (span + 1))));
-}
-
-[[noreturn]] void cancelled(int attempts, duration elapsed) {
-  throw retry_error(stop_reason::cancelled, attempts, elapsed, nullptr);
-}
-
 // Errors that say the replica is unreachable or struggling, and so count
 // against its health: not a recovery conflict (40001), not the caller's SQL.
 bool replica_unhealthy(const error& e) {
-  return e.connection_lost() || e.sqlstate() == "57014" || e.sqlstate().starts_with("53");
+  const verdict v = classify(e);
+  return v.kind == verdict_kind::overloaded || v.timeout || e.connection_lost();
 }
 
 }  // namespace
@@ -352,7 +242,6 @@ void router::run_read(detail::attempt_ref attempt, const read_options& o) {
 read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_options& o,
                                         read_report& r) {
   const auto started = clock_.now();
-  const auto attempts = [&] { return r.replica_reads + r.primary_reads; };
   const auto fallback = [&](const std::string& why) {
     const bool found = on_primary(attempt, r);
     if (found) warn_served_by_primary(why);
@@ -366,8 +255,16 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
     return on_primary(attempt, r) ? read_outcome::replica_error : read_outcome::not_found;
   }
 
-  random_stream rng(options_.seed ? *options_.seed + seq_.fetch_add(1, std::memory_order_relaxed)
-                                  : random_stream::fresh_seed());
+  // Both waits are calls of the call engine, under the router's policies.
+  // They are steps of one read, not retry layers of their own: never nested.
+  call_options call;
+  call.stop = o.stop;
+  if (options_.seed) call.seed = *options_.seed + seq_.fetch_add(1, std::memory_order_relaxed);
+  const auto sleep = [&](retry_call& c, const call_step& step) {
+    r.waited += step.delay;
+    const call_step next = sleep_then_resume(c, step);
+    if (next.done()) std::rethrow_exception(c.give_up_error(nullptr));  // cancelled
+  };
   const bool with_token = o.token != nullptr && !o.token->empty();
   bool found = false;
   bool retried = false;
@@ -376,10 +273,10 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
     pool::lease lease;
     bool caught_up = true;
     if (with_token) {
-      // Read-your-writes: poll the replay position, jittered and bounded.
-      // The connection goes back to the pool between polls.
-      const auto give_up_at = started + options_.lsn_wait_max;
-      auto step = options_.lsn_poll_min;
+      // Read-your-writes: poll the replay position under the lsn_wait
+      // policy. The connection goes back to the pool between polls.
+      retry_call wait(lsn_wait_, call, {.eager_start = true, .nested = 0});
+      if (wait.start().done()) std::rethrow_exception(wait.give_up_error(nullptr));
       for (;;) {
         lease = replica_->acquire();
         ++r.lsn_polls;
@@ -388,54 +285,58 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
         if (!replayed) {
           caught_up = false;
           lag = "the replica " + replica_->target() + " is not in recovery";
+          wait.end(stop_reason::permanent_error);
           break;
         }
-        if (*replayed >= o.token->position()) break;
-        const auto now = clock_.now();
-        // Each pause in [step, 2 step], capped at lsn_poll_max (then in
-        // [max/2, max]); the last one is cut to end at the bound, for one
-        // final poll there.
-        const auto hi = std::min(2 * step, options_.lsn_poll_max);
-        const auto lo = std::min(step, hi / 2);
-        const auto pause = std::min(jittered(rng, lo, hi), give_up_at - now);
-        step = hi;
-        if (pause <= duration::zero()) {
-          caught_up = false;
-          lag = "replica " + replica_->target() + " had replayed " + replayed->to_string() +
-                ", not " + o.token->to_string() + ", after " + format_duration(now - started);
+        if (*replayed >= o.token->position()) {
+          wait.succeeded();
           break;
         }
         lease.release();
-        if (!clock_.sleep_for(pause, o.stop)) cancelled(attempts(), clock_.now() - started);
-        r.waited += pause;
+        const call_step step = wait.failed(verdict::transient());
+        if (!step.wait()) {
+          caught_up = false;
+          lag = "replica " + replica_->target() + " had replayed " + replayed->to_string() +
+                ", not " + o.token->to_string() + ", after " +
+                format_duration(clock_.now() - started);
+          break;
+        }
+        sleep(wait, step);
       }
       retried = r.lsn_polls > 1;
-    } else {
-      lease = replica_->acquire();
-    }
-    if (caught_up) {
-      ++r.replica_reads;
-      replica_reads_.fetch_add(1, std::memory_order_relaxed);
-      found = attempt(*lease);
-      if (!found && !with_token && options_.replica_retry_max > duration::zero()) {
-        // One jittered retry on the replica: most lag is shorter than this.
-        const auto pause = jittered(rng, options_.replica_retry_min, options_.replica_retry_max);
-        lease.release();  // not held across the wait
-        if (!clock_.sleep_for(pause, o.stop)) cancelled(attempts(), clock_.now() - started);
-        r.waited += pause;
-        retried = true;
-        lease = replica_->acquire();
+      if (caught_up) {
+        if (!lease) lease = replica_->acquire();
         ++r.replica_reads;
         replica_reads_.fetch_add(1, std::memory_order_relaxed);
         found = attempt(*lease);
       }
-      if (!found) {
-        lag = with_token ? "not on the replica " + replica_->target() +
-                               " although it had replayed " + o.token->to_string()
-                         : "not visible on the replica " + replica_->target() + " after " +
-                               std::to_string(r.replica_reads) + " reads in " +
-                               format_duration(clock_.now() - started);
+    } else {
+      // A miss (fn's typed not-found) is transient for the replica_retry
+      // policy: most lag is shorter than its wait.
+      retry_call again(replica_retry_, call, {.nested = 0});
+      if (again.start().done()) std::rethrow_exception(again.give_up_error(nullptr));
+      for (;;) {
+        lease = replica_->acquire();
+        ++r.replica_reads;
+        replica_reads_.fetch_add(1, std::memory_order_relaxed);
+        found = attempt(*lease);
+        if (found) {
+          again.succeeded();
+          break;
+        }
+        lease.release();  // not held across the wait
+        const call_step step = again.failed(verdict::transient());
+        if (!step.wait()) break;  // the policy is done with the replica
+        sleep(again, step);
+        retried = true;
       }
+    }
+    if (caught_up && !found) {
+      lag = with_token ? "not on the replica " + replica_->target() + " although it had replayed " +
+                             o.token->to_string()
+                       : "not visible on the replica " + replica_->target() + " after " +
+                             std::to_string(r.replica_reads) + " reads in " +
+                             format_duration(clock_.now() - started);
     }
     breaker_.record(permit, true);
   } catch (const pool_exhausted& e) {
@@ -446,7 +347,7 @@ read_outcome router::read_replica_first(detail::attempt_ref attempt, const read_
                                                                       : read_outcome::not_found;
   } catch (const error& e) {
     // Any PostgreSQL error on the replica sends the read to the primary; only
-    // an unreachable or struggling server counts against its health.
+    // an unreachable, struggling or hung server counts against its health.
     const bool unhealthy = replica_unhealthy(e);
     breaker_.record(permit, !unhealthy);
     replica_failures_.fetch_add(1, std::memory_order_relaxed);

@@ -9,12 +9,16 @@
 #include <ctime>
 #include <utility>
 
+#include "rebound/detail/clock_wait.hpp"
+#include "rebound/detail/saturate.hpp"
 #include "rebound/duration.hpp"
 
 namespace rebound::redis {
 namespace {
 
-using steady = std::chrono::steady_clock;
+// A command's own bound is real time (the network's), on the system clock;
+// the link's schedules run on its injected clock.
+time_point real_now() { return system_clock().now(); }
 
 timeval to_timeval(duration d) {
   const auto us = std::max<std::int64_t>(
@@ -39,6 +43,7 @@ reply convert(const redisReply* r) {
                  : r->type == REDIS_REPLY_STATUS ? reply::kind::status
                                                  : reply::kind::error;
       out.text.assign(r->str, r->len);
+      if (out.type == reply::kind::error) out.code = parse_error_code(out.text);
       break;
     case REDIS_REPLY_ARRAY:
       out.type = reply::kind::array;
@@ -99,14 +104,55 @@ std::optional<reply> command(redisContext* c, const std::vector<std::string>& ar
   return out;
 }
 
-// Error replies that mean "this server cannot serve us now": reconnect.
-bool server_unusable(const reply& r) {
-  return r.type == reply::kind::error &&
-         (r.text.starts_with("READONLY") || r.text.starts_with("LOADING") ||
-          r.text.starts_with("MASTERDOWN"));
-}
+constexpr std::pair<std::string_view, error_code> error_codes[] = {
+    {"ERR", error_code::err},           {"WRONGTYPE", error_code::wrongtype},
+    {"NOSCRIPT", error_code::noscript}, {"READONLY", error_code::readonly},
+    {"LOADING", error_code::loading},   {"MASTERDOWN", error_code::masterdown},
+    {"BUSY", error_code::busy},         {"OOM", error_code::oom},
+    {"NOAUTH", error_code::noauth},     {"WRONGPASS", error_code::wrongpass},
+    {"NOPERM", error_code::noperm},     {"TRYAGAIN", error_code::tryagain},
+    {"CLUSTERDOWN", error_code::clusterdown}, {"MOVED", error_code::moved},
+    {"ASK", error_code::ask},
+};
 
 }  // namespace
+
+error_code parse_error_code(std::string_view text) noexcept {
+  const std::string_view word = text.substr(0, text.find(' '));
+  for (const auto& [name, code] : error_codes) {
+    if (word == name) return code;
+  }
+  return error_code::other;
+}
+
+std::string_view to_string(error_code c) noexcept {
+  if (c == error_code::none) return "none";
+  for (const auto& [name, code] : error_codes) {
+    if (code == c) return name;
+  }
+  return "other";
+}
+
+bool server_unusable(error_code c) noexcept {
+  return c == error_code::readonly || c == error_code::loading || c == error_code::masterdown;
+}
+
+verdict classify(const reply& r) noexcept {
+  if (r.type != reply::kind::error) return verdict::success();
+  switch (r.code) {
+    case error_code::loading:
+    case error_code::masterdown:
+    case error_code::readonly:
+    case error_code::tryagain:
+    case error_code::clusterdown:
+    case error_code::busy:
+      return verdict::transient();
+    case error_code::oom:
+      return verdict::overloaded();
+    default:
+      return verdict::permanent();
+  }
+}
 
 std::string_view to_string(fallback_mode m) noexcept {
   switch (m) {
@@ -120,11 +166,11 @@ std::string_view to_string(fallback_mode m) noexcept {
   return "unknown";
 }
 
-link::link(options o)
+link::link(options o, clock& c)
     : options_((o.validate(), std::move(o))),
-      where_(options_.host + ":" + std::to_string(options_.port)),
-      backoff_(options_.reconnect_min),
-      jitter_state_(static_cast<std::uint64_t>(steady::now().time_since_epoch().count()) | 1ULL) {
+      clock_(c),
+      reconnect_policy_(options_.reconnect.to_policy(c)),
+      where_(options_.host + ":" + std::to_string(options_.port)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -184,15 +230,27 @@ bool link::wait_until_available(std::chrono::milliseconds limit) const {
   return status_cv_.wait_for(lock, limit, [this] { return available(); });
 }
 
-duration link::jittered_backoff_locked() {
-  // Full jitter, so a fleet does not reconnect (and reload scripts) in step.
-  jitter_state_ ^= jitter_state_ << 13;
-  jitter_state_ ^= jitter_state_ >> 7;
-  jitter_state_ ^= jitter_state_ << 17;
-  const auto u = static_cast<double>(jitter_state_ >> 11) * 0x1.0p-53;
-  const auto wait = duration(static_cast<duration::rep>(u * static_cast<double>(backoff_.count())));
-  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
-  return std::max(wait, options_.reconnect_min / 2);
+duration link::schedule_reconnect_locked() {
+  // The reconnects of one outage are one call of the call engine under the
+  // reconnect policy; the link never gives up, so when the policy does, a
+  // new round begins.
+  for (int round = 0; round < 2; ++round) {
+    if (!reconnect_) {
+      reconnect_.emplace(reconnect_policy_, call_options{}, call_driver{.nested = 0});
+      (void)reconnect_->start();
+    }
+    const call_step step = reconnect_->failed(verdict::transient());
+    if (step.wait()) {
+      // The next attempt is due at step.until (resume() is implied: the
+      // reconnect policy has no throttle, and the link is never cancelled).
+      (void)reconnect_->resume(true);
+      next_connect_ = step.until;
+      return step.delay;
+    }
+    reconnect_.reset();
+  }
+  next_connect_ = clock_.now();  // a policy that never waits: try again at once
+  return duration::zero();
 }
 
 bool link::connect_locked(std::string& why) {
@@ -245,8 +303,8 @@ void link::mark_down_locked(const std::string& why) {
     ctx_ = nullptr;
   }
   const bool was_up = up_.exchange(false, std::memory_order_acq_rel);
-  const auto wait = jittered_backoff_locked();
-  next_connect_ = steady::now() + wait;
+  reconnect_.reset();  // a new outage
+  const auto wait = schedule_reconnect_locked();
   if (was_up) {
     failure_reported_ = true;
     emit({status_event::kind::unavailable, "redis " + where_ + " unavailable (" + why +
@@ -257,25 +315,25 @@ void link::mark_down_locked(const std::string& why) {
 }
 
 std::optional<reply> link::call_locked(const std::vector<std::string>& argv,
-                                       deadline_type deadline) {
+                                       time_point deadline) {
   if (ctx_ == nullptr || !available()) return std::nullopt;
-  const auto left = deadline - steady::now();
+  const duration left = deadline - real_now();
   if (left < std::chrono::microseconds(200)) return std::nullopt;  // no time left: busy
-  redisSetTimeout(ctx_, to_timeval(std::chrono::duration_cast<duration>(left)));
+  redisSetTimeout(ctx_, to_timeval(left));
   commands_.fetch_add(1, std::memory_order_relaxed);
-  const auto sent = steady::now();
+  const time_point sent = real_now();
   auto r = command(ctx_, argv);
   if (!r) {
     // hiredis's own text ("Resource temporarily unavailable") says little;
     // a read that ran out its time is a timeout.
-    const std::string why = steady::now() - sent >= left - std::chrono::milliseconds(1)
+    const std::string why = real_now() - sent >= left - std::chrono::milliseconds(1)
                                 ? "no answer within " + format_duration(options_.command_timeout)
                                 : std::string(ctx_->errstr);
     mark_down_locked(why);
     return std::nullopt;
   }
-  if (server_unusable(*r)) {
-    mark_down_locked(r->text.substr(0, r->text.find(' ')));
+  if (server_unusable(r->code)) {
+    mark_down_locked(std::string(to_string(r->code)));
     return std::nullopt;
   }
   return r;
@@ -283,7 +341,7 @@ std::optional<reply> link::call_locked(const std::vector<std::string>& argv,
 
 std::optional<reply> link::call(const std::vector<std::string>& argv) {
   if (!available()) return std::nullopt;
-  const auto deadline = steady::now() + options_.command_timeout;
+  const time_point deadline = real_now() + options_.command_timeout;
   std::unique_lock lock(mu_, std::defer_lock);
   if (!lock.try_lock_until(deadline)) return std::nullopt;  // busy for the whole timeout
   return call_locked(argv, deadline);
@@ -292,7 +350,7 @@ std::optional<reply> link::call(const std::vector<std::string>& argv) {
 std::optional<reply> link::eval(std::string_view source, const std::vector<std::string>& keys,
                                 const std::vector<std::string>& args) {
   if (!available()) return std::nullopt;
-  const auto deadline = steady::now() + options_.command_timeout;
+  const time_point deadline = real_now() + options_.command_timeout;
   std::unique_lock lock(mu_, std::defer_lock);
   if (!lock.try_lock_until(deadline)) return std::nullopt;
   const auto with = [&](const char* verb, std::string body) {
@@ -303,7 +361,7 @@ std::optional<reply> link::eval(std::string_view source, const std::vector<std::
   };
   if (const auto it = shas_.find(source.data()); it != shas_.end()) {
     auto r = call_locked(with("EVALSHA", it->second), deadline);
-    if (!r || r->type != reply::kind::error || !r->text.starts_with("NOSCRIPT")) return r;
+    if (!r || r->code != error_code::noscript) return r;
     shas_.erase(it);  // the server forgot it (SCRIPT FLUSH): EVAL, within the same deadline
   }
   if (std::find(scripts_.begin(), scripts_.end(), source) == scripts_.end()) {
@@ -326,7 +384,8 @@ std::uint64_t link::every(duration interval, std::function<void()> fn) {
   {
     std::lock_guard lock(tasks_mu_);
     id = next_task_++;
-    tasks_.push_back({id, interval, steady::now() + interval, std::move(fn)});
+    tasks_.push_back({id, interval, rebound::detail::saturating_add(clock_.now(), interval),
+                      std::move(fn)});
     wake_ = true;  // the thread's wait was computed without this task
   }
   tasks_cv_.notify_all();
@@ -357,10 +416,10 @@ void link::run() {
     // Reconnect when due; load scripts learnt since the last connection.
     {
       std::unique_lock lock(mu_);
-      if (!available() && steady::now() >= next_connect_) {
+      if (!available() && clock_.now() >= next_connect_) {
         std::string why;
         if (connect_locked(why)) {
-          backoff_ = options_.reconnect_min;
+          reconnect_.reset();
           const bool again = ever_up_;
           ever_up_ = true;
           failure_reported_ = false;
@@ -368,7 +427,7 @@ void link::run() {
           emit({again ? status_event::kind::restored : status_event::kind::connected,
                 "redis " + where_ + (again ? " is back; sharing again" : " connected")});
         } else {
-          next_connect_ = steady::now() + jittered_backoff_locked();
+          (void)schedule_reconnect_locked();
           if (!failure_reported_) {  // once per outage, also before the first connection
             failure_reported_ = true;
             emit({status_event::kind::unavailable,
@@ -379,7 +438,7 @@ void link::run() {
       } else if (available() && ctx_ != nullptr) {
         for (const auto source : scripts_) {
           if (shas_.contains(source.data())) continue;
-          const auto deadline = steady::now() + options_.command_timeout;
+          const time_point deadline = real_now() + options_.command_timeout;
           const auto loaded = call_locked({"SCRIPT", "LOAD", std::string(source)}, deadline);
           if (loaded && loaded->type == reply::kind::string) shas_[source.data()] = loaded->text;
         }
@@ -392,7 +451,7 @@ void link::run() {
     std::vector<std::function<void()>> due;
     {
       std::unique_lock lock(tasks_mu_);
-      auto next = steady::now() + std::chrono::seconds(1);
+      time_point next = rebound::detail::saturating_add(clock_.now(), std::chrono::seconds(1));
       for (const auto& t : tasks_) next = std::min(next, t.due);
       if (!available()) {
         lock.unlock();
@@ -402,15 +461,17 @@ void link::run() {
         }
         lock.lock();
       }
-      tasks_cv_.wait_until(lock, next, [&] { return stopping_ || wake_; });
+      // Until the next thing is due on the link's clock, or a wake-up.
+      (void)rebound::detail::wait_until(clock_, tasks_cv_, lock, next,
+                                        [&] { return stopping_ || wake_; });
       if (stopping_) return;
       wake_ = false;
-      const auto now = steady::now();
+      const time_point now = clock_.now();
       for (auto& t : tasks_) {
         if (now >= t.due ||
             std::find(poked_ids_.begin(), poked_ids_.end(), t.id) != poked_ids_.end()) {
           due.push_back(t.fn);
-          t.due = now + t.interval;
+          t.due = rebound::detail::saturating_add(now, t.interval);
         }
       }
       poked_ids_.clear();

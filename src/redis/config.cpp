@@ -1,197 +1,204 @@
-// redis::options from JSON and environment variables, strictly validated.
-#include <nlohmann/json.hpp>
+// redis::options from JSON and environment variables, through the settings
+// schema (src/config/schema.hpp): the link's keys in one table, its
+// reconnect rule as a policy document of the core schema.
+#include <array>
 
-#include <charconv>
-#include <string>
-
-#include "../detail/config_text.hpp"
-#include "rebound/config.hpp"
+#include "../config/schema.hpp"
 #include "rebound/duration.hpp"
 #include "rebound/redis/client.hpp"
 
 namespace rebound::redis {
 namespace {
 
-using json = nlohmann::json;
-
+using namespace std::chrono_literals;
 using ::rebound::detail::config_fail;
-[[noreturn]] void fail(const std::string& field, const std::string& problem) {
-  config_fail(field, problem);
-}
+using ::rebound::detail::value_ref;
+
+// The options, and the reconnect shorthands, applied once every input is in.
+struct input {
+  options o;
+  std::optional<duration> reconnect_min, reconnect_max;
+};
 
 void check_range(duration d, const std::string& field, duration lo, duration hi) {
   if (d < lo || d > hi) {
-    fail(field, format_duration(d) + " is out of range; allowed: " + format_duration(lo) + ".." +
-                    format_duration(hi));
+    config_fail(field, format_duration(d) + " is out of range; allowed: " + format_duration(lo) +
+                           ".." + format_duration(hi));
   }
 }
 
-duration text_duration(std::string_view text, const std::string& field) {
-  return ::rebound::detail::config_duration(text, field);
-}
+duration dur(const value_ref& v, const std::string& f) { return ::rebound::detail::duration_in(v, f); }
 
-long long text_integer(std::string_view text, const std::string& field, long long lo,
-                       long long hi) {
-  long long v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < lo || v > hi) {
-    fail(field, "\"" + std::string(text) + "\" is not an integer in " + std::to_string(lo) + ".." +
-                    std::to_string(hi));
+// Strings; a secret's value is never shown, not even its JSON type's contents.
+std::string text_of(const value_ref& v, const std::string& f, bool secret) {
+  if (v.j != nullptr && !v.j->is_string()) {
+    config_fail(f, secret ? "expected a string" : "expected a string, got " + v.j->dump());
   }
-  return v;
+  return v.j != nullptr ? v.j->get<std::string>() : std::string(v.text);
 }
 
-fallback_mode text_fallback(std::string_view text, const std::string& field) {
-  if (text == "local") return fallback_mode::local;
-  if (text == "open") return fallback_mode::open;
-  if (text == "closed") return fallback_mode::closed;
-  fail(field, "\"" + std::string(text) + "\" is not a fallback; allowed: local, open, closed");
-}
-
-using namespace std::chrono_literals;
-
-// name (JSON key; upper case for the environment) -> setter
-struct field {
-  const char* name;
-  enum class type { text, secret, integer, dur, fallback } kind;
-  std::string options::*text = nullptr;
-  int options::*integer = nullptr;
-  duration options::*dur = nullptr;
-  long long lo = 0;
-  long long hi = 0;
-};
-
-const field fields[] = {
-    {"host", field::type::text, &options::host},
-    {"port", field::type::integer, nullptr, &options::port, nullptr, 1, 65535},
-    {"username", field::type::text, &options::username},
-    {"password", field::type::secret, &options::password},
-    {"key_prefix", field::type::text, &options::key_prefix},
-    {"connect_timeout", field::type::dur, nullptr, nullptr, &options::connect_timeout},
-    {"command_timeout", field::type::dur, nullptr, nullptr, &options::command_timeout},
-    {"reconnect_min", field::type::dur, nullptr, nullptr, &options::reconnect_min},
-    {"reconnect_max", field::type::dur, nullptr, nullptr, &options::reconnect_max},
-    {"flush_interval", field::type::dur, nullptr, nullptr, &options::flush_interval},
-    {"max_batch", field::type::integer, nullptr, &options::max_batch, nullptr, 1, 1000000},
-    {"lease_size", field::type::integer, nullptr, &options::lease_size, nullptr, 1, 10000},
-    {"lease_ttl", field::type::dur, nullptr, nullptr, &options::lease_ttl},
-    {"poll_interval", field::type::dur, nullptr, nullptr, &options::poll_interval},
-    {"fallback", field::type::fallback},
-};
-
-std::string allowed_keys(const std::string& head, bool upper) {
-  std::string out;
-  for (const auto& f : fields) {
-    std::string n = f.name;
-    if (upper) {
-      for (auto& ch : n) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    }
-    out += (out.empty() ? "" : ", ") + head + n;
+int integer(const value_ref& v, const std::string& f, long long lo, long long hi) {
+  const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+  if (v.j != nullptr) {
+    if (!v.j->is_number_integer()) config_fail(f, "expected an integer, got " + v.j->dump());
+    const auto n = v.j->get<long long>();
+    if (n < lo || n > hi) config_fail(f, v.j->dump() + " is not an integer in " + range);
+    return static_cast<int>(n);
   }
-  return out;
+  return static_cast<int>(::rebound::detail::number_in(v, f, static_cast<double>(lo),
+                                                       static_cast<double>(hi), true));
 }
 
-// Sets one field from text (the environment) or JSON.
-void set(options& o, const field& f, const json* j, std::string_view text,
-         const std::string& name) {
-  switch (f.kind) {
-    case field::type::text:
-    case field::type::secret:
-      if (j != nullptr && !j->is_string()) {
-        fail(name, f.kind == field::type::secret ? "expected a string"
-                                                 : "expected a string, got " + j->dump());
-      }
-      o.*f.text = j != nullptr ? j->get<std::string>() : std::string(text);
-      break;
-    case field::type::integer:
-      if (j != nullptr) {
-        if (!j->is_number_integer()) fail(name, "expected an integer, got " + j->dump());
-        o.*f.integer =
-            static_cast<int>(text_integer(std::to_string(j->get<long long>()), name, f.lo, f.hi));
-      } else {
-        o.*f.integer = static_cast<int>(text_integer(text, name, f.lo, f.hi));
-      }
-      break;
-    case field::type::dur:
-      if (j != nullptr && !j->is_string()) {
-        fail(name, "expected a duration string such as \"20ms\", got " + j->dump());
-      }
-      o.*f.dur = text_duration(j != nullptr ? j->get<std::string>() : std::string(text), name);
-      break;
-    case field::type::fallback:
-      if (j != nullptr && !j->is_string())
-        fail(name, "expected local, open or closed, got " + j->dump());
-      o.fallback = text_fallback(j != nullptr ? j->get<std::string>() : std::string(text), name);
-      break;
+input make_input(auto o) {
+  input in;
+  in.o = std::move(o);
+  return in;
+}
+
+using I = input;
+const std::array<::rebound::detail::setting<I>, 17> link_table{{
+    {"host", "", [](I& t, const value_ref& v, const std::string& f) { t.o.host = text_of(v, f, false); }},
+    {"port", "", [](I& t, const value_ref& v, const std::string& f) { t.o.port = integer(v, f, 1, 65535); }},
+    {"username", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.username = text_of(v, f, false); }},
+    {"password", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.password = text_of(v, f, true); },
+     nullptr, true},
+    {"key_prefix", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.key_prefix = text_of(v, f, false); }},
+    {"connect_timeout", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.connect_timeout = dur(v, f); }},
+    {"command_timeout", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.command_timeout = dur(v, f); }},
+    {"reconnect", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       if (v.j == nullptr || !v.j->is_object()) {
+         config_fail(f, "expected a policy object such as {\"backoff\": {\"max\": \"5s\"}}");
+       }
+       ::rebound::detail::settings_reader<policy_settings> r(::rebound::detail::policy_schema(),
+                                                             t.o.reconnect);
+       r.json_object(*v.j, "", f + ".");
+       t.o.reconnect = r.finish([](const policy_settings& s) { s.validate(); });
+     }},
+    {"reconnect_min", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.reconnect_min = dur(v, f); }},
+    {"reconnect_max", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.reconnect_max = dur(v, f); }},
+    {"flush_interval", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.flush_interval = dur(v, f); }},
+    {"max_batch", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.max_batch = integer(v, f, 1, 1000000); }},
+    {"lease_size", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.lease_size = integer(v, f, 1, 10000); }},
+    {"lease_ttl", "", [](I& t, const value_ref& v, const std::string& f) { t.o.lease_ttl = dur(v, f); }},
+    {"poll_interval", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.poll_interval = dur(v, f); }},
+    {"fallback", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       if (v.j != nullptr && !v.j->is_string()) {
+         config_fail(f, "expected local, open or closed, got " + v.j->dump());
+       }
+       t.o.fallback = ::rebound::detail::pick<fallback_mode>(
+           text_of(v, f, false), f, "a fallback",
+           {{"local", fallback_mode::local},
+            {"open", fallback_mode::open},
+            {"closed", fallback_mode::closed}});
+     }},
+    {"fleet_probes", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.fleet_probes = integer(v, f, 1, 1000); }},
+}};
+
+void finish_input(input& t) {
+  if (t.reconnect_min || t.reconnect_max) {
+    const duration lo = t.reconnect_min.value_or(t.o.reconnect.initial);
+    const duration hi = t.reconnect_max.value_or(t.o.reconnect.max_delay.value_or(5s));
+    check_range(lo, "reconnect_min", 1ms, 1h);
+    check_range(hi, "reconnect_max", lo, 1h);
+    t.o.reconnect = reconnect_backoff(lo, hi);
   }
+  t.o.validate();
 }
 
 }  // namespace
 
 void options::validate() const {
-  if (host.empty()) fail("host", "empty; a host name or address is required");
-  if (port < 1 || port > 65535)
-    fail("port", std::to_string(port) + " is out of range; allowed: 1..65535");
-  if (key_prefix.empty()) fail("key_prefix", "empty; keys need a prefix of their own");
+  if (host.empty()) config_fail("host", "empty; a host name or address is required");
+  if (port < 1 || port > 65535) {
+    config_fail("port", std::to_string(port) + " is out of range; allowed: 1..65535");
+  }
+  if (key_prefix.empty()) config_fail("key_prefix", "empty; keys need a prefix of their own");
   check_range(connect_timeout, "connect_timeout", 1ms, 60s);
   check_range(command_timeout, "command_timeout", 1ms, 60s);
-  check_range(reconnect_min, "reconnect_min", 1ms, 1h);
-  check_range(reconnect_max, "reconnect_max", reconnect_min, 1h);
+  try {
+    reconnect.validate();
+  } catch (const config_error& e) {
+    const std::string what = e.what();
+    throw config_error("reconnect." + e.field(), what.substr(e.field().size() + 2));
+  }
   check_range(flush_interval, "flush_interval", 1ms, 60s);
   if (max_batch < 1 || max_batch > 1000000) {
-    fail("max_batch", std::to_string(max_batch) + " is out of range; allowed: 1..1000000");
+    config_fail("max_batch", std::to_string(max_batch) + " is out of range; allowed: 1..1000000");
   }
   if (lease_size < 1 || lease_size > 10000) {
-    fail("lease_size", std::to_string(lease_size) + " is out of range; allowed: 1..10000");
+    config_fail("lease_size", std::to_string(lease_size) + " is out of range; allowed: 1..10000");
   }
   check_range(lease_ttl, "lease_ttl", 1ms, 1h);
   check_range(poll_interval, "poll_interval", 1ms, 60s);
+  if (fleet_probes < 1 || fleet_probes > 1000) {
+    config_fail("fleet_probes", std::to_string(fleet_probes) + " is out of range; allowed: 1..1000");
+  }
 }
 
 options options_from_json(std::string_view text, options o) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error&) {
-    // nlohmann's message quotes the document, which may hold the password.
-    fail("(document)", "not valid JSON");
-  }
-  if (!doc.is_object()) fail("(document)", "expected a JSON object");
-  for (const auto& [key, v] : doc.items()) {
-    const field* f = nullptr;
-    for (const auto& candidate : fields) {
-      if (key == candidate.name) f = &candidate;
-    }
-    if (f == nullptr) fail(key, "unknown key; allowed: " + allowed_keys("", false));
-    set(o, *f, &v, {}, key);
-  }
-  o.validate();
-  return o;
+  // parse_document(quote = false): the parser's message quotes the
+  // document, which may hold the password.
+  ::rebound::detail::settings_reader<input> r(link_table, make_input(std::move(o)));
+  r.json_object(::rebound::detail::parse_document(text, false));
+  return r.finish(finish_input).o;
 }
 
 options apply_env(options o, std::string_view prefix,
                   const std::map<std::string, std::string>& vars) {
   const std::string head = std::string(prefix) + "_";
+  const std::string nested_head = head + "RECONNECT_";
+  std::map<std::string, std::string> reconnect_vars;
+  ::rebound::detail::settings_reader<input> r(link_table, make_input(std::move(o)));
   for (const auto& [name, value] : vars) {
     if (!name.starts_with(head)) continue;
-    const field* f = nullptr;
-    for (const auto& candidate : fields) {
-      std::string upper = candidate.name;
-      for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      if (name == head + upper) f = &candidate;
+    if (name.starts_with(nested_head) && name != head + "RECONNECT_MIN" &&
+        name != head + "RECONNECT_MAX") {
+      reconnect_vars.emplace(name, value);
+      continue;
     }
-    if (f == nullptr) fail(name, "names no Redis option; allowed: " + allowed_keys(head, true));
-    set(o, *f, nullptr, value, name);
+    const std::string suffix = name.substr(head.size());
+    bool known = false;
+    for (const auto& s : link_table) {
+      if (::rebound::detail::env_suffix(s.path) == suffix && s.path != "reconnect") {
+        r.text(s.path, value, name);
+        known = true;
+      }
+    }
+    if (!known) {
+      std::string allowed;
+      for (const auto& s : link_table) {
+        allowed += (allowed.empty() ? "" : ", ") + head + ::rebound::detail::env_suffix(s.path) +
+                   (s.path == "reconnect" ? "_*" : "");
+      }
+      config_fail(name, "names no Redis option; allowed: " + allowed);
+    }
+  }
+  if (!reconnect_vars.empty()) {
+    r.value().o.reconnect =
+        settings_builder(r.value().o.reconnect).env(head + "RECONNECT", reconnect_vars).build();
   }
   try {
-    o.validate();
+    return r.finish(finish_input).o;
   } catch (const config_error& e) {
-    std::string upper = e.field();
-    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (e.field().starts_with(head)) throw;
     const std::string what = e.what();
-    throw config_error(head + upper, what.substr(std::min(what.size(), e.field().size() + 2)));
+    throw config_error(head + ::rebound::detail::env_suffix(e.field()),
+                       what.substr(std::min(what.size(), e.field().size() + 2)));
   }
-  return o;
 }
 
 options apply_env(options base, std::string_view prefix) {

@@ -9,7 +9,6 @@
 namespace rebound::redis {
 namespace {
 
-using steady = std::chrono::steady_clock;
 
 // Fleet-wide ratio budget: per-second counters of calls (c<sec>) and retries
 // (r<sec>) in one hash, and a sweep watermark (w); Redis's own clock, so
@@ -212,13 +211,15 @@ void shared_budget::on_failure() noexcept { local_->on_failure(); }
 void shared_budget::flush() {
   // One flush at a time: a caller's flush() waits for the link thread's.
   std::lock_guard flushing(flush_mu_);
-  auto n = pending_.exchange(0, std::memory_order_relaxed);
-  if (std::holds_alternative<ratio>(settings_)) {
-    static_cast<ratio_budget&>(*local_).on_calls(n);
-  } else {
+  const auto fresh = pending_.exchange(0, std::memory_order_relaxed);
+  // Each call reaches the local fallback budget exactly once: when it is
+  // first taken from pending_, never again when a busy send is retried.
+  if (std::holds_alternative<ratio>(settings_)) static_cast<ratio_budget&>(*local_).on_calls(fresh);
+  auto n = fresh + std::exchange(unsent_, 0);
+  if (std::holds_alternative<token_bucket>(settings_)) {
     // Leased bucket tokens that expired unused go back to the fleet.
     std::lock_guard lock(lease_mu_);
-    if (leased_ > 0 && steady::now() >= lease_until_) n += std::exchange(leased_, 0);
+    if (leased_ > 0 && link_->time_source().now() >= lease_until_) n += std::exchange(leased_, 0);
   }
   if (n <= 0) return;
   if (!link_->available()) return;  // down: dropped (fewer calls counted: fewer retries allowed)
@@ -232,9 +233,10 @@ void shared_budget::flush() {
     done = eval_integer(*link_, bucket_script, {key_},
                         {"refund", std::to_string(n), std::to_string(b.capacity), "0"});
   }
-  // Not sent because the link was busy: kept for the next flush. (A timeout
-  // marks the link down; whether Redis applied it is unknown: dropped.)
-  if (!done && link_->available()) pending_.fetch_add(n, std::memory_order_relaxed);
+  // Not sent because the link was busy: kept for the next flush, apart from
+  // pending_ (the local budget has them). A timeout marks the link down;
+  // whether Redis applied it is unknown: dropped.
+  if (!done && link_->available()) unsent_ = n;
 }
 
 bool shared_budget::fallback(const retry_request& r) noexcept {
@@ -253,12 +255,14 @@ bool shared_budget::fallback(const retry_request& r) noexcept {
 bool shared_budget::try_acquire(const retry_request& r) noexcept {
   if (!link_->available()) return fallback(r);
   const int need = units(r);
-  const auto deadline = steady::now() + link_->settings().command_timeout;
+  // Waiting for another thread's round trip: real time, bounded like a command.
+  const auto deadline = std::chrono::steady_clock::time_point(
+      (system_clock().now() + link_->settings().command_timeout).time_since_epoch());
   int have = 0;
   {
     std::unique_lock lock(lease_mu_);
     for (;;) {
-      if (leased_ > 0 && steady::now() >= lease_until_) {
+      if (leased_ > 0 && link_->time_source().now() >= lease_until_) {
         // Expired: ratio retries were charged already (nothing to return);
         // bucket tokens go back at the next flush.
         if (std::holds_alternative<token_bucket>(settings_)) {
@@ -307,7 +311,7 @@ bool shared_budget::try_acquire(const retry_request& r) noexcept {
   }
   if (*granted > 0) {
     leased_ += static_cast<int>(*granted);
-    lease_until_ = steady::now() + lease_ttl_;
+    lease_until_ = link_->time_source().now() + lease_ttl_;
   }
   if (leased_ < need) return false;  // the fleet's budget is spent
   leased_ -= need;
@@ -317,104 +321,43 @@ bool shared_budget::try_acquire(const retry_request& r) noexcept {
 
 // ---- shared_breaker ------------------------------------------------------------
 
-namespace {
-constexpr std::uint64_t fleet_probe_bit = 1ULL << 63;
+shared_breaker::store::store(link& l, const std::string& dependency)
+    : link_(l),
+      open_key_(l.key("breaker:" + dependency + ":open")),
+      outage_key_(l.key("breaker:" + dependency + ":outage")),
+      probes_key_(l.key("breaker:" + dependency + ":probes")) {}
+
+std::optional<fleet_breaker_store::view> shared_breaker::store::read() {
+  const auto r = link_.eval(breaker_poll_script, {open_key_, outage_key_, probes_key_}, {});
+  if (!r || r->type != reply::kind::array || r->elements.size() != 3) return std::nullopt;
+  return view{.open_left = std::chrono::milliseconds(std::max<long long>(r->elements[0].integer, 0)),
+              .outage = r->elements[1].integer == 1,
+              .probes = r->elements[2].integer};
+}
+
+std::optional<long long> shared_breaker::store::take_probe(duration round) {
+  return eval_integer(link_, probe_script, {probes_key_}, {std::to_string(milliseconds(round))});
+}
+
+void shared_breaker::store::publish_open(duration open, duration outage) {
+  (void)link_.eval(publish_script, {open_key_, outage_key_, probes_key_},
+                   {"open", std::to_string(milliseconds(open)), std::to_string(milliseconds(outage))});
+}
+
+void shared_breaker::store::publish_closed() {
+  (void)link_.eval(publish_script, {open_key_, outage_key_, probes_key_}, {"close"});
 }
 
 shared_breaker::shared_breaker(std::shared_ptr<link> l, std::string dependency,
-                               const breaker_options& o, int fleet_probes)
+                               const breaker_options& o, std::optional<int> fleet_probes)
     : link_(std::move(l)),
       dependency_(std::move(dependency)),
-      open_key_(link_->key("breaker:" + dependency_ + ":open")),
-      half_key_(link_->key("breaker:" + dependency_ + ":outage")),
-      probes_key_(link_->key("breaker:" + dependency_ + ":probes")),
-      options_(o),
-      fleet_probes_(std::max(1, fleet_probes)),
-      local_(o) {
+      store_(*link_, dependency_),
+      fleet_(store_, o, fleet_probes.value_or(link_->settings().fleet_probes), link_->time_source(),
+             link_->settings().poll_interval) {
   task_ = link_->every(link_->settings().poll_interval, [this] { poll(); });
 }
 
 shared_breaker::~shared_breaker() { link_->cancel(task_); }
-
-void shared_breaker::poll() {
-  const auto r = link_->eval(breaker_poll_script, {open_key_, half_key_, probes_key_}, {});
-  if (!r || r->type != reply::kind::array || r->elements.size() != 3) return;
-  const auto pttl = r->elements[0].integer;
-  const auto now = steady::now().time_since_epoch().count();
-  const bool outage = r->elements[1].integer == 1;
-  shared_open_until_.store(pttl > 0 ? now + pttl * 1000000 : 0, std::memory_order_relaxed);
-  shared_half_open_.store(pttl <= 0 && outage, std::memory_order_relaxed);
-  probes_taken_.store(pttl <= 0 && outage && r->elements[2].integer >= fleet_probes_,
-                      std::memory_order_relaxed);
-}
-
-breaker_state shared_breaker::state() const {
-  if (link_->available()) {
-    const auto now = steady::now().time_since_epoch().count();
-    const auto until = shared_open_until_.load();
-    if (now < until) return breaker_state::open;
-    if (until != 0 || shared_half_open_.load()) return breaker_state::half_open;
-  }
-  return local_.state();
-}
-
-breaker_permit shared_breaker::try_acquire() {
-  if (!link_->available()) return local_.try_acquire();
-  const auto now = steady::now().time_since_epoch().count();
-  const auto until = shared_open_until_.load(std::memory_order_relaxed);
-  if (now < until) {
-    // Open somewhere in the fleet: reject at once, until the shared probe time.
-    return {false, false, system_clock().now() + std::chrono::nanoseconds(until - now), 0};
-  }
-  // Half-open for the fleet: from the moment the open time ran out (before
-  // the next poll says so), until a probe closes it.
-  if (until != 0 || shared_half_open_.load(std::memory_order_relaxed)) {
-    const breaker_permit later{false, false, system_clock().now() + link_->settings().poll_interval,
-                               0};
-    if (probes_taken_.load(std::memory_order_relaxed)) return later;  // no round trip
-    auto p = local_.try_acquire();
-    if (!p) return p;
-    const auto n = eval_integer(*link_, probe_script, {probes_key_},
-                                {std::to_string(milliseconds(options_.open_duration))});
-    if (!n || *n > fleet_probes_) {
-      if (n) probes_taken_.store(true, std::memory_order_relaxed);
-      if (p.probe) local_.record(p, true);  // hand the local probe back unused
-      return later;
-    }
-    p.generation |= fleet_probe_bit;
-    return p;
-  }
-  return local_.try_acquire();
-}
-
-void shared_breaker::record(const breaker_permit& permit, bool succeeded) {
-  auto local_permit = permit;
-  const bool fleet_probe = (permit.generation & fleet_probe_bit) != 0;
-  local_permit.generation &= ~fleet_probe_bit;
-  const auto before = local_.state();
-  local_.record(local_permit, succeeded);
-  if (fleet_probe) {
-    succeeded ? publish_closed() : publish_open();
-  } else if (before != breaker_state::open && local_.state() == breaker_state::open) {
-    publish_open();  // this process found the outage: tell the fleet
-  }
-}
-
-void shared_breaker::publish_open() {
-  const auto ms = milliseconds(options_.open_duration);
-  // The outage marker outlives the open state: after it, probes are counted.
-  (void)link_->eval(publish_script, {open_key_, half_key_, probes_key_},
-                    {"open", std::to_string(ms), std::to_string(ms + 60000)});
-  shared_open_until_.store(steady::now().time_since_epoch().count() + ms * 1000000);
-  shared_half_open_.store(false);
-  probes_taken_.store(false);
-}
-
-void shared_breaker::publish_closed() {
-  (void)link_->eval(publish_script, {open_key_, half_key_, probes_key_}, {"close"});
-  shared_open_until_.store(0);
-  shared_half_open_.store(false);
-  probes_taken_.store(false);
-}
 
 }  // namespace rebound::redis

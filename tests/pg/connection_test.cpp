@@ -134,20 +134,18 @@ TEST(RouterOptions, FromJson) {
       "pool_size": 8, "pool_wait": "1s", "seed": 7,
       "replica_breaker": {"failure_threshold": 1, "open_duration": "10s"}})");
   EXPECT_FALSE(o.enabled);
-  EXPECT_EQ(o.replica_retry_min, 10ms);
-  EXPECT_EQ(o.replica_retry_max, 30ms);
-  EXPECT_EQ(o.lsn_wait_max, 2s);
-  EXPECT_EQ(o.lsn_poll_min, 1ms);
-  EXPECT_EQ(o.lsn_poll_max, 4ms);
+  // The shorthands of earlier versions stand for these policies.
+  EXPECT_EQ(o.replica_retry, rebound::pg::one_replica_retry(10ms, 30ms));
+  EXPECT_EQ(o.lsn_wait, rebound::pg::lsn_polling(2s, 1ms, 4ms));
   EXPECT_EQ(o.pool_size, 8);
   EXPECT_EQ(o.pool_wait, 1s);
   EXPECT_EQ(o.seed, 7U);
   EXPECT_EQ(o.replica_breaker.failure_threshold, 1);
   EXPECT_EQ(o.replica_breaker.open_duration, 10s);
   // A maximum of 0 is "no retry", whatever the minimum.
-  EXPECT_EQ(
-      rebound::pg::router_options_from_json(R"({"replica_retry_max": "0"})").replica_retry_max,
-      0ms);
+  EXPECT_EQ(rebound::pg::router_options_from_json(R"({"replica_retry_max": "0"})")
+                .replica_retry.max_attempts,
+            1);
 }
 
 void expect_field(const std::function<void()>& f, const std::string& field,
@@ -183,6 +181,54 @@ TEST(RouterOptions, BadJsonNamesTheField) {
   expect_field([] { (void)router_options_from_json("[1]"); }, "(document)", "object");
 }
 
+TEST(RouterOptions, TheRetryRulesArePolicyDocuments) {
+  // The defaults are the scenario 001 retry and the 1 ms..20 ms LSN polling.
+  const rebound::pg::router_options d;
+  const auto retry = d.replica_retry.to_policy();
+  EXPECT_EQ(retry.stop(), rebound::stop::after_attempts(2));
+  EXPECT_EQ(retry.backoff(), rebound::backoff::constant(50ms));
+  EXPECT_EQ(retry.jitter(), rebound::jitter::additive(150ms));
+  const auto wait = d.lsn_wait.to_policy();
+  EXPECT_EQ(wait.stop(), rebound::stop::before_elapsed(1s));
+  EXPECT_EQ(wait.backoff(), rebound::backoff::exponential(2ms, 2.0, 20ms));
+  EXPECT_EQ(wait.jitter(), rebound::jitter::equal());
+
+  const auto o = rebound::pg::router_options_from_json(R"({
+      "replica_retry": {"max_attempts": 3, "backoff": {"type": "constant", "initial": "20ms"}},
+      "lsn_wait": {"before_elapsed": "2s"}})");
+  EXPECT_EQ(o.replica_retry.max_attempts, 3);
+  EXPECT_EQ(o.replica_retry.initial, 20ms);
+  EXPECT_EQ(o.replica_retry.jitter, rebound::jitter::additive(150ms));  // kept from the default
+  EXPECT_EQ(o.lsn_wait.before_elapsed, 2s);
+  EXPECT_EQ(o.lsn_wait.max_delay, 20ms);
+
+  const auto e = rebound::pg::apply_router_env({}, "APP_PG",
+                                               {{"APP_PG_REPLICA_RETRY_MAX_ATTEMPTS", "4"},
+                                                {"APP_PG_LSN_WAIT_BACKOFF_MAX", "50ms"}});
+  EXPECT_EQ(e.replica_retry.max_attempts, 4);
+  EXPECT_EQ(e.lsn_wait.max_delay, 50ms);
+
+  // Errors name the nested path, or the variable.
+  expect_field(
+      [] {
+        (void)rebound::pg::router_options_from_json(
+            R"({"replica_retry": {"backoff": {"initial": "5s", "max": "1s"}}})");
+      },
+      "replica_retry.backoff.max", "not used by a constant backoff");
+  expect_field(
+      [] {
+        (void)rebound::pg::router_options_from_json(
+            R"({"lsn_wait": {"backoff": {"initial": "5s", "max": "1s"}}})");
+      },
+      "lsn_wait.backoff.max", "less than backoff.initial");
+  expect_field(
+      [] {
+        (void)rebound::pg::apply_router_env({}, "APP_PG",
+                                            {{"APP_PG_REPLICA_RETRY_MAX_ATTEMPTS", "0"}});
+      },
+      "APP_PG_REPLICA_RETRY_MAX_ATTEMPTS", "1..1000000");
+}
+
 TEST(RouterOptions, FromEnvironment) {
   using rebound::pg::apply_router_env;
   const auto o = apply_router_env({}, "APP_PG",
@@ -194,9 +240,8 @@ TEST(RouterOptions, FromEnvironment) {
                                    {"APP_PG_REPLICA_BREAKER_OPEN_DURATION", "9s"},
                                    {"OTHER_THING", "ignored"}});
   EXPECT_FALSE(o.enabled);
-  EXPECT_EQ(o.replica_retry_min, 20ms);
-  EXPECT_EQ(o.replica_retry_max, 80ms);
-  EXPECT_EQ(o.lsn_wait_max, 1500ms);
+  EXPECT_EQ(o.replica_retry, rebound::pg::one_replica_retry(20ms, 80ms));
+  EXPECT_EQ(o.lsn_wait.before_elapsed, 1500ms);
   EXPECT_EQ(o.pool_size, 2);
   EXPECT_EQ(o.replica_breaker.open_duration, 9s);
 
@@ -230,7 +275,7 @@ TEST(RouterOptions, FromEnvironment) {
       [] {
         (void)apply_router_env({}, "APP_PG", {{"APP_PG_REPLICA_RETRY_MIN_MS", "500"}});
       },
-      "APP_PG_REPLICA_RETRY_MIN", "above replica_retry_max");
+      "APP_PG_REPLICA_RETRY_MIN_MS", "above replica_retry_max");  // named as written
 }
 
 TEST(RouterOptions, ARouterRefusesBadOptions) {

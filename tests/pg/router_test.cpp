@@ -125,7 +125,7 @@ TEST_F(RouterTest, ReplicaCatchesUpWithinTheRetryWindow) {
   // after the first miss, by when it is there.
   cluster->set_apply_delay(500ms);
   router_options o;
-  o.replica_retry_min = o.replica_retry_max = 1500ms;
+  o.replica_retry = rebound::pg::one_replica_retry(1500ms, 1500ms);
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   warm_up(r);
   const auto before = r.counters();
@@ -150,8 +150,7 @@ TEST_F(RouterTest, ReplicaCatchesUpWithinTheRetryWindow) {
 TEST_F(RouterTest, LagLongerThanTheWindowFallsBackToThePrimary) {
   cluster->set_apply_delay(3000ms);
   router_options o;
-  o.replica_retry_min = 50ms;
-  o.replica_retry_max = 100ms;
+  o.replica_retry = rebound::pg::one_replica_retry(50ms, 100ms);
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   warm_up(r);
   captured_log log;
@@ -174,7 +173,7 @@ TEST_F(RouterTest, LagLongerThanTheWindowFallsBackToThePrimary) {
 TEST_F(RouterTest, MaxZeroSkipsTheReplicaRetry) {
   cluster->set_apply_delay(3000ms);
   router_options o;
-  o.replica_retry_max = 0ms;
+  o.replica_retry = rebound::pg::one_replica_retry(0ms, 0ms);
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   warm_up(r);
   const long id = insert_row();
@@ -187,7 +186,7 @@ TEST_F(RouterTest, MaxZeroSkipsTheReplicaRetry) {
 
 TEST_F(RouterTest, ARowOnNeitherIsAGenuineNotFound) {
   router_options o;
-  o.replica_retry_min = o.replica_retry_max = 20ms;
+  o.replica_retry = rebound::pg::one_replica_retry(20ms, 20ms);
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   captured_log log;
   r.on_log(log.sink());
@@ -267,7 +266,7 @@ TEST_F(RouterTest, ReadYourWritesWaitsForReplayInsteadOfErring) {
   // the replica, with no miss and no primary read.
   cluster->set_apply_delay(300ms);
   router_options o;
-  o.lsn_wait_max = 2s;
+  o.lsn_wait.before_elapsed = 2s;
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   warm_up(r);
   const auto before = r.counters();
@@ -298,7 +297,7 @@ TEST_F(RouterTest, ReadYourWritesWaitsForReplayInsteadOfErring) {
 TEST_F(RouterTest, ReadYourWritesReadsThePrimaryWhenTheWaitRunsOut) {
   cluster->set_apply_delay(2000ms);
   router_options o;
-  o.lsn_wait_max = 100ms;
+  o.lsn_wait.before_elapsed = 100ms;
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
   rebound::pg::session_token token;
   auto tx = r.begin();
@@ -539,7 +538,7 @@ TEST_F(RouterTest, WarningsAreRateLimitedWithACount) {
   cluster->set_apply_delay(3000ms);
   rebound::testing::simulated_clock clock;
   router_options o;
-  o.replica_retry_max = 0ms;
+  o.replica_retry = rebound::pg::one_replica_retry(0ms, 0ms);
   o.warning_interval = 1s;
   router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o, clock);
   captured_log log;

@@ -23,8 +23,7 @@ rebound::redis::options options_for(const rebound::testing::redis_server& s,
   rebound::redis::options o;
   o.port = s.port();
   o.key_prefix = prefix;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 100ms;
+  o.reconnect = rebound::redis::reconnect_backoff(20ms, 100ms);
   return o;
 }
 

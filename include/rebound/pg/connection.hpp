@@ -19,6 +19,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "rebound/classify.hpp"
+#include "rebound/clock.hpp"
 
 struct pg_conn;
 struct pg_result;
@@ -36,14 +40,28 @@ class error : public std::runtime_error {
   /// The server is unreachable or went away: class 08, or 57P01..57P03
   /// (shutting down, crashed, not yet accepting connections).
   [[nodiscard]] bool connection_lost() const noexcept;
-  /// Worth trying again elsewhere or later: connection_lost(), serialization
-  /// failures and recovery conflicts (40001), deadlocks (40P01), lack of
-  /// resources (class 53), a cancelled statement (57014).
+  /// Worth trying again elsewhere or later: classify(*this) is transient.
   [[nodiscard]] bool transient() const noexcept;
 
  private:
   std::string sqlstate_;
 };
+
+/// The PostgreSQL error table: how a SQLSTATE becomes a verdict, from its
+/// class (the first two characters) and a few codes. Never from the text.
+///   class 08 (connection exception), 57P01 admin_shutdown,
+///   57P02 crash_shutdown, 57P03 cannot_connect_now ............ transient
+///   40001 serialization_failure (also a standby's recovery
+///   conflict), 40P01 deadlock_detected ......................... transient
+///   class 53 insufficient_resources (53300 too_many_connections,
+///   53200 out_of_memory, 53100 disk_full) ...................... transient
+///   57014 query_canceled (statement_timeout, or the client's
+///   statement bound) ........................................... transient, timed out
+///   anything else (the caller's SQL, constraints, permissions,
+///   25P02 in_failed_sql_transaction, ...) ...................... permanent
+/// docs/reference.md shows every adapter's table side by side.
+[[nodiscard]] verdict classify(std::string_view sqlstate) noexcept;
+[[nodiscard]] inline verdict classify(const error& e) noexcept { return classify(e.sqlstate()); }
 
 /// A position in the write-ahead log, as pg_lsn prints it: "16/B374D848".
 struct lsn {
@@ -100,6 +118,15 @@ class connection {
   result exec(std::string_view sql, std::initializer_list<std::optional<std::string_view>> params);
   result exec(std::string_view sql, std::span<const std::optional<std::string_view>> params);
 
+  /// A bound on each statement this connection runs, kept by the client
+  /// (0: none, the default). Past it the statement is cancelled (PQcancel,
+  /// sent from a helper thread: against a hung server libpq's cancel itself
+  /// blocks), the connection is closed, and exec throws pg::error 57014
+  /// (query_canceled). It holds where a server-side statement_timeout cannot
+  /// fire: a server stopped, or its host gone.
+  void set_statement_bound(duration d) noexcept { bound_ = d; }
+  [[nodiscard]] duration statement_bound() const noexcept { return bound_; }
+
   /// Connected, and not inside a transaction block (idle, ready for the next user).
   [[nodiscard]] bool idle() const noexcept;
   /// Inside a transaction block that an error aborted (only ROLLBACK works).
@@ -111,8 +138,14 @@ class connection {
   [[nodiscard]] pg_conn* native() const noexcept { return conn_; }
 
  private:
+  result run(std::string_view sql, std::span<const std::optional<std::string_view>> params,
+             bool with_params);
+  result bounded(const std::string& text, const std::vector<const char*>& values,
+                 bool with_params);
+
   pg_conn* conn_ = nullptr;
   std::string target_;
+  duration bound_{};
 };
 
 /// A conninfo string with its secrets replaced: "password=***" in key/value

@@ -49,7 +49,10 @@
 
 #include "rebound/breaker.hpp"
 #include "rebound/clock.hpp"
+#include "rebound/policy.hpp"
 #include "rebound/pg/connection.hpp"
+#include "rebound/pg/options.hpp"
+#include "rebound/pg/pool.hpp"
 
 namespace rebound::pg {
 
@@ -69,72 +72,6 @@ inline constexpr std::size_t read_outcome_count = 7;
 /// "replica", "replica_retry", "primary_fallback", "not_found", "replica_error",
 /// "primary", "failed".
 [[nodiscard]] std::string_view to_string(read_outcome o) noexcept;
-
-struct router_options {
-  /// Replica reads on. Off: every read goes to the primary, as without a replica.
-  bool enabled = true;
-  /// The jittered wait before the one retry on the replica, uniform in
-  /// [replica_retry_min, replica_retry_max]. A maximum of 0 skips the retry:
-  /// a miss goes straight to the primary.
-  duration replica_retry_min = std::chrono::milliseconds(50);
-  duration replica_retry_max = std::chrono::milliseconds(200);
-  /// Read-your-writes: how long a read with a token waits for the replica to
-  /// replay the token's position before it reads the primary instead.
-  duration lsn_wait_max = std::chrono::seconds(1);
-  /// ... polling pg_last_wal_replay_lsn(): the pause starts at lsn_poll_min and
-  /// doubles up to lsn_poll_max, each drawn uniformly in [pause, 2 * pause]
-  /// (at the cap, in [max/2, max]). Short lag is seen within a millisecond
-  /// or two; a 1 s wait costs about 60 polls.
-  duration lsn_poll_min = std::chrono::milliseconds(1);
-  duration lsn_poll_max = std::chrono::milliseconds(20);
-  /// When the replica counts as down and when it is probed again.
-  breaker_options replica_breaker{.mode = breaker_mode::consecutive,
-                                  .failure_threshold = 3,
-                                  .open_duration = std::chrono::seconds(5),
-                                  .half_open_probes = 1};
-  /// Connections per server (opened on demand), and how long a read waits
-  /// for one when all are busy. A busy replica pool sends the read to the
-  /// primary after the wait; it does not count against the replica's health.
-  int pool_size = 4;
-  duration pool_wait = std::chrono::seconds(5);
-  /// libpq's connect_timeout for connection strings that set none: 1s..1h,
-  /// rounded up to whole seconds (libpq treats 1 as 2).
-  duration connect_timeout = std::chrono::seconds(5);
-  /// statement_timeout on replica connections: a replica query running
-  /// longer is cancelled (57014) and the read goes to the primary. 0: none.
-  /// Keep it above your slowest legitimate read.
-  duration replica_query_timeout = duration::zero();
-  /// Warnings about reads the primary served: at most one per this interval,
-  /// with the number of reads since the last one. 0: one per read.
-  duration warning_interval = std::chrono::seconds(1);
-  /// Seeds the jitter (tests); unset: a fresh stream per read.
-  std::optional<std::uint64_t> seed;
-
-  /// Checks every field; throws rebound::config_error naming the first bad one.
-  void validate() const;
-  friend bool operator==(const router_options&, const router_options&) = default;
-};
-
-/// Router options from JSON (all keys optional):
-///   {"enabled": true, "replica_retry_min": "50ms", "replica_retry_max": "200ms",
-///    "lsn_wait_max": "1s", "lsn_poll_min": "1ms", "lsn_poll_max": "20ms",
-///    "pool_size": 4, "pool_wait": "5s", "connect_timeout": "5s",
-///    "replica_query_timeout": "2s", "warning_interval": "1s", "seed": 7,
-///    "replica_breaker": {"failure_threshold": 3, "open_duration": "5s", ...}}
-/// Throws rebound::config_error naming the field.
-[[nodiscard]] router_options router_options_from_json(std::string_view json,
-                                                      router_options base = {});
-/// PREFIX_ENABLED (true/false/1/0/on/off), PREFIX_REPLICA_RETRY_MIN (a duration)
-/// or PREFIX_REPLICA_RETRY_MIN_MS (milliseconds), the same for _MAX,
-/// PREFIX_LSN_WAIT_MAX[_MS], PREFIX_LSN_POLL_MIN[_MS], PREFIX_LSN_POLL_MAX[_MS],
-/// PREFIX_POOL_SIZE, PREFIX_POOL_WAIT[_MS], PREFIX_CONNECT_TIMEOUT[_MS],
-/// PREFIX_REPLICA_QUERY_TIMEOUT[_MS], PREFIX_WARNING_INTERVAL[_MS], PREFIX_SEED
-/// and PREFIX_REPLICA_BREAKER_* (as apply_breaker_env). Setting both X and
-/// X_MS is an error, as is another name under the prefix (give the router a
-/// prefix of its own, e.g. APP_PG, not APP).
-[[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix,
-                                              const std::map<std::string, std::string>& vars);
-[[nodiscard]] router_options apply_router_env(router_options base, std::string_view prefix);
 
 /// The newest write a session has made, as a WAL position. Carry it between
 /// requests as a string (to_string() / parse()).
@@ -169,85 +106,6 @@ class session_token {
  private:
   lsn position_;
   bool unknown_ = false;
-};
-
-/// Thrown by pool::acquire() when every connection stayed busy for the
-/// pool's wait (SQLSTATE 53300): a local condition, not the server's.
-class pool_exhausted : public error {
- public:
-  using error::error;
-};
-
-/// A few connections to one server, opened on demand. Thread-safe. Session
-/// state (SET, temporary tables, prepared statements) stays with a pooled
-/// connection for its next user. Leases and transactions must end before
-/// their pool (their router) does.
-class pool {
- public:
-  pool(std::string conninfo, int max_size, duration wait,
-       duration connect_timeout = std::chrono::seconds(5), std::string on_connect = {});
-  pool(const pool&) = delete;
-  pool& operator=(const pool&) = delete;
-
-  /// One connection, returned to the pool when the lease ends (dropped when
-  /// it broke or was left inside a transaction).
-  class lease {
-   public:
-    lease() = default;
-    lease(lease&& o) noexcept
-        : pool_(std::exchange(o.pool_, nullptr)),
-          conn_(std::move(o.conn_)),
-          generation_(o.generation_),
-          reused_(o.reused_) {}
-    lease& operator=(lease&& o) noexcept;
-    lease(const lease&) = delete;
-    lease& operator=(const lease&) = delete;
-    ~lease() { release(); }
-    connection& operator*() const noexcept { return *conn_; }
-    connection* operator->() const noexcept { return conn_.get(); }
-    explicit operator bool() const noexcept { return conn_ != nullptr; }
-    /// The connection was idle in the pool (it may have died there unnoticed).
-    [[nodiscard]] bool reused() const noexcept { return reused_; }
-    void release() noexcept;
-
-   private:
-    friend class pool;
-    lease(pool* p, std::unique_ptr<connection> c, std::uint64_t generation, bool reused) noexcept
-        : pool_(p), conn_(std::move(c)), generation_(generation), reused_(reused) {}
-    pool* pool_ = nullptr;
-    std::unique_ptr<connection> conn_;
-    std::uint64_t generation_ = 0;
-    bool reused_ = false;
-  };
-
-  /// A connection: an idle one, a new one while fewer than max_size are open,
-  /// or the first returned within `wait`. Throws pg::error 08001 when it
-  /// cannot connect, pool_exhausted when all stayed busy for `wait`.
-  [[nodiscard]] lease acquire();
-  /// A new connection, never an idle one (counts against max_size).
-  [[nodiscard]] lease acquire_fresh();
-  /// Closes the idle connections, and those in use when they come back
-  /// (after a connection error: they are likely dead too).
-  void discard_idle() noexcept;
-  /// "host:port/db" (no secrets).
-  [[nodiscard]] const std::string& target() const noexcept { return target_; }
-  [[nodiscard]] int open_connections() const;
-
- private:
-  void give_back(std::unique_ptr<connection> c, std::uint64_t generation) noexcept;
-  lease open_new(std::unique_lock<std::mutex>& lock);
-
-  std::string conninfo_;
-  std::string target_;
-  int max_size_;
-  duration wait_;
-  duration connect_timeout_;
-  std::string on_connect_;
-  std::uint64_t generation_ = 0;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<connection>> idle_;
-  int open_ = 0;
 };
 
 /// A transaction on the primary (BEGIN ... COMMIT). Rolled back when it ends
@@ -419,6 +277,8 @@ class router {
 
   router_options options_;
   clock& clock_;
+  retry_policy replica_retry_;  // options_.replica_retry on clock_
+  retry_policy lsn_wait_;       // options_.lsn_wait on clock_
   pool primary_;
   std::unique_ptr<pool> replica_;
   bool has_replica_ = false;

@@ -29,7 +29,10 @@
 #include <thread>
 #include <vector>
 
+#include "rebound/call.hpp"
+#include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
+#include "rebound/config.hpp"
 
 struct redisContext;
 
@@ -43,6 +46,18 @@ enum class fallback_mode : std::uint8_t {
 };
 [[nodiscard]] std::string_view to_string(fallback_mode m) noexcept;
 
+/// The reconnect policy from `min` doubling to `max`, equal jitter.
+[[nodiscard]] inline policy_settings reconnect_backoff(duration min, duration max) {
+  policy_settings s;
+  s.max_attempts = 1'000'000;
+  s.backoff_type = backoff::kind::exponential;
+  s.initial = min;
+  s.multiplier = 2.0;
+  s.max_delay = max;
+  s.jitter = jitter::equal();
+  return s;
+}
+
 struct options {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -53,9 +68,12 @@ struct options {
   duration connect_timeout = std::chrono::milliseconds(100);
   /// The most a command may take, the wait for the link included.
   duration command_timeout = std::chrono::milliseconds(20);
-  /// Reconnection back-off after Redis became unavailable.
-  duration reconnect_min = std::chrono::milliseconds(100);
-  duration reconnect_max = std::chrono::seconds(5);
+  /// Reconnection after Redis became unavailable: a retry policy (its back-off
+  /// and jitter; the link never gives up: when the policy stops, a new round
+  /// starts). Default: 100 ms doubling to 5 s, equal jitter (each wait in
+  /// [d/2, d]), so a fleet does not reconnect, and reload its scripts, in step.
+  policy_settings reconnect = reconnect_backoff(std::chrono::milliseconds(100),
+                                                std::chrono::seconds(5));
   /// Shared budget: local deposits (calls, refunds) are flushed this often,
   /// or as soon as `max_batch` of them wait.
   duration flush_interval = std::chrono::milliseconds(100);
@@ -67,6 +85,8 @@ struct options {
   /// Shared breaker: how often the shared state is read.
   duration poll_interval = std::chrono::milliseconds(100);
   fallback_mode fallback = fallback_mode::local;
+  /// Shared breaker: probes the whole fleet may run in one half-open round.
+  int fleet_probes = 1;
 
   /// Checks every field; throws rebound::config_error naming the first bad one.
   void validate() const;
@@ -75,19 +95,49 @@ struct options {
 
 /// Options from JSON (all keys optional): {"host": "10.0.0.5", "port": 6379,
 /// "username": "app", "password": "...", "key_prefix": "myapp",
-/// "connect_timeout": "100ms", "command_timeout": "20ms", "reconnect_min": "100ms",
-/// "reconnect_max": "5s", "flush_interval": "100ms", "max_batch": 1000,
-/// "lease_size": 10, "lease_ttl": "1s", "poll_interval": "100ms",
-/// "fallback": "local"|"open"|"closed"}. Throws rebound::config_error.
+/// "connect_timeout": "100ms", "command_timeout": "20ms",
+/// "reconnect": {"backoff": {"initial": "100ms", "max": "5s"}, "jitter": "equal"},
+/// "flush_interval": "100ms", "max_batch": 1000, "lease_size": 10, "lease_ttl": "1s",
+/// "poll_interval": "100ms", "fallback": "local"|"open"|"closed"}. "reconnect"
+/// takes every key of a policy document; "reconnect_min" and "reconnect_max"
+/// are shorthands for reconnect_backoff(min, max). Throws rebound::config_error.
 [[nodiscard]] options options_from_json(std::string_view json, options base = {});
 /// PREFIX_HOST, PREFIX_PORT, PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_KEY_PREFIX,
-/// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_MIN,
-/// PREFIX_RECONNECT_MAX, PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH, PREFIX_LEASE_SIZE,
+/// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_* (a policy,
+/// e.g. PREFIX_RECONNECT_BACKOFF_MAX), PREFIX_RECONNECT_MIN and
+/// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH, PREFIX_LEASE_SIZE,
 /// PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK over `base`; another
 /// name under the prefix is an error. Values are never echoed for PASSWORD.
 [[nodiscard]] options apply_env(options base, std::string_view prefix,
                                 const std::map<std::string, std::string>& vars);
 [[nodiscard]] options apply_env(options base, std::string_view prefix);
+
+/// The code a Redis error reply starts with ("-READONLY You can't write
+/// against a read only replica."): RESP's typed part of an error, parsed
+/// once when the reply arrives. Nothing reads the rest of the text.
+enum class error_code : std::uint8_t {
+  none,         ///< not an error reply
+  err,          ///< ERR: a generic error (bad arguments, a script's error)
+  wrongtype,    ///< WRONGTYPE: the key holds another type
+  noscript,     ///< NOSCRIPT: EVALSHA of a script the server does not have
+  readonly,     ///< READONLY: a replica (a demoted master) refuses writes
+  loading,      ///< LOADING: the server is loading its data set
+  masterdown,   ///< MASTERDOWN: a replica lost its master
+  busy,         ///< BUSY: a script runs too long
+  oom,          ///< OOM: maxmemory reached
+  noauth,       ///< NOAUTH: authentication required
+  wrongpass,    ///< WRONGPASS: bad credentials
+  noperm,       ///< NOPERM: the ACL user may not do this
+  tryagain,     ///< TRYAGAIN: a cluster resharding is in progress
+  clusterdown,  ///< CLUSTERDOWN: the cluster cannot serve
+  moved,        ///< MOVED: the slot lives on another node
+  ask,          ///< ASK: the slot is migrating
+  other,        ///< any other code
+};
+/// The code of an error reply's text (its first word, as RESP defines it).
+[[nodiscard]] error_code parse_error_code(std::string_view reply_text) noexcept;
+/// "READONLY", ... (the code as Redis spells it).
+[[nodiscard]] std::string_view to_string(error_code c) noexcept;
 
 /// One Redis reply.
 struct reply {
@@ -96,7 +146,24 @@ struct reply {
   long long integer = 0;
   std::string text{};  ///< string, status and error replies
   std::vector<reply> elements{};
+  error_code code = error_code::none;  ///< for error replies
 };
+
+/// The Redis error table: how a reply becomes a verdict, from its type and
+/// its error code (hiredis' reply structure), never from the message.
+///   not an error reply ................................... success
+///   LOADING, MASTERDOWN, READONLY, TRYAGAIN, CLUSTERDOWN,
+///   BUSY ................................................. transient
+///   OOM .................................................. overloaded
+///   ERR, WRONGTYPE, NOSCRIPT, NOAUTH, WRONGPASS, NOPERM,
+///   MOVED, ASK, other codes .............................. permanent
+/// No reply at all (a timeout, a reset) is the link's to handle: it is
+/// marked down and the caller decides locally. docs/reference.md shows
+/// every adapter's table side by side.
+[[nodiscard]] verdict classify(const reply& r) noexcept;
+/// The server cannot serve this link now (READONLY: a demoted master;
+/// LOADING; MASTERDOWN): the link marks itself down and reconnects.
+[[nodiscard]] bool server_unusable(error_code c) noexcept;
 
 /// The link's health changed.
 struct status_event {
@@ -107,8 +174,10 @@ struct status_event {
 
 class link {
  public:
-  /// Connects in the background; calls return nothing until it is up.
-  explicit link(options o);
+  /// Connects in the background; calls return nothing until it is up. Its
+  /// schedules (reconnects, tasks) run on `c`; each command's own bound is
+  /// real time (the network's).
+  explicit link(options o, clock& c = system_clock());
   link(const link&) = delete;
   link& operator=(const link&) = delete;
   ~link();
@@ -139,6 +208,8 @@ class link {
   /// Receives health changes, on the link's thread (never on a caller's),
   /// outside its tasks: a listener may log, cancel tasks or destroy budgets.
   void on_status(std::function<void(const status_event&)> listener);
+  /// The clock the link's schedules run on.
+  [[nodiscard]] clock& time_source() const noexcept { return clock_; }
   /// Commands sent so far (for tests and metrics).
   [[nodiscard]] std::uint64_t commands() const noexcept {
     return commands_.load(std::memory_order_relaxed);
@@ -150,19 +221,21 @@ class link {
   void poke(std::uint64_t id);
 
  private:
-  using deadline_type = std::chrono::steady_clock::time_point;
   void run();
   bool connect_locked(std::string& why);
   void mark_down_locked(const std::string& why);
-  std::optional<reply> call_locked(const std::vector<std::string>& argv, deadline_type deadline);
+  duration schedule_reconnect_locked();
+  std::optional<reply> call_locked(const std::vector<std::string>& argv, time_point deadline);
   void emit(status_event e);
   void deliver_events();
-  duration jittered_backoff_locked();
 
   options options_;
-  std::string where_;  // "host:port", for messages
+  clock& clock_;
+  retry_policy reconnect_policy_;  // options_.reconnect on clock_
+  std::string where_;              // "host:port", for messages
   // A mutex with a timed lock, built on a condition variable: std::timed_mutex
-  // uses pthread_mutex_clocklock, which ThreadSanitizer does not see.
+  // uses pthread_mutex_clocklock, which ThreadSanitizer does not see. The
+  // bound is real time, on the system clock (a command's own bound).
   class timed_lockable {
    public:
     void lock() {
@@ -176,10 +249,12 @@ class link {
       held_ = true;
       return true;
     }
-    template <class Clock, class Duration>
-    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    bool try_lock_until(time_point t) {
       std::unique_lock l(m_);
-      if (!cv_.wait_until(l, t, [this] { return !held_; })) return false;
+      if (!cv_.wait_until(l, std::chrono::steady_clock::time_point(t.time_since_epoch()),
+                          [this] { return !held_; })) {
+        return false;
+      }
       held_ = true;
       return true;
     }
@@ -200,8 +275,8 @@ class link {
   redisContext* ctx_ = nullptr;
   std::atomic<bool> up_{false};
   bool ever_up_ = false;
-  duration backoff_{};
-  std::chrono::steady_clock::time_point next_connect_{};
+  std::optional<retry_call> reconnect_;  // the current outage's reconnects, under mu_
+  time_point next_connect_{};           // on clock_, under mu_
   std::atomic<std::uint64_t> commands_{0};
 
   std::mutex tasks_mu_;
@@ -209,7 +284,7 @@ class link {
   struct task {
     std::uint64_t id;
     duration interval;
-    std::chrono::steady_clock::time_point due;
+    time_point due;  // on clock_
     std::function<void()> fn;
   };
   std::vector<task> tasks_;
@@ -219,7 +294,6 @@ class link {
   std::map<const char*, std::string> shas_;  // script source -> SHA1, under mu_
   std::vector<std::string_view> scripts_;    // to load on (re)connection, under mu_
   bool failure_reported_ = false;            // under mu_
-  std::uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
   bool running_ = false;  // a batch of tasks is running (under tasks_mu_)
   std::condition_variable idle_cv_;
   bool stopping_ = false;

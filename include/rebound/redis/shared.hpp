@@ -30,6 +30,7 @@
 
 #include "rebound/breaker.hpp"
 #include "rebound/budget.hpp"
+#include "rebound/fleet_breaker.hpp"
 #include "rebound/redis/client.hpp"
 
 namespace rebound::redis {
@@ -74,54 +75,66 @@ class shared_budget final : public retry_budget {
   duration lease_ttl_;
   std::mutex flush_mu_;
   std::atomic<std::int64_t> pending_{0};  // calls (ratio) or refund tokens (bucket) to flush
+  // Deposits taken from pending_ (and, for the ratio, fed to the local
+  // budget already) whose send was refused as busy: sent at the next flush,
+  // never fed to the local budget twice. Under flush_mu_.
+  std::int64_t unsent_ = 0;
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
   bool refilling_ = false;  // one round trip for more at a time (under lease_mu_)
   int leased_ = 0;          // retries (ratio) or tokens (bucket) granted but not used
-  std::chrono::steady_clock::time_point lease_until_{};
+  time_point lease_until_{};  // on the link's clock
   std::atomic<std::uint64_t> shared_{0};
   std::atomic<std::uint64_t> fallback_{0};
   std::uint64_t task_ = 0;  // the link's flush task
 };
 
-/// A circuit breaker whose open state is shared through Redis. When one
-/// process's breaker opens, it publishes the open state until its next probe
-/// time; every process then rejects at once. In half-open, at most
-/// `fleet_probes` probes run across the fleet (the first to succeed closes
-/// it for everyone; one that fails opens it again). Interface as
+/// A circuit breaker whose open state is shared through Redis: the fleet
+/// breaker's state machine (rebound/fleet_breaker.hpp) on a Redis store.
+/// When one process's breaker opens, it publishes the open state until its
+/// next probe time; every process then rejects at once. In half-open, at
+/// most `fleet_probes` probes run across the fleet (the first to succeed
+/// closes it for everyone; one that fails opens it again). Interface as
 /// circuit_breaker, but it is not a circuit_breaker: pipelines take the local kind.
 class shared_breaker {
  public:
+  /// `fleet_probes`: default, the link's options().fleet_probes.
   shared_breaker(std::shared_ptr<link> l, std::string dependency, const breaker_options& o = {},
-                 int fleet_probes = 1);
+                 std::optional<int> fleet_probes = std::nullopt);
   ~shared_breaker();
   shared_breaker(const shared_breaker&) = delete;
   shared_breaker& operator=(const shared_breaker&) = delete;
 
-  [[nodiscard]] breaker_permit try_acquire();
-  void record(const breaker_permit& permit, bool succeeded);
+  [[nodiscard]] breaker_permit try_acquire() { return fleet_.try_acquire(); }
+  void record(const breaker_permit& permit, bool succeeded) { fleet_.record(permit, succeeded); }
   /// This process's view: open while the shared state (or the local breaker) is open.
-  [[nodiscard]] breaker_state state() const;
+  [[nodiscard]] breaker_state state() const { return fleet_.state(); }
   /// Reads the shared state now (normally every poll_interval).
-  void poll();
-  [[nodiscard]] const circuit_breaker& local() const noexcept { return local_; }
+  void poll() { fleet_.poll(); }
+  [[nodiscard]] const circuit_breaker& local() const noexcept { return fleet_.local(); }
 
  private:
-  void publish_open();
-  void publish_closed();
+  // The fleet's shared breaker state in Redis: an open key whose TTL is the
+  // open time, an outage marker that outlives it, and a probe counter.
+  class store final : public fleet_breaker_store {
+   public:
+    store(link& l, const std::string& dependency);
+    [[nodiscard]] bool available() const noexcept override { return link_.available(); }
+    [[nodiscard]] std::optional<view> read() override;
+    [[nodiscard]] std::optional<long long> take_probe(duration round) override;
+    void publish_open(duration open, duration outage) override;
+    void publish_closed() override;
+
+   private:
+    link& link_;
+    std::string open_key_, outage_key_, probes_key_;
+  };
 
   std::shared_ptr<link> link_;
   std::string dependency_;
-  std::string open_key_;
-  std::string half_key_;
-  std::string probes_key_;
-  breaker_options options_;
-  int fleet_probes_;
-  circuit_breaker local_;
-  std::atomic<std::int64_t> shared_open_until_{0};  // steady ns; 0: not open
-  std::atomic<bool> shared_half_open_{false};
-  std::atomic<bool> probes_taken_{false};  // this round's fleet probes are all out
-  std::uint64_t task_ = 0;                 // the link's poll task
+  store store_;
+  fleet_breaker fleet_;
+  std::uint64_t task_ = 0;  // the link's poll task
 };
 
 }  // namespace rebound::redis
