@@ -105,7 +105,8 @@ void retry_call::init(const call_options& o, call_driver d) {
   }
   if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() || total) {
     start_clock(start_stamp());
-    if (total) deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
+    if (total)
+      deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
   }
 }
 
@@ -179,7 +180,8 @@ void retry_call::finish(stop_reason r, int attempts) noexcept {
   attempts_made_ = attempts;
   if (report_ == nullptr && observer_ == nullptr) return;
   const duration spent = elapsed();
-  if (report_ != nullptr) *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
+  if (report_ != nullptr)
+    *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
   if (observer_ != nullptr) {
     event e = make_event(r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up,
                          attempts);

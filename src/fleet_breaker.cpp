@@ -14,8 +14,8 @@ constexpr std::uint64_t fleet_probe_bit = 1ULL << 63;
 constexpr duration outage_margin = std::chrono::seconds(60);
 }  // namespace
 
-fleet_breaker::fleet_breaker(fleet_breaker_store& store, const breaker_options& o,
-                             int fleet_probes, clock& c, duration poll_interval)
+fleet_breaker::fleet_breaker(fleet_breaker_store& store, const breaker_options& o, int fleet_probes,
+                             clock& c, duration poll_interval)
     : store_(store),
       options_(o),
       fleet_probes_(std::max(1, fleet_probes)),
@@ -61,10 +61,10 @@ breaker_permit fleet_breaker::try_acquire() {
     auto p = local_.try_acquire();
     if (!p) return p;
     const auto n = store_.take_probe(options_.open_duration);
-    if (!n || *n > fleet_probes_) {
-      if (n) probes_taken_.store(true, std::memory_order_relaxed);
+    if (!n || *n < 0 || *n > fleet_probes_) {
+      if (n && *n > fleet_probes_) probes_taken_.store(true, std::memory_order_relaxed);
       if (p.probe) local_.record(p, true);  // hand the local probe back unused
-      return later;
+      return later;  // *n < 0: open again; the next poll brings the new open time
     }
     p.generation |= fleet_probe_bit;
     return p;

@@ -1,5 +1,7 @@
 #include "rebound/random.hpp"
 
+#include "rebound/clock.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -37,8 +39,8 @@ std::uint64_t random_stream::next() noexcept {
 std::uint64_t random_stream::fresh_seed() noexcept {
   // One unpredictable base per process, then a distinct value per call.
   static const std::uint64_t base = [] {
-    std::uint64_t b =
-        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    // The one read of a clock outside rebound::clock: seeding only, never time.
+    std::uint64_t b = static_cast<std::uint64_t>(detail::steady_now().time_since_epoch().count());
     try {
       std::random_device rd;
       b ^= (static_cast<std::uint64_t>(rd()) << 32) ^ rd();

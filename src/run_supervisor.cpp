@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <utility>
 
+#include "rebound/call.hpp"
 #include "rebound/duration.hpp"
 #include "rebound/random.hpp"
-#include "rebound/call.hpp"
 #include "rebound/stop.hpp"
 
 namespace rebound {
@@ -315,7 +315,8 @@ run_result run_supervisor::execute(run_spec& spec, const std::shared_ptr<entry>&
     return end(run_cancelled{spec.key, res.run_id, res.attempts, phase});
   };
   const auto failed = [&](run_failure why, std::exception_ptr err) {
-    call.end(stop_reason::permanent_error);  // a start or cleanup failure; no effect after a give-up
+    call.end(
+        stop_reason::permanent_error);  // a start or cleanup failure; no effect after a give-up
     res.state = run_result::status::failed;
     res.failure = why;
     res.error = err;

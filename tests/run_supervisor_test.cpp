@@ -12,7 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "rebound/breaker.hpp"
+#include "rebound/retry.hpp"
 #include "rebound/testing/simulated_clock.hpp"
+#include "rebound/throttle.hpp"
 
 namespace {
 
@@ -448,6 +451,49 @@ TEST(RunSupervisor, DescribesEveryEvent) {
             "run c: cancelled during backoff after 2 attempts");
   EXPECT_EQ(rebound::describe(rebound::run_succeeded{"c", "c-3", 3}),
             "run c: succeeded on attempt 3 (c-3)");
+}
+
+// The supervisor drives the call engine, as retry() does: a throttle on its
+// policy is asked before every attempt, and an open circuit (or any
+// overloaded verdict) ends the run at once, even where the policy's own
+// rules would call the exception transient.
+TEST(RunSupervisor, HonoursAThrottleAndTreatsAnOpenBreakerAsOverloadedLikeRetry) {
+  rebound::testing::simulated_clock clock;
+  auto throttle = std::make_shared<rebound::adaptive_throttle>(
+      rebound::adaptive_throttle::options{.k = 1.0}, clock);
+  for (int i = 0; i < 100000; ++i) (void)throttle->admit(0.9999999);  // requests, no accepts
+  const auto throttled = run_supervisor::default_policy().clock(clock).throttle(throttle).seed(3);
+  int attempts = 0;
+  run_supervisor s(throttled);
+  const auto r = s.run({.key = "t", .attempt = [&](const run_context&) { ++attempts; }});
+  EXPECT_EQ(attempts, 0);
+  EXPECT_EQ(r.state, run_result::status::failed);
+  EXPECT_EQ(r.failure, run_failure::budget_exhausted);
+  EXPECT_THROW(std::rethrow_exception(r.error), rebound::throttled_error);
+  EXPECT_THROW(rebound::retry(throttled, [&] { ++attempts; }), rebound::throttled_error);
+  EXPECT_EQ(attempts, 0);
+
+  // The default policy retries every exception; an open circuit is not retried.
+  const auto open = run_supervisor::default_policy().clock(clock);
+  const auto circuit_open = [&] { throw rebound::circuit_open_error(clock.now() + 5s); };
+  run_supervisor s2(open);
+  const auto r2 = s2.run({.key = "b", .attempt = [&](const run_context&) {
+                            ++attempts;
+                            circuit_open();
+                          }});
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(r2.failure, run_failure::not_retryable);
+  EXPECT_TRUE(clock.sleeps().empty());
+  rebound::call_report report;
+  EXPECT_THROW(rebound::retry(open,
+                              [&] {
+                                ++attempts;
+                                circuit_open();
+                              },
+                              {.report = &report}),
+               rebound::circuit_open_error);
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(report.reason, rebound::stop_reason::overloaded);
 }
 
 }  // namespace

@@ -241,7 +241,8 @@ inline asio::awaitable<bool> wait_until(clock& custom, time_point at) {
 /// Ends a call that gave up: the last exception (or the give-up error),
 /// else the last rejected result.
 template <class T, class R>
-T finish_failure(const retry_call& call, std::optional<R>& result, const std::exception_ptr& error) {
+T finish_failure(const retry_call& call, std::optional<R>& result,
+                 const std::exception_ptr& error) {
   if (error || !result) std::rethrow_exception(call.give_up_error(error));
   if constexpr (!std::is_void_v<T>) return std::move(*result);
 }
@@ -317,8 +318,8 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
       error = std::current_exception();
     }
     auto cs = co_await asio::this_coro::cancellation_state;
-    const call_step step = after_async_failure<T>(call, error, last,
-                                                  cs.cancelled() != asio::cancellation_type::none);
+    const call_step step =
+        after_async_failure<T>(call, error, last, cs.cancelled() != asio::cancellation_type::none);
     if (step.wait()) {
       bool slept = false;
       if (clock* custom = p.custom_clock()) {

@@ -168,8 +168,7 @@ class retry_call {
   /// `policy` must outlive the call (a temporary would dangle). Throws
   /// std::invalid_argument for a hedging policy when the driver is not
   /// concurrent.
-  retry_call(const retry_policy& policy, const call_options& options = {},
-             call_driver driver = {})
+  retry_call(const retry_policy& policy, const call_options& options = {}, call_driver driver = {})
       : policy_(&policy),
         observer_(policy.observer().get()),
         report_(options.report),
@@ -179,8 +178,8 @@ class retry_call {
     // The common case (no timeout, deadline, seed, observer, report, time
     // limit or eager start) stops here: no clock read, nothing else to set.
     if (policy.has_timeouts_or_hedge() || options.deadline || options.seed ||
-        observer_ != nullptr || report_ != nullptr || driver.eager_start ||
-        policy.stop_uses_time()) [[unlikely]] {
+        observer_ != nullptr || report_ != nullptr || driver.eager_start || policy.stop_uses_time())
+        [[unlikely]] {
       init(options, driver);
     }
   }
@@ -197,8 +196,7 @@ class retry_call {
   }
   /// The attempt that ran succeeded: the call ends (succeeded).
   void succeeded() noexcept {
-    if (policy_->has_overload_hooks() || observer_ != nullptr || report_ != nullptr)
-        [[unlikely]] {
+    if (policy_->has_overload_hooks() || observer_ != nullptr || report_ != nullptr) [[unlikely]] {
       succeeded_slow();
       return;
     }
@@ -296,7 +294,7 @@ class retry_call {
   time_point deadline_ = time_point::max();
   time_point failed_at_{};
   retry_state state_;
-  verdict last_verdict_{};  // the last failure's, for a deferral
+  verdict last_verdict_{};              // the last failure's, for a deferral
   std::unique_ptr<std::string> cause_;  // the last failure's cause (observed calls only)
   int attempts_made_ = 0;
   stop_reason reason_ = stop_reason::succeeded;

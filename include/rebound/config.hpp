@@ -184,6 +184,8 @@ struct setting_name {
   std::string_view path;   ///< JSON: "backoff.max" is {"backoff": {"max": ...}}
   std::string env_suffix;  ///< after "PREFIX_": "BACKOFF_MAX"
   std::string_view flag;   ///< the CLI flag ("--max-delay"), or empty
+  std::string_view help;   ///< what it sets
+  std::string_view value;  ///< the value's form: "N", "DUR", "KIND", "X", "LIST", "MODE"
 };
 /// Every setting of the policy schema, in documentation order.
 [[nodiscard]] std::vector<setting_name> policy_setting_names();

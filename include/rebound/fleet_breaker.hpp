@@ -42,8 +42,9 @@ class fleet_breaker_store {
   /// Reads the shared state; nothing when it cannot.
   [[nodiscard]] virtual std::optional<view> read() = 0;
   /// Takes a probe slot in the current half-open round (the round lasts
-  /// `round`); returns the number of probes taken, this one included, or
-  /// nothing when it cannot.
+  /// `round`); returns the number of probes taken, this one included; -1
+  /// when the fleet is open again (the published open state still lasts:
+  /// no probe); nothing when it cannot answer.
   [[nodiscard]] virtual std::optional<long long> take_probe(duration round) = 0;
   /// Publishes "open for `open`", an outage marker lasting `outage`, and a
   /// fresh probe round. Best effort.
@@ -56,8 +57,8 @@ class fleet_breaker {
  public:
   /// `store` must outlive the breaker. `poll_interval` is how often the
   /// caller polls (a half-open rejection asks the caller to come back then).
-  fleet_breaker(fleet_breaker_store& store, const breaker_options& o, int fleet_probes,
-                clock& c, duration poll_interval);
+  fleet_breaker(fleet_breaker_store& store, const breaker_options& o, int fleet_probes, clock& c,
+                duration poll_interval);
   fleet_breaker(const fleet_breaker&) = delete;
   fleet_breaker& operator=(const fleet_breaker&) = delete;
 

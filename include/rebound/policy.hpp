@@ -3,19 +3,17 @@
 // A policy is settings only: when to stop, how long to wait, what is
 // retryable, who observes. It is a value: cheap to copy, safe to share across
 // threads, comparable. Each call makes its own `retry_state` (attempt number,
-// start time, previous delay, its own random stream), and every loop (the
-// blocking one, the async one, the simulator) asks the same question after
-// each attempt: `state.decide(verdict, now)`.
+// start time, previous delay, its own random stream) whose decision step,
+// retry_state::decide(verdict, now), answers "stop, because ..." or "wait d,
+// then attempt again". One caller asks it: the call engine (rebound/call.hpp),
+// which every loop drives.
 //
 //   const auto policy = rebound::retry_policy{}
 //       .stop(rebound::stop::after_elapsed(5s))
 //       .backoff(rebound::backoff::exponential(500ms, 2.0, 3s))
 //       .jitter(rebound::jitter::full())
 //       .retry_on<not_found_error>();
-//
-//   rebound::retry_state s(policy, clock.now());
-//   auto d = s.decide(rebound::verdict::transient(), clock.now());
-//   if (d.retry) clock.sleep_until(clock.now() + d.delay, token);
+//   auto v = rebound::retry(policy, [&] { return api.get_run(id); });   // rebound/retry.hpp
 #pragma once
 
 #include <cstdint>

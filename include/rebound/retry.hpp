@@ -105,13 +105,15 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
 
 /// Calls `fn` under `policy` until it succeeds, the policy stops, or `stop` is requested.
 template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-    retry_result_t<F> retry(const retry_policy& policy, F&& fn, std::stop_token stop);
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn, std::stop_token stop);
 
 /// Calls `fn` under `policy`.
 template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-    retry_result_t<F> retry(const retry_policy& policy, F&& fn);
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn);
 
 // ---- implementation ----------------------------------------------------------
 
@@ -228,7 +230,8 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
           call.succeeded();
           return std::move(*result);
         }
-        const std::string cause = call.observed() ? detail::describe_result(*result) : std::string();
+        const std::string cause =
+            call.observed() ? detail::describe_result(*result) : std::string();
         const call_step next =
             sleep_then_resume(call, call.failed(v, {.cause = cause, .timed_out = timed_out}));
         if (next.attempt()) continue;
@@ -237,22 +240,25 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
     }
     const std::string cause = call.observed() ? detail::describe(error) : std::string();
     const call_step next = sleep_then_resume(
-        call, call.failed(classify_exception(policy, error), {.cause = cause, .timed_out = timed_out}));
+        call,
+        call.failed(classify_exception(policy, error), {.cause = cause, .timed_out = timed_out}));
     if (next.attempt()) continue;
     std::rethrow_exception(call.give_up_error(error));
   }
 }
 
 template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-    retry_result_t<F> retry(const retry_policy& policy, F&& fn, std::stop_token stop) {
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn, std::stop_token stop) {
   const call_options options{.stop = std::move(stop)};
   return retry(policy, std::forward<F>(fn), options);
 }
 
 template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-    retry_result_t<F> retry(const retry_policy& policy, F&& fn) {
+requires(std::invocable<F&> ||
+         std::invocable<F&, const attempt&>) retry_result_t<F> retry(const retry_policy& policy,
+                                                                     F&& fn) {
   const call_options options{};
   return retry(policy, std::forward<F>(fn), options);
 }

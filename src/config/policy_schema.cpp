@@ -73,7 +73,8 @@ double multiplier_in(const value_ref& v, const std::string& field) {
 std::vector<duration> delays_in(const value_ref& v, const std::string& field) {
   std::vector<duration> out;
   if (v.j != nullptr) {
-    if (!v.j->is_array()) config_fail(field, "expected an array of durations, got " + type_name(*v.j));
+    if (!v.j->is_array())
+      config_fail(field, "expected an array of durations, got " + type_name(*v.j));
     for (std::size_t i = 0; i < v.j->size(); ++i) {
       out.push_back(duration_in({&(*v.j)[i], {}}, field + "[" + std::to_string(i) + "]"));
     }
@@ -182,121 +183,155 @@ const std::array<setting<P>, 31> policy_table{{
     {"max_attempts", "--attempts",
      [](P& s, const value_ref& v, const std::string& f) {
        s.max_attempts = static_cast<int>(integer_in(v, f, 1, max_attempts_limit));
-     }},
+     },
+     nullptr, false,
+     "Give up after N attempts (1..1000000; default 3 unless a time limit is given)", "N"},
     {"max_elapsed", "",
-     [](P& s, const value_ref& v, const std::string& f) { s.max_elapsed = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.max_elapsed = duration_in(v, f); },
+     nullptr, false, "Start no retry once DUR has passed since the first attempt", "DUR"},
     {"before_elapsed", "--max-time",
-     [](P& s, const value_ref& v, const std::string& f) { s.before_elapsed = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.before_elapsed = duration_in(v, f); },
+     nullptr, false,
+     "Start no attempt later than DUR after the first, and cut the running one there", "DUR"},
     {"backoff.type", "--backoff",
      [](P& s, const value_ref& v, const std::string& f) {
        s.backoff_type = parse_backoff_kind(string_in(v, f), f);
-     }},
+     },
+     nullptr, false, "constant|linear|exponential|list (default exponential)", "KIND"},
     {"backoff.initial", "--initial",
      [](P& s, const value_ref& v, const std::string& f) { s.initial = duration_in(v, f); },
-     [](const P& s) { return backoff_unused(s, {constant, linear, exponential}, false); }},
+     [](const P& s) {
+       return backoff_unused(s, {constant, linear, exponential}, false);
+     },
+     false, "First delay, or the constant delay (default 100ms)", "DUR"},
     {"backoff.multiplier", "--multiplier",
      [](P& s, const value_ref& v, const std::string& f) { s.multiplier = multiplier_in(v, f); },
-     [](const P& s) { return backoff_unused(s, {exponential}, false); }},
+     [](const P& s) { return backoff_unused(s, {exponential}, false); }, false,
+     "Exponential growth factor, 1..1000 (default 2)", "X"},
     {"backoff.step", "--step",
      [](P& s, const value_ref& v, const std::string& f) { s.step = duration_in(v, f); },
-     [](const P& s) { return backoff_unused(s, {linear}, false); }},
+     [](const P& s) { return backoff_unused(s, {linear}, false); }, false,
+     "Linear increment per retry (default 100ms)", "DUR"},
     {"backoff.max", "--max-delay",
      [](P& s, const value_ref& v, const std::string& f) { s.max_delay = duration_in(v, f); },
-     [](const P& s) { return backoff_unused(s, {linear, exponential}, true); }},
+     [](const P& s) {
+       return backoff_unused(s, {linear, exponential}, true);
+     },
+     false, "Largest delay, jitter included (default 5s, or --initial when larger)", "DUR"},
     {"backoff.delays", "--delays",
      [](P& s, const value_ref& v, const std::string& f) { s.delays = delays_in(v, f); },
-     [](const P& s) { return backoff_unused(s, {list}, false); }},
+     [](const P& s) { return backoff_unused(s, {list}, false); }, false,
+     "Explicit delays for --backoff list, e.g. 1s,2s,5s", "LIST"},
     {"jitter", "--jitter",
-     [](P& s, const value_ref& v, const std::string& f) { s.jitter = jitter_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.jitter = jitter_in(v, f); }, nullptr,
+     false, "none|full|equal|decorrelated|proportional:F|additive:DUR (default full)", "KIND"},
     {"max_server_delay", "",
-     [](P& s, const value_ref& v, const std::string& f) { s.max_server_delay = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.max_server_delay = duration_in(v, f); },
+     nullptr, false, "Cap on a server-given delay (Retry-After, pushback; default 60s)", "DUR"},
     {"server_delay_exceeded", "",
      [](P& s, const value_ref& v, const std::string& f) {
        s.server_delay = pick<server_delay_mode>(
            string_in(v, f), f, "allowed here",
            {{"clamp", server_delay_mode::clamp}, {"give_up", server_delay_mode::give_up}});
-     }},
+     },
+     nullptr, false, "Past the cap: clamp (wait the cap) or give_up", "MODE"},
     {"seed", "--seed",
-     [](P& s, const value_ref& v, const std::string& f) { s.seed = unsigned_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.seed = unsigned_in(v, f); }, nullptr,
+     false, "Seed the jitter's random stream (reproducible delays)", "N"},
     {"budget.type", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).type = pick<budget_kind>(string_in(v, f), f, "a budget type",
                                              {{"token_bucket", budget_kind::token_bucket},
                                               {"ratio", budget_kind::ratio},
                                               {"throttle", budget_kind::throttle}});
-     }},
+     },
+     nullptr, false, "token_bucket|ratio|throttle", "KIND"},
     {"budget.capacity", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).token_bucket.capacity = static_cast<int>(number_in(v, f, 1, 1e6, true));
      },
-     budget_unused<budget_kind::token_bucket>},
+     budget_unused<budget_kind::token_bucket>, false, "Token bucket: tokens (default 500)", "N"},
     {"budget.retry_cost", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).token_bucket.retry_cost = static_cast<int>(number_in(v, f, 1, 1e6, true));
      },
-     budget_unused<budget_kind::token_bucket>},
+     budget_unused<budget_kind::token_bucket>, false, "Token bucket: tokens per retry (default 5)",
+     "N"},
     {"budget.timeout_retry_cost", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).token_bucket.timeout_retry_cost =
            static_cast<int>(number_in(v, f, 1, 1e6, true));
      },
-     budget_unused<budget_kind::token_bucket>},
+     budget_unused<budget_kind::token_bucket>, false,
+     "Token bucket: tokens per retry after a timeout (default 10)", "N"},
     {"budget.success_refund", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).token_bucket.success_refund = static_cast<int>(number_in(v, f, 0, 1e6, true));
      },
-     budget_unused<budget_kind::token_bucket>},
+     budget_unused<budget_kind::token_bucket>, false,
+     "Token bucket: tokens a first-try success returns (default 1)", "N"},
     {"budget.ratio", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).ratio.ratio = number_in(v, f, 0, 10, false);
      },
-     budget_unused<budget_kind::ratio>},
+     budget_unused<budget_kind::ratio>, false, "Ratio budget: retries per call (0..10)", "X"},
     {"budget.min_per_second", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).ratio.min_per_second = static_cast<int>(number_in(v, f, 0, 1e6, true));
      },
-     budget_unused<budget_kind::ratio>},
+     budget_unused<budget_kind::ratio>, false, "Ratio budget: retries per second always allowed",
+     "N"},
     {"budget.window", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).ratio.window = duration_in(v, f);
      },
-     budget_unused<budget_kind::ratio>},
+     budget_unused<budget_kind::ratio>, false, "Ratio budget: the window, whole seconds 1s..60s",
+     "DUR"},
     {"budget.max_tokens", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).throttle.max_tokens = number_in(v, f, 1, 1000, false);
      },
-     budget_unused<budget_kind::throttle>},
+     budget_unused<budget_kind::throttle>, false, "gRPC throttle: maxTokens (1..1000)", "X"},
     {"budget.token_ratio", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).throttle.token_ratio = number_in(v, f, 0.001, 1000, false);
      },
-     budget_unused<budget_kind::throttle>},
+     budget_unused<budget_kind::throttle>, false, "gRPC throttle: tokenRatio (0.001..max_tokens)",
+     "X"},
     {"throttle.k", "",
      [](P& s, const value_ref& v, const std::string& f) {
        throttle_of(s).k = number_in(v, f, 1, 10, false);
-     }},
+     },
+     nullptr, false, "Adaptive throttling: k (1..10; lower throttles sooner)", "X"},
     {"throttle.window", "",
      [](P& s, const value_ref& v, const std::string& f) {
        throttle_of(s).window = whole_seconds_in(v, f, 1, 600);
-     }},
+     },
+     nullptr, false, "Adaptive throttling: the window, whole seconds 1s..600s", "DUR"},
     {"attempt_timeout", "",
-     [](P& s, const value_ref& v, const std::string& f) { s.attempt_timeout = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.attempt_timeout = duration_in(v, f); },
+     nullptr, false, "A time limit for each attempt", "DUR"},
     {"total_timeout", "",
-     [](P& s, const value_ref& v, const std::string& f) { s.total_timeout = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { s.total_timeout = duration_in(v, f); },
+     nullptr, false, "A time limit for the whole call", "DUR"},
     {"hedge.delay", "",
-     [](P& s, const value_ref& v, const std::string& f) { hedge_of(s).delay = duration_in(v, f); }},
+     [](P& s, const value_ref& v, const std::string& f) { hedge_of(s).delay = duration_in(v, f); },
+     nullptr, false, "Start a hedge after this long", "DUR"},
     {"hedge.max_hedges", "",
      [](P& s, const value_ref& v, const std::string& f) {
        hedge_of(s).max_hedges = static_cast<int>(number_in(v, f, 1, 10, true));
-     }},
+     },
+     nullptr, false, "Hedges per call (1..10)", "N"},
     {"hedge.percentile", "",
      [](P& s, const value_ref& v, const std::string& f) {
        hedge_of(s).percentile = number_in(v, f, 0.001, 0.999, false);
-     }},
+     },
+     nullptr, false, "Hedge at this percentile of observed latency (0.001..0.999)", "X"},
     {"hedge.min_samples", "",
      [](P& s, const value_ref& v, const std::string& f) {
        hedge_of(s).min_samples = static_cast<int>(number_in(v, f, 1, 100000, true));
-     }},
+     },
+     nullptr, false, "Latencies observed before the percentile is used", "N"},
 }};
 
 using B = breaker_options;
@@ -341,7 +376,7 @@ std::span<const setting<breaker_options>> breaker_schema() { return breaker_tabl
 std::vector<setting_name> policy_setting_names() {
   std::vector<setting_name> out;
   for (const auto& s : detail::policy_schema()) {
-    out.push_back({s.path, detail::env_suffix(s.path), s.flag});
+    out.push_back({s.path, detail::env_suffix(s.path), s.flag, s.help, s.value_name});
   }
   return out;
 }

@@ -64,8 +64,7 @@ std::string fmt_number(double x);
 duration duration_in(const value_ref& v, const std::string& field);
 /// A duration in [lo, hi].
 duration duration_in(const value_ref& v, const std::string& field, duration lo, duration hi);
-double number_in(const value_ref& v, const std::string& field, double lo, double hi,
-                 bool integer);
+double number_in(const value_ref& v, const std::string& field, double lo, double hi, bool integer);
 std::string string_in(const value_ref& v, const std::string& field);
 bool bool_in(const value_ref& v, const std::string& field);
 std::uint64_t unsigned_in(const value_ref& v, const std::string& field);
@@ -96,6 +95,9 @@ struct setting {
   std::string (*unused)(const T& t) = nullptr;
   /// The value is a secret: never shown, not even its JSON type's contents.
   bool secret = false;
+  /// For --help and the documentation: what it sets, and the value's form.
+  std::string_view help{};
+  std::string_view value_name{};
 };
 
 /// "BACKOFF_INITIAL" for "backoff.initial".
@@ -121,8 +123,8 @@ class settings_reader {
         apply(*s, {&v, {}}, origin);
       } else if (is_group(key)) {
         if (!v.is_object()) {
-          config_fail(origin, "expected an object with the keys " + keys_in(key + ".") +
-                                  ", got " + type_name(v));
+          config_fail(origin, "expected an object with the keys " + keys_in(key + ".") + ", got " +
+                                  type_name(v));
         }
         for (const auto& [sub, sv] : v.items()) {
           const std::string path = key + "." + sub;

@@ -64,8 +64,8 @@ json parse_document(std::string_view text, bool quote, const std::string& where)
     // 406: a number past what a double holds (1e400).
     config_fail(doc_field, "a number is out of range (larger than any setting allows)");
   } catch (const json::exception& e) {
-    config_fail(doc_field, quote ? std::string("not valid JSON: ") + e.what()
-                                 : std::string("not valid JSON"));
+    config_fail(doc_field,
+                quote ? std::string("not valid JSON: ") + e.what() : std::string("not valid JSON"));
   }
   if (!duplicate.empty()) {
     const std::string field = where.empty() ? duplicate : where + ": " + duplicate;
@@ -80,7 +80,8 @@ json parse_document(std::string_view text, bool quote, const std::string& where)
 std::string read_config_file(const std::filesystem::path& file) {
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) {
-    config_fail(file.string(), "is a directory; --config and settings_from_json_file take a JSON file");
+    config_fail(file.string(),
+                "is a directory; --config and settings_from_json_file take a JSON file");
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) config_fail(file.string(), "cannot open the configuration file");
@@ -136,8 +137,7 @@ duration duration_in(const value_ref& v, const std::string& field, duration lo, 
   return d;
 }
 
-double number_in(const value_ref& v, const std::string& field, double lo, double hi,
-                 bool integer) {
+double number_in(const value_ref& v, const std::string& field, double lo, double hi, bool integer) {
   const std::string range = fmt_number(lo) + ".." + fmt_number(hi);
   double x = 0;
   if (v.j != nullptr) {
@@ -181,14 +181,14 @@ bool bool_in(const value_ref& v, const std::string& field) {
   const std::string_view t = v.text;
   if (t == "true" || t == "1" || t == "on" || t == "yes") return true;
   if (t == "false" || t == "0" || t == "off" || t == "no") return false;
-  config_fail(field,
-              show(v) + " is not a boolean; allowed: true, false, 1, 0, on, off, yes, no");
+  config_fail(field, show(v) + " is not a boolean; allowed: true, false, 1, 0, on, off, yes, no");
 }
 
 std::uint64_t unsigned_in(const value_ref& v, const std::string& field) {
   if (v.j != nullptr) {
     if (v.j->is_number_unsigned()) return v.j->get<std::uint64_t>();
-    if (v.j->is_number_integer()) config_fail(field, v.j->dump() + " is negative; allowed: 0..2^64-1");
+    if (v.j->is_number_integer())
+      config_fail(field, v.j->dump() + " is negative; allowed: 0..2^64-1");
     config_fail(field, "expected an integer in 0..2^64-1, got " + got(*v.j));
   }
   std::uint64_t n = 0;
@@ -278,12 +278,14 @@ rebound::jitter parse_jitter(std::string_view text, const std::string& field) {
       detail::config_fail(field, "\"" + std::string(arg) + "\" is not a number");
     }
     if (!(f >= 0.0 && f <= 1.0)) {
-      detail::config_fail(field, "factor \"" + std::string(arg) + "\" is out of range; allowed: 0..1");
+      detail::config_fail(field,
+                          "factor \"" + std::string(arg) + "\" is out of range; allowed: 0..1");
     }
     return jitter::proportional(f);
   }
   if (name == "additive") {
-    if (colon == text.npos) detail::config_fail(field, "additive needs an amount, e.g. additive:100ms");
+    if (colon == text.npos)
+      detail::config_fail(field, "additive needs an amount, e.g. additive:100ms");
     return jitter::additive(detail::duration_in({nullptr, arg}, field));
   }
   detail::config_fail(field, "\"" + std::string(text) + "\" is not a jitter" + allowed);

@@ -29,8 +29,8 @@ verdict classify(transport_kind k) noexcept {
 bool transport_error::transient() const noexcept { return classify(kind_).retryable(); }
 
 verdict classify_status(long status, const client_options& o) noexcept {
-  const bool retried = std::find(o.retry_statuses.begin(), o.retry_statuses.end(), status) !=
-                       o.retry_statuses.end();
+  const bool retried =
+      std::find(o.retry_statuses.begin(), o.retry_statuses.end(), status) != o.retry_statuses.end();
   return retried ? verdict::transient() : verdict::success();
 }
 
@@ -57,7 +57,8 @@ void call_run::start() {
 
 call_run::attempt_plan call_run::begin_attempt() {
   attempt_plan plan{extra_, std::nullopt};
-  if (o_.attempt_header) plan.headers.emplace_back(*o_.attempt_header, std::to_string(call_.attempt()));
+  if (o_.attempt_header)
+    plan.headers.emplace_back(*o_.attempt_header, std::to_string(call_.attempt()));
   const time_point until = call_.attempt_deadline();
   if (until != time_point::max()) {
     const time_point t = call_.now();

@@ -118,10 +118,10 @@ void finish_input(input& t) {
     const policy_settings& s = t.o.replica_retry;
     const duration cur_min = s.initial;
     const duration cur_max =
-        s.max_attempts == 1 ? duration::zero()
-                            : s.initial + (s.jitter.type() == jitter::kind::additive
-                                               ? s.jitter.amount()
-                                               : duration::zero());
+        s.max_attempts == 1
+            ? duration::zero()
+            : s.initial + (s.jitter.type() == jitter::kind::additive ? s.jitter.amount()
+                                                                     : duration::zero());
     const duration lo = t.retry_min.value_or(cur_min);
     const duration hi = t.retry_max.value_or(cur_max);
     if (hi != duration::zero() && lo > hi) {
@@ -157,8 +157,8 @@ config_error nested(const config_error& e, const std::string& where) {
 void router_options::validate() const {
   const auto check = [](duration d, const std::string& field, duration lo) {
     if (d < lo || d > max_wait) {
-      config_fail(field, format_duration(d) + " is out of range; allowed: " + format_duration(lo) +
-                             "..1h");
+      config_fail(
+          field, format_duration(d) + " is out of range; allowed: " + format_duration(lo) + "..1h");
     }
   };
   try {
@@ -227,9 +227,11 @@ router_options apply_router_env(router_options o, std::string_view prefix,
     // X_MS: milliseconds, for a duration X.
     if (name.ends_with("_MS")) {
       const std::string base = name.substr(0, name.size() - 3);
-      if (vars.contains(base)) config_fail(name, "both " + name + " and " + base + " are set; set one");
+      if (vars.contains(base))
+        config_fail(name, "both " + name + " and " + base + " are set; set one");
       const auto ms = ::rebound::detail::unsigned_in({nullptr, value}, name);
-      if (ms > static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(max_wait).count())) {
+      if (ms > static_cast<std::uint64_t>(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(max_wait).count())) {
         config_fail(name, "\"" + value + "\" is out of range; allowed: 0..3600000");
       }
       own.emplace(base, std::to_string(ms) + "ms");
@@ -268,13 +270,13 @@ router_options apply_router_env(router_options o, std::string_view prefix,
                              .build();
   }
   if (!wait.vars.empty()) {
-    in.o.lsn_wait =
-        settings_builder(in.o.lsn_wait).env(wait.head.substr(0, wait.head.size() - 1), wait.vars).build();
+    in.o.lsn_wait = settings_builder(in.o.lsn_wait)
+                        .env(wait.head.substr(0, wait.head.size() - 1), wait.vars)
+                        .build();
   }
   if (!breaker.vars.empty()) {
-    in.o.replica_breaker = apply_breaker_env(in.o.replica_breaker,
-                                             breaker.head.substr(0, breaker.head.size() - 1),
-                                             breaker.vars);
+    in.o.replica_breaker = apply_breaker_env(
+        in.o.replica_breaker, breaker.head.substr(0, breaker.head.size() - 1), breaker.vars);
   }
   try {
     return r.finish(finish_input).o;

@@ -4,14 +4,14 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <thread>
 #include <array>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -265,10 +265,10 @@ result connection::bounded(const std::string& text, const std::vector<const char
   // the system clock, whatever clock the caller's policies run on.
   clock& real = system_clock();
   const time_point deadline = real.now() + bound_;
-  const int sent = with_params ? PQsendQueryParams(conn_, text.c_str(),
-                                                   static_cast<int>(values.size()), nullptr,
-                                                   values.data(), nullptr, nullptr, 0)
-                               : PQsendQuery(conn_, text.c_str());
+  const int sent = with_params
+                       ? PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()),
+                                           nullptr, values.data(), nullptr, nullptr, 0)
+                       : PQsendQuery(conn_, text.c_str());
   if (sent == 0) return checked(conn_, nullptr, target_);
   const int fd = PQsocket(conn_);
   // Waits until the socket is ready for `events`, or the deadline.
@@ -290,7 +290,8 @@ result connection::bounded(const std::string& text, const std::vector<const char
   while (in_time) {
     while (PQisBusy(conn_) != 0 && in_time) {
       in_time = ready(POLLIN);
-      if (in_time && PQconsumeInput(conn_) == 0) break;  // the connection failed: PQgetResult says how
+      if (in_time && PQconsumeInput(conn_) == 0)
+        break;  // the connection failed: PQgetResult says how
     }
     if (!in_time) break;
     PGresult* r = PQgetResult(conn_);

@@ -86,8 +86,9 @@ pool::lease pool::acquire_fresh() {
 }
 
 pool_exhausted pool::busy() const {
-  return pool_exhausted("53300", "all " + std::to_string(options_.max_size) + " connections to " + target_ +
-                                     " stayed busy for " + format_duration(options_.wait));
+  return pool_exhausted("53300", "all " + std::to_string(options_.max_size) + " connections to " +
+                                     target_ + " stayed busy for " +
+                                     format_duration(options_.wait));
 }
 
 void pool::give_back(std::unique_ptr<connection> c, std::uint64_t generation) noexcept {

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "rebound/call.hpp"
 #include "rebound/config.hpp"
 #include "rebound/duration.hpp"
-#include "rebound/call.hpp"
 
 namespace rebound::pg {
 
@@ -100,13 +100,14 @@ router::router(std::string primary, std::string replica, router_options options,
           std::to_string(
               std::chrono::ceil<std::chrono::milliseconds>(options_.replica_query_timeout).count());
     }
-    replica_ = std::make_unique<pool>(std::move(replica),
-                                      pool::options{.max_size = options_.pool_size,
-                                                    .wait = options_.pool_wait,
-                                                    .connect_timeout = options_.connect_timeout,
-                                                    .on_connect = std::move(on_connect),
-                                                    .statement_bound = options_.replica_query_timeout},
-                                      c);
+    replica_ =
+        std::make_unique<pool>(std::move(replica),
+                               pool::options{.max_size = options_.pool_size,
+                                             .wait = options_.pool_wait,
+                                             .connect_timeout = options_.connect_timeout,
+                                             .on_connect = std::move(on_connect),
+                                             .statement_bound = options_.replica_query_timeout},
+                               c);
     has_replica_ = distinct;
   }
   enabled_.store(options_.enabled, std::memory_order_relaxed);

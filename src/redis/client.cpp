@@ -105,13 +105,20 @@ std::optional<reply> command(redisContext* c, const std::vector<std::string>& ar
 }
 
 constexpr std::pair<std::string_view, error_code> error_codes[] = {
-    {"ERR", error_code::err},           {"WRONGTYPE", error_code::wrongtype},
-    {"NOSCRIPT", error_code::noscript}, {"READONLY", error_code::readonly},
-    {"LOADING", error_code::loading},   {"MASTERDOWN", error_code::masterdown},
-    {"BUSY", error_code::busy},         {"OOM", error_code::oom},
-    {"NOAUTH", error_code::noauth},     {"WRONGPASS", error_code::wrongpass},
-    {"NOPERM", error_code::noperm},     {"TRYAGAIN", error_code::tryagain},
-    {"CLUSTERDOWN", error_code::clusterdown}, {"MOVED", error_code::moved},
+    {"ERR", error_code::err},
+    {"WRONGTYPE", error_code::wrongtype},
+    {"NOSCRIPT", error_code::noscript},
+    {"READONLY", error_code::readonly},
+    {"LOADING", error_code::loading},
+    {"MASTERDOWN", error_code::masterdown},
+    {"BUSY", error_code::busy},
+    {"OOM", error_code::oom},
+    {"NOAUTH", error_code::noauth},
+    {"WRONGPASS", error_code::wrongpass},
+    {"NOPERM", error_code::noperm},
+    {"TRYAGAIN", error_code::tryagain},
+    {"CLUSTERDOWN", error_code::clusterdown},
+    {"MOVED", error_code::moved},
     {"ASK", error_code::ask},
 };
 
@@ -314,8 +321,7 @@ void link::mark_down_locked(const std::string& why) {
   }
 }
 
-std::optional<reply> link::call_locked(const std::vector<std::string>& argv,
-                                       time_point deadline) {
+std::optional<reply> link::call_locked(const std::vector<std::string>& argv, time_point deadline) {
   if (ctx_ == nullptr || !available()) return std::nullopt;
   const duration left = deadline - real_now();
   if (left < std::chrono::microseconds(200)) return std::nullopt;  // no time left: busy
@@ -384,8 +390,8 @@ std::uint64_t link::every(duration interval, std::function<void()> fn) {
   {
     std::lock_guard lock(tasks_mu_);
     id = next_task_++;
-    tasks_.push_back({id, interval, rebound::detail::saturating_add(clock_.now(), interval),
-                      std::move(fn)});
+    tasks_.push_back(
+        {id, interval, rebound::detail::saturating_add(clock_.now(), interval), std::move(fn)});
     wake_ = true;  // the thread's wait was computed without this task
   }
   tasks_cv_.notify_all();

@@ -27,7 +27,9 @@ void check_range(duration d, const std::string& field, duration lo, duration hi)
   }
 }
 
-duration dur(const value_ref& v, const std::string& f) { return ::rebound::detail::duration_in(v, f); }
+duration dur(const value_ref& v, const std::string& f) {
+  return ::rebound::detail::duration_in(v, f);
+}
 
 // Strings; a secret's value is never shown, not even its JSON type's contents.
 std::string text_of(const value_ref& v, const std::string& f, bool secret) {
@@ -45,8 +47,8 @@ int integer(const value_ref& v, const std::string& f, long long lo, long long hi
     if (n < lo || n > hi) config_fail(f, v.j->dump() + " is not an integer in " + range);
     return static_cast<int>(n);
   }
-  return static_cast<int>(::rebound::detail::number_in(v, f, static_cast<double>(lo),
-                                                       static_cast<double>(hi), true));
+  return static_cast<int>(
+      ::rebound::detail::number_in(v, f, static_cast<double>(lo), static_cast<double>(hi), true));
 }
 
 input make_input(auto o) {
@@ -57,8 +59,10 @@ input make_input(auto o) {
 
 using I = input;
 const std::array<::rebound::detail::setting<I>, 17> link_table{{
-    {"host", "", [](I& t, const value_ref& v, const std::string& f) { t.o.host = text_of(v, f, false); }},
-    {"port", "", [](I& t, const value_ref& v, const std::string& f) { t.o.port = integer(v, f, 1, 65535); }},
+    {"host", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.host = text_of(v, f, false); }},
+    {"port", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.port = integer(v, f, 1, 65535); }},
     {"username", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.username = text_of(v, f, false); }},
     {"password", "",
@@ -87,10 +91,15 @@ const std::array<::rebound::detail::setting<I>, 17> link_table{{
     {"flush_interval", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.flush_interval = dur(v, f); }},
     {"max_batch", "",
-     [](I& t, const value_ref& v, const std::string& f) { t.o.max_batch = integer(v, f, 1, 1000000); }},
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.o.max_batch = integer(v, f, 1, 1000000);
+     }},
     {"lease_size", "",
-     [](I& t, const value_ref& v, const std::string& f) { t.o.lease_size = integer(v, f, 1, 10000); }},
-    {"lease_ttl", "", [](I& t, const value_ref& v, const std::string& f) { t.o.lease_ttl = dur(v, f); }},
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.o.lease_size = integer(v, f, 1, 10000);
+     }},
+    {"lease_ttl", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.lease_ttl = dur(v, f); }},
     {"poll_interval", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.poll_interval = dur(v, f); }},
     {"fallback", "",
@@ -98,14 +107,15 @@ const std::array<::rebound::detail::setting<I>, 17> link_table{{
        if (v.j != nullptr && !v.j->is_string()) {
          config_fail(f, "expected local, open or closed, got " + v.j->dump());
        }
-       t.o.fallback = ::rebound::detail::pick<fallback_mode>(
-           text_of(v, f, false), f, "a fallback",
-           {{"local", fallback_mode::local},
-            {"open", fallback_mode::open},
-            {"closed", fallback_mode::closed}});
+       t.o.fallback = ::rebound::detail::pick<fallback_mode>(text_of(v, f, false), f, "a fallback",
+                                                             {{"local", fallback_mode::local},
+                                                              {"open", fallback_mode::open},
+                                                              {"closed", fallback_mode::closed}});
      }},
     {"fleet_probes", "",
-     [](I& t, const value_ref& v, const std::string& f) { t.o.fleet_probes = integer(v, f, 1, 1000); }},
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.o.fleet_probes = integer(v, f, 1, 1000);
+     }},
 }};
 
 void finish_input(input& t) {
@@ -145,7 +155,8 @@ void options::validate() const {
   check_range(lease_ttl, "lease_ttl", 1ms, 1h);
   check_range(poll_interval, "poll_interval", 1ms, 60s);
   if (fleet_probes < 1 || fleet_probes > 1000) {
-    config_fail("fleet_probes", std::to_string(fleet_probes) + " is out of range; allowed: 1..1000");
+    config_fail("fleet_probes",
+                std::to_string(fleet_probes) + " is out of range; allowed: 1..1000");
   }
 }
 

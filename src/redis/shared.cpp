@@ -9,7 +9,6 @@
 namespace rebound::redis {
 namespace {
 
-
 // Fleet-wide ratio budget: per-second counters of calls (c<sec>) and retries
 // (r<sec>) in one hash, and a sweep watermark (w); Redis's own clock, so
 // process clocks do not matter. Needs Redis >= 5 (TIME before a write).
@@ -78,8 +77,12 @@ return {redis.call('PTTL', KEYS[1]), redis.call('EXISTS', KEYS[2]),
 )lua";
 
 // A fleet-wide half-open probe slot: the count of probes in this round (the
-// first sets its expiry).
+// first sets its expiry), or -1 while the open key still exists (a process
+// whose view is stale must not probe an open circuit: the fleet simulation
+// found it).
+//   KEYS: probes, open
 constexpr std::string_view probe_script = R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
@@ -330,18 +333,21 @@ shared_breaker::store::store(link& l, const std::string& dependency)
 std::optional<fleet_breaker_store::view> shared_breaker::store::read() {
   const auto r = link_.eval(breaker_poll_script, {open_key_, outage_key_, probes_key_}, {});
   if (!r || r->type != reply::kind::array || r->elements.size() != 3) return std::nullopt;
-  return view{.open_left = std::chrono::milliseconds(std::max<long long>(r->elements[0].integer, 0)),
-              .outage = r->elements[1].integer == 1,
-              .probes = r->elements[2].integer};
+  return view{
+      .open_left = std::chrono::milliseconds(std::max<long long>(r->elements[0].integer, 0)),
+      .outage = r->elements[1].integer == 1,
+      .probes = r->elements[2].integer};
 }
 
 std::optional<long long> shared_breaker::store::take_probe(duration round) {
-  return eval_integer(link_, probe_script, {probes_key_}, {std::to_string(milliseconds(round))});
+  return eval_integer(link_, probe_script, {probes_key_, open_key_},
+                      {std::to_string(milliseconds(round))});
 }
 
 void shared_breaker::store::publish_open(duration open, duration outage) {
-  (void)link_.eval(publish_script, {open_key_, outage_key_, probes_key_},
-                   {"open", std::to_string(milliseconds(open)), std::to_string(milliseconds(outage))});
+  (void)link_.eval(
+      publish_script, {open_key_, outage_key_, probes_key_},
+      {"open", std::to_string(milliseconds(open)), std::to_string(milliseconds(outage))});
 }
 
 void shared_breaker::store::publish_closed() {

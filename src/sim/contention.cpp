@@ -21,7 +21,8 @@ class contention_trial {
       : options_(o), eng_(seed), policy_(s.make(eng_)) {
     clients_.reserve(static_cast<std::size_t>(clients));
     for (int i = 0; i < clients; ++i) {
-      clients_.push_back(client{retry_call(policy_, {.seed = mix(seed, i)}, {.nested = 0}), 0, false});
+      clients_.push_back(
+          client{retry_call(policy_, {.seed = mix(seed, i)}, {.nested = 0}), 0, false});
       (void)clients_.back().call.start();
     }
   }

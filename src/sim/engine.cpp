@@ -16,6 +16,7 @@ void engine::at(time_point t, handler fn, void* context, std::uint64_t arg) {
 }
 
 std::uint64_t engine::run_until(time_point end) {
+  running_ = true;
   std::uint64_t n = 0;
   while (!queue_.empty() && queue_.front().t <= end) {
     std::pop_heap(queue_.begin(), queue_.end(), later{});
@@ -27,13 +28,39 @@ std::uint64_t engine::run_until(time_point end) {
   }
   if (end != time_point::max()) now_ = std::max(now_, end);
   events_run_ += n;
+  running_ = false;
   return n;
 }
 
 std::uint64_t engine::run() { return run_until(time_point::max()); }
 
-bool engine::sleep_until(time_point, std::stop_token) {
-  throw std::logic_error("rebound::sim::engine: simulated code schedules events, it never sleeps");
+bool engine::sleep_until(time_point deadline, std::stop_token stop) {
+  if (running_) {
+    throw std::logic_error(
+        "rebound::sim::engine: an event cannot sleep (it would run the events after it); "
+        "schedule instead");
+  }
+  if (stop.stop_requested()) return false;
+  run_until(deadline);
+  return !stop.stop_requested();
+}
+
+std::uint64_t engine::call_at(time_point t, std::function<void()> fn) {
+  const std::uint64_t id = next_call_++;
+  calls_.emplace(id, std::move(fn));
+  at(t, &engine::run_call, this, id);
+  return id;
+}
+
+bool engine::cancel_call(std::uint64_t id) noexcept { return calls_.erase(id) > 0; }
+
+void engine::run_call(void* self, std::uint64_t id) {
+  auto* e = static_cast<engine*>(self);
+  const auto it = e->calls_.find(id);
+  if (it == e->calls_.end()) return;  // cancelled
+  auto fn = std::move(it->second);
+  e->calls_.erase(it);
+  fn();
 }
 
 duration engine::abs_normal(duration mean, duration sd) {

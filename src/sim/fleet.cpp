@@ -5,15 +5,17 @@
 //
 // The shared budget is modelled as one ratio_budget for the fleet (what the
 // Redis script computes; leases and batched deposits are left out). The
-// shared breaker: when a process's own breaker opens it publishes the open
-// state; every other process sees it at its next poll; after the open time,
-// one probe runs for the fleet.
+// shared breaker is the library's own state machine (rebound::fleet_breaker,
+// what rebound::redis::shared_breaker runs), one per process, on a store
+// that models the Redis keys and their expiry on simulated time; each
+// process polls it every poll_interval, at its own phase.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 
 #include "rebound/budget.hpp"
 #include "rebound/call.hpp"
+#include "rebound/fleet_breaker.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -24,6 +26,49 @@ namespace {
 
 using namespace std::chrono_literals;
 using detail::mix;
+
+// The Redis keys of redis::shared_breaker (an open key with the open time as
+// TTL, an outage marker, a probe counter whose first INCR sets its expiry),
+// on simulated time. Redis answers at once here.
+class simulated_store final : public fleet_breaker_store {
+ public:
+  explicit simulated_store(const clock& c) : clock_(c) {}
+  [[nodiscard]] bool available() const noexcept override { return true; }
+  [[nodiscard]] std::optional<view> read() override {
+    const time_point now = clock_.now();
+    return view{.open_left = open_until_ > now ? open_until_ - now : duration::zero(),
+                .outage = now < outage_until_,
+                .probes = now < probes_until_ ? probes_ : 0};
+  }
+  [[nodiscard]] std::optional<long long> take_probe(duration round) override {
+    const time_point now = clock_.now();
+    if (now < open_until_) return -1;       // open again: no probe
+    if (now >= probes_until_) probes_ = 0;  // the key expired
+    if (++probes_ == 1) probes_until_ = now + round;
+    if (probes_ == 1 && fleet_down_) ++probes_granted_during_;
+    return probes_;
+  }
+  void publish_open(duration open, duration outage) override {
+    const time_point now = clock_.now();
+    open_until_ = now + open;
+    outage_until_ = now + outage;
+    probes_ = 0;
+    probes_until_ = time_point{};
+    ++opens_;
+  }
+  void publish_closed() override {
+    open_until_ = outage_until_ = probes_until_ = time_point{};
+    probes_ = 0;
+  }
+  bool fleet_down_ = false;  // counts probes taken during the outage
+  std::uint64_t probes_granted_during_ = 0;
+  std::uint64_t opens_ = 0;
+
+ private:
+  const clock& clock_;
+  time_point open_until_{}, outage_until_{}, probes_until_{};
+  long long probes_ = 0;
+};
 
 struct fleet_strategy {
   const char* name;
@@ -50,14 +95,18 @@ class fleet_run {
         policies_.push_back(base.budget(std::make_shared<ratio_budget>(o.ratio, eng_)));
       }
     }
-    if (s.breakers) {
+    if (s.breakers && !s.shared_breaker) {
       for (std::size_t p = 0; p < n; ++p) {
         breakers_.push_back(std::make_unique<circuit_breaker>(o.breaker, eng_));
       }
-      poll_phase_.resize(n);
-      for (auto& ph : poll_phase_) {
-        ph = duration(static_cast<duration::rep>(phases_.uniform() *
-                                                 static_cast<double>(o.poll_interval.count())));
+    }
+    if (s.shared_breaker) {
+      for (std::size_t p = 0; p < n; ++p) {
+        fleet_.push_back(
+            std::make_unique<fleet_breaker>(store_, o.breaker, 1, eng_, o.poll_interval));
+        const duration phase(static_cast<duration::rep>(
+            phases_.uniform() * static_cast<double>(o.poll_interval.count())));
+        eng_.after<&fleet_run::poll>(phase, this, p);
       }
     }
     first_reject_.assign(n, time_point::max());
@@ -65,6 +114,8 @@ class fleet_run {
 
   fleet_row run() {
     eng_.after<&fleet_run::arrive>(gap(), this, 0);
+    eng_.at<&fleet_run::outage_begins>(outage_start(), this, 0);
+    eng_.at<&fleet_run::outage_ends>(outage_end(), this, 0);
     eng_.run_until(eng_.start() + o_.length);
     const double during = std::chrono::duration<double>(o_.trigger_for).count();
     row_.offered_per_s = static_cast<double>(offered_during_) / during;
@@ -76,6 +127,7 @@ class fleet_run {
     row_.goodput_after =
         ended_after_ > 0 ? static_cast<double>(succeeded_after_) / static_cast<double>(ended_after_)
                          : 0;
+    if (s_.shared_breaker) row_.probes_during = store_.probes_granted_during_;
     if (s_.breakers) {
       std::vector<double> detect;
       for (const auto t : first_reject_) {
@@ -99,7 +151,6 @@ class fleet_run {
     time_point started;
     bool after_outage;
     breaker_permit permit{};
-    bool fleet_probe = false;
   };
 
   [[nodiscard]] time_point outage_start() const { return eng_.start() + o_.trigger_at; }
@@ -117,11 +168,16 @@ class fleet_run {
     return s_.shared_budget ? policies_.front() : policies_[p];
   }
 
-  // When process p first sees a shared state published at `t` (its next poll).
-  [[nodiscard]] time_point seen_by(std::uint32_t p, time_point t) const {
-    const auto since = t - eng_.start() - poll_phase_[p];
-    const auto polls = since < duration::zero() ? 0 : since / o_.poll_interval + 1;
-    return eng_.start() + poll_phase_[p] + polls * o_.poll_interval;
+  void outage_begins(std::uint64_t) { store_.fleet_down_ = true; }
+  void outage_ends(std::uint64_t) { store_.fleet_down_ = false; }
+
+  // Process p reads the shared state (its poll task), and knows of the
+  // outage once its view is open.
+  void poll(std::uint64_t p) {
+    auto& b = *fleet_[p];
+    b.poll();
+    if (b.state() == breaker_state::open) knows(static_cast<std::uint32_t>(p), eng_.now());
+    eng_.after<&fleet_run::poll>(o_.poll_interval, this, p);
   }
 
   void arrive(std::uint64_t) {
@@ -147,73 +203,31 @@ class fleet_run {
 
   // Asks the breakers; false: the attempt is refused locally (the request fails).
   bool admit(request& r) {
-    r.fleet_probe = false;
     if (!s_.breakers) return true;
-    if (s_.shared_breaker && shared_closed_at_ != time_point{} &&
-        eng_.now() < seen_by(r.process, shared_closed_at_)) {
-      // Closed by a probe, but this process has not polled since: it still
-      // sees a half-open round whose probe is taken.
-      note_reject(r.process);
-      return false;
+    if (s_.shared_breaker) {
+      r.permit = fleet_[r.process]->try_acquire();
+    } else {
+      r.permit = breakers_[r.process]->try_acquire();
+      if (r.permit && r.permit.probe && down()) ++row_.probes_during;
     }
-    if (s_.shared_breaker && shared_open_until_ != time_point{}) {
-      const auto now = eng_.now();
-      if (now >= seen_by(r.process, shared_published_) &&
-          now < seen_by(r.process, shared_open_until_)) {
-        note_reject(r.process);
-        return false;
-      }
-      if (now >= seen_by(r.process, shared_open_until_)) {
-        // Half-open for the fleet: one probe per round.
-        if (probe_in_flight_) {
-          note_reject(r.process);
-          return false;
-        }
-        probe_in_flight_ = true;
-        r.fleet_probe = true;
-        if (down()) ++row_.probes_during;
-        return true;
-      }
-    }
-    r.permit = breakers_[r.process]->try_acquire();
     if (!r.permit) {
       note_reject(r.process);
       return false;
     }
-    if (r.permit.probe && down()) ++row_.probes_during;
     return true;
-  }
-
-  void publish_open() {
-    shared_published_ = eng_.now();
-    shared_open_until_ = eng_.now() + o_.breaker.open_duration;
-    probe_in_flight_ = false;
-    for (std::uint32_t p = 0; p < static_cast<std::uint32_t>(o_.processes); ++p) {
-      knows(p, seen_by(p, shared_published_));
-    }
   }
 
   void record(request& r, bool ok) {
     if (!s_.breakers) return;
-    if (r.fleet_probe) {
-      probe_in_flight_ = false;
-      if (ok) {
-        shared_open_until_ = time_point{};
-        shared_closed_at_ = eng_.now();
-      } else {
-        publish_open();
-      }
+    if (s_.shared_breaker) {
+      auto& b = *fleet_[r.process];
+      b.record(r.permit, ok);
+      if (b.state() == breaker_state::open) knows(r.process, eng_.now());
       return;
     }
     auto& b = *breakers_[r.process];
-    const auto before = b.state();
     b.record(r.permit, ok);
-    if (before != breaker_state::open && b.state() == breaker_state::open)
-      knows(r.process, eng_.now());
-    if (s_.shared_breaker && before != breaker_state::open && b.state() == breaker_state::open &&
-        (shared_open_until_ == time_point{} || eng_.now() >= shared_open_until_)) {
-      publish_open();
-    }
+    if (b.state() == breaker_state::open) knows(r.process, eng_.now());
   }
 
   void attempt(std::uint64_t id) {
@@ -276,14 +290,11 @@ class fleet_run {
   engine eng_;
   random_stream phases_;
   std::vector<retry_policy> policies_;
-  std::vector<std::unique_ptr<circuit_breaker>> breakers_;
-  std::vector<duration> poll_phase_;
+  std::vector<std::unique_ptr<circuit_breaker>> breakers_;  // per-process breakers
+  simulated_store store_{eng_};
+  std::vector<std::unique_ptr<fleet_breaker>> fleet_;  // shared: one state machine per process
   std::vector<time_point> first_reject_;
   std::vector<request> requests_;
-  time_point shared_published_{};
-  time_point shared_open_until_{};
-  time_point shared_closed_at_{};
-  bool probe_in_flight_ = false;
   std::uint64_t offered_during_ = 0, attempts_during_ = 0, retries_during_ = 0;
   std::uint64_t ended_after_ = 0, succeeded_after_ = 0;
   fleet_row row_;

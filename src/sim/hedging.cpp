@@ -90,10 +90,14 @@ class hedging_run {
   void arrive(std::uint64_t) {
     if (eng_.now() - eng_.start() >= o_.length) return;
     const std::uint64_t id = requests_.size();
-    requests_.push_back(std::make_unique<request>(request{
-        eng_.now(),
-        retry_call(policy_, {.seed = mix(o_.seed, id)}, {.eager_start = true, .nested = 0, .concurrent = true}),
-        0, false, {}, {}}));
+    requests_.push_back(std::make_unique<request>(
+        request{eng_.now(),
+                retry_call(policy_, {.seed = mix(o_.seed, id)},
+                           {.eager_start = true, .nested = 0, .concurrent = true}),
+                0,
+                false,
+                {},
+                {}}));
     if (!requests_.back()->call.start().attempt()) return;
     launch(id);
     schedule_hedge(id);

@@ -1,11 +1,12 @@
-// A call chain of retry loops, nested for real, on a simulated clock.
+// A call chain of retry loops, nested for real, on simulated time (the
+// engine's clock: a blocking loop's sleep runs the simulation forward).
 #include <algorithm>
 #include <stdexcept>
 
 #include "rebound/random.hpp"
 #include "rebound/retry.hpp"
+#include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
-#include "rebound/testing/simulated_clock.hpp"
 
 namespace rebound::sim {
 
@@ -33,7 +34,7 @@ void call_layer(const retry_policy& p, int level, int depth, random_stream& rng,
 layers_result run_layers(const layers_options& o) {
   layers_result r;
   for (const auto mode : {nesting::independent, nesting::defer}) {
-    testing::simulated_clock clock;
+    engine clock(o.seed);
     const auto policy = retry_policy{}
                             .stop(stop::after_attempts(std::max(1, o.attempts)))
                             .backoff(backoff::exponential(std::chrono::milliseconds(10), 2.0,

@@ -1,10 +1,12 @@
 // Read-after-write on a lagging replica: naive reads, retry-then-primary
-// (scenario 001) and LSN wait, each driven by rebound policies.
+// (scenario 001) and LSN wait, under exactly the pg router's default
+// policies (pg::router_options{}), driven by the call engine.
 #include <algorithm>
 #include <cmath>
 #include <deque>
 
 #include "rebound/call.hpp"
+#include "rebound/pg/options.hpp"
 #include "rebound/sim/engine.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
@@ -22,18 +24,12 @@ class replica_run {
  public:
   replica_run(const replica_lag_options& o, kind k)
       : o_(o), kind_(k), eng_(mix(o.seed, 0x7e1)), lag_rng_(mix(o.seed, 0x1a6)) {
-    // Scenario 001: one jittered retry on the replica (50..200 ms), then the primary.
-    retry_policy_ = retry_policy{}
-                        .stop(stop::after_attempts(2))
-                        .backoff(backoff::constant(50ms))
-                        .jitter(jitter::additive(150ms))
-                        .clock(eng_);
-    // LSN wait: poll the replay position every 10 ms +-20% for at most 200 ms.
-    lsn_policy_ = retry_policy{}
-                      .stop(stop::before_elapsed(200ms))
-                      .backoff(backoff::constant(10ms))
-                      .jitter(jitter::proportional(0.2))
-                      .clock(eng_);
+    // What rebound::pg::router runs: its default replica retry (scenario
+    // 001: one retry after 50..200 ms, then the primary) and its default LSN
+    // wait (polls from 1 ms doubling to 20 ms, none past 1 s).
+    const pg::router_options router;
+    retry_policy_ = router.replica_retry.to_policy(eng_);
+    lsn_policy_ = router.lsn_wait.to_policy(eng_);
   }
 
   replica_lag_row run(const char* name) {

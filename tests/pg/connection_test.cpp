@@ -202,9 +202,9 @@ TEST(RouterOptions, TheRetryRulesArePolicyDocuments) {
   EXPECT_EQ(o.lsn_wait.before_elapsed, 2s);
   EXPECT_EQ(o.lsn_wait.max_delay, 20ms);
 
-  const auto e = rebound::pg::apply_router_env({}, "APP_PG",
-                                               {{"APP_PG_REPLICA_RETRY_MAX_ATTEMPTS", "4"},
-                                                {"APP_PG_LSN_WAIT_BACKOFF_MAX", "50ms"}});
+  const auto e = rebound::pg::apply_router_env(
+      {}, "APP_PG",
+      {{"APP_PG_REPLICA_RETRY_MAX_ATTEMPTS", "4"}, {"APP_PG_LSN_WAIT_BACKOFF_MAX", "50ms"}});
   EXPECT_EQ(e.replica_retry.max_attempts, 4);
   EXPECT_EQ(e.lsn_wait.max_delay, 50ms);
 

@@ -9,6 +9,7 @@
 
 #include "rebound/config.hpp"
 #include "rebound/redis/shared.hpp"
+#include "rebound/testing/simulated_clock.hpp"
 #include "redis_server.hpp"
 
 namespace {
@@ -321,6 +322,41 @@ TEST(SharedBudget, RefusesSettingsItCannotShare) {
                rebound::config_error);
   EXPECT_THROW(shared_budget(l, "x", shared_budget::token_bucket{.capacity = 3, .retry_cost = 5}),
                rebound::config_error);
+}
+
+// The link's schedules (flushes, reconnects) run on the injected clock: on a
+// simulated clock nothing is flushed and no reconnection is tried until the
+// test moves time. The waits left are real, bounded and on another thread
+// or process: the link's thread and redis-server.
+TEST(RedisLink, ItsSchedulesRunOnTheInjectedClock) {
+  rebound::testing::redis_server server;
+  rebound::testing::simulated_clock clock(rebound::testing::simulated_clock::mode::manual);
+  auto o = options_for(server, "t10");
+  o.flush_interval = 100ms;
+  auto l = std::make_shared<link>(o, clock);
+  ASSERT_TRUE(l->wait_until_available(5s));  // the first connection is due at once
+  shared_budget budget(l, "clocked", shared_budget::ratio{});
+  for (int i = 0; i < 50; ++i) budget.on_call();
+  const auto deposited = [&] {
+    const auto r = l->call({"HGETALL", "t10:budget:clocked"});
+    long long n = 0;
+    for (std::size_t i = 0; r && i + 1 < r->elements.size(); i += 2) {
+      if (r->elements[i].text.starts_with("c")) n += std::stoll(r->elements[i + 1].text);
+    }
+    return n;
+  };
+  EXPECT_EQ(deposited(), 0);  // no flush yet: simulated time has not moved
+  clock.advance(100ms);       // the flush task is due
+  EXPECT_TRUE(eventually([&] { return deposited() == 50; }));
+
+  // Down: the reconnection waits for simulated time too.
+  server.stop();
+  (void)l->call({"PING"});  // fails: the link is marked down
+  EXPECT_TRUE(eventually([&] { return !l->available(); }));
+  server.start();
+  EXPECT_FALSE(l->wait_until_available(300ms));  // time stands still: no attempt yet
+  clock.advance(100ms);  // past the first reconnect wait (20 ms back-off, equal jitter)
+  EXPECT_TRUE(l->wait_until_available(5s));
 }
 
 }  // namespace

@@ -39,11 +39,44 @@ TEST(SimEngineTest, RunUntilStopsAndTimeStandsAtTheEnd) {
   EXPECT_EQ(eng.events_run(), 2u);
 }
 
-TEST(SimEngineTest, IsAClockThatNeverSleeps) {
+struct sleeper {
+  rebound::sim::engine* eng;
+  bool threw = false;
+  void inside(std::uint64_t) {
+    try {
+      eng->sleep_until(eng->now() + 1s, {});
+    } catch (const std::logic_error&) {
+      threw = true;
+    }
+  }
+};
+
+TEST(SimEngineTest, IsAClockWhoseSleepRunsTheSimulation) {
   rebound::sim::engine eng(1);
   rebound::clock& c = eng;
   EXPECT_EQ(c.now(), eng.start());
-  EXPECT_THROW(c.sleep_until(c.now() + 1s, {}), std::logic_error);
+  // From outside the events (a blocking loop in the simulation), sleeping
+  // runs what is due meanwhile and leaves time at the deadline.
+  int fired = 0;
+  const auto id = c.call_at(eng.start() + 500ms, [&] { ++fired; });
+  EXPECT_NE(id, 0u);
+  EXPECT_TRUE(c.sleep_until(eng.start() + 1s, {}));
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(c.now(), eng.start() + 1s);
+  // A cancelled call never runs.
+  const auto later = c.call_at(eng.start() + 2s, [&] { ++fired; });
+  EXPECT_TRUE(c.cancel_call(later));
+  EXPECT_TRUE(c.sleep_until(eng.start() + 3s, {}));
+  EXPECT_EQ(fired, 1);
+  // An event cannot sleep: it would run the events after it, out of order.
+  sleeper s{&eng};
+  eng.after<&sleeper::inside>(1s, &s);
+  eng.run();
+  EXPECT_TRUE(s.threw);
+  // A stop already requested: no sleep.
+  std::stop_source stop;
+  stop.request_stop();
+  EXPECT_FALSE(c.sleep_until(c.now() + 1s, stop.get_token()));
 }
 
 TEST(SimEngineTest, DistributionsHaveTheirMeans) {

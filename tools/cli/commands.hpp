@@ -23,7 +23,7 @@ int run_main(const run_options& o);
 
 struct policy_show_options {
   policy_flags policy;
-  std::optional<std::string> samples;
+  std::optional<std::string> samples, preset;
   bool json = false;
 };
 CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o);

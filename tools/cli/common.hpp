@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,20 +28,25 @@ inline constexpr int transport = 7;    ///< no response: refused, reset, ... (as
 inline constexpr int http_error = 22;  ///< the final status was >= 400 (as curl --fail)
 }  // namespace http_exit
 
-/// The policy flags every subcommand shares. All are kept as text and parsed
-/// by rebound itself, so errors name the flag and what is allowed.
+/// The policy flags every subcommand shares: one per setting of the policy
+/// schema that has a flag (rebound::policy_setting_names()), kept as text by
+/// schema path and parsed by the schema itself, so errors name the flag and
+/// what is allowed.
 struct policy_flags {
-  std::optional<std::string> attempts, max_time, backoff, initial, multiplier, max_delay, step,
-      delays, jitter, config, seed;
+  std::map<std::string, std::optional<std::string>> values;  ///< by schema path
+  std::optional<std::string> config;
+  /// The text given for the setting at `path`, if its flag was given.
+  [[nodiscard]] const std::optional<std::string>& given(const std::string& path) const;
 };
 
-/// Adds --attempts, --max-time, --backoff, --initial, --multiplier,
-/// --max-delay, --step, --delays, --jitter, --config, --seed to `app`.
+/// Adds the schema's flags (--attempts, --max-time, --backoff, --initial,
+/// --multiplier, --max-delay, --step, --delays, --jitter, --seed) and --config to `app`.
 void add_policy_flags(CLI::App& app, policy_flags& flags);
 
 /// Defaults, then --config FILE, then the flags. Throws config_error whose
 /// field names the flag (or the file and key) that is wrong.
-[[nodiscard]] policy_settings settings_from_flags(const policy_flags& flags);
+[[nodiscard]] policy_settings settings_from_flags(const policy_flags& flags,
+                                                  policy_settings base = {});
 
 /// One line describing a policy: "stop after 5 attempts; exponential 500ms x2 up to 3s; full
 /// jitter".

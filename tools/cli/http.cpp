@@ -97,7 +97,7 @@ int http_main(const http_options& o) {
     const policy_settings settings = settings_from_flags(o.policy);
     co.policy = settings.to_policy();
     // --max-time also bounds the request in flight, not only the back-offs.
-    if (o.policy.max_time && settings.before_elapsed &&
+    if (o.policy.given("before_elapsed") && settings.before_elapsed &&
         *settings.before_elapsed > duration::zero()) {
       co.policy = co.policy.total_timeout(*settings.before_elapsed);
     }

@@ -3,12 +3,16 @@
 #include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "rebound/call.hpp"
 #include "rebound/duration.hpp"
+#include "rebound/pg/options.hpp"
 #include "rebound/policy.hpp"
+#include "rebound/sim/engine.hpp"
 
 namespace rebound::cli {
 
@@ -28,6 +32,25 @@ double ms(duration d) { return std::chrono::duration<double, std::milli>(d).coun
 
 std::string fmt_ms(duration d) { return format_duration(d); }
 
+// The retry rules adapters carry as policies, by name: `--preset` starts
+// from one of them, so `policy show` previews exactly what the adapter runs.
+std::optional<policy_settings> preset(const std::string& name) {
+  if (name == "default") return policy_settings{};
+  if (name == "pg.replica_retry") return pg::router_options{}.replica_retry;
+  if (name == "pg.lsn_wait") return pg::router_options{}.lsn_wait;
+  if (name == "redis.reconnect") {
+    // rebound/redis/client.hpp's default (reconnect_backoff(100ms, 5s)),
+    // spelled here so the tool needs no hiredis.
+    policy_settings s;
+    s.max_attempts = 1'000'000;
+    s.initial = std::chrono::milliseconds(100);
+    s.max_delay = std::chrono::seconds(5);
+    s.jitter = jitter::equal();
+    return s;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o) {
@@ -37,6 +60,10 @@ CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o) {
   show->add_option("--samples", o.samples, "How many seeded schedules to draw (default 1000)")
       ->type_name("N");
   show->add_flag("--json", o.json, "Print JSON instead of a table");
+  show->add_option("--preset", o.preset,
+                   "Start from an adapter's own retry rule: pg.replica_retry, pg.lsn_wait, "
+                   "redis.reconnect (--config and flags then change it)")
+      ->type_name("NAME");
   return show;
 }
 
@@ -44,7 +71,17 @@ int policy_show_main(const policy_show_options& o) {
   policy_settings settings;
   int samples = 1000;
   try {
-    settings = settings_from_flags(o.policy);
+    policy_settings base;
+    if (o.preset) {
+      const auto p = preset(*o.preset);
+      if (!p) {
+        throw config_error("--preset", "\"" + *o.preset +
+                                           "\" is not a preset; allowed: default, "
+                                           "pg.replica_retry, pg.lsn_wait, redis.reconnect");
+      }
+      base = *p;
+    }
+    settings = settings_from_flags(o.policy, base);
     if (o.samples) {
       const auto& t = *o.samples;
       const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), samples);
@@ -56,37 +93,38 @@ int policy_show_main(const policy_show_options& o) {
   } catch (const config_error& e) {
     return usage_error(e.what());
   }
-  const retry_policy base = settings.to_policy();
   const std::uint64_t first_seed = settings.seed.value_or(1);
 
-  // Each sample: attempts take no time; the decision step alone decides.
+  // Each sample is one call of the call engine, exactly as a loop runs it,
+  // on simulated time: attempts take no time, each wait passes at once.
   const int row_limit = static_cast<int>(
       std::max<std::int64_t>(1, std::min<std::int64_t>(max_rows, max_kept_waits / samples)));
   std::vector<row> rows;
   std::map<stop_reason, int> ends;
   int unfinished = 0;  // samples still retrying at the row limit
+  sim::engine clock(first_seed);
   for (int i = 0; i < samples; ++i) {
-    const retry_policy p = base.seed(first_seed + static_cast<std::uint64_t>(i));
-    const time_point t0(std::chrono::hours(1));
-    retry_state state(p, t0);
-    time_point now = t0;
+    // A fresh policy per sample: a budget or throttle it carries starts full.
+    const retry_policy p =
+        settings.to_policy(clock).seed(first_seed + static_cast<std::uint64_t>(i));
+    retry_call call(p, {}, {.nested = 0});
+    call_step step = call.start();
     duration cumulative{};
-    for (int n = 0;; ++n) {
+    for (int n = 0; step.attempt(); ++n) {
       if (n >= row_limit) {
         ++unfinished;
         break;
       }
-      const decision d = state.decide(verdict::transient(), now);
-      if (!d.retry) {
-        ++ends[d.reason];
-        break;
-      }
-      now += d.delay;
-      cumulative += d.delay;
+      step = call.failed(verdict::transient());
+      if (!step.wait()) break;
+      clock.run_until(step.until);
+      cumulative += step.delay;
       if (rows.size() <= static_cast<std::size_t>(n)) rows.emplace_back();
-      rows[n].waits.push_back(d.delay);
+      rows[n].waits.push_back(step.delay);
       rows[n].cumulative_max = std::max(rows[n].cumulative_max, cumulative);
+      step = call.resume(true);
     }
+    if (step.done()) ++ends[step.reason];
   }
 
   nlohmann::json out;

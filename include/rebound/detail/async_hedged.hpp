@@ -93,10 +93,9 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   co_await asio::this_coro::throw_if_cancelled(false);
   const asio::any_io_executor strand = co_await asio::this_coro::executor;
   const call_options co{.stop = o.stop, .report = o.report, .deadline = o.deadline};
-  retry_call call(p, co,
-                  {.eager_start = true,
-                   .nested = static_cast<std::int8_t>(depth > 1),
-                   .concurrent = true});
+  retry_call call(
+      p, co,
+      {.eager_start = true, .nested = static_cast<std::int8_t>(depth > 1), .concurrent = true});
   if (call.start().done()) [[unlikely]]
     std::rethrow_exception(call.give_up_error(nullptr));
   auto st = std::make_shared<concurrent_state<T>>(strand);

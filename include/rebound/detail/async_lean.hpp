@@ -99,12 +99,13 @@ class lean_retry_op {
     state(const retry_policy& p, F f, const async_options& o, Executor ex)
         : fn(std::move(f)),
           timer(std::move(ex)),
-          call(p, {.report = o.report}, {.nested = static_cast<std::int8_t>(o.parent != nullptr)}) {}
+          call(p, {.report = o.report}, {.nested = static_cast<std::int8_t>(o.parent != nullptr)}) {
+    }
     F fn;
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, Executor>
         timer;
-    retry_call call;  // its clock is first read at the first failure
+    retry_call call;              // its clock is first read at the first failure
     std::optional<value_t> last;  // the last rejected result
     std::exception_ptr error;     // the last attempt's exception
     phase phase_ = phase::attempting;

@@ -120,7 +120,7 @@ struct client_options {
   /// POST and PATCH without an idempotency key get a fresh random one
   /// (and so become retryable). Off by default.
   bool generate_idempotency_key = false;
-  /// Wall-clock time, for Retry-After dates. Default: std::chrono::system_clock::now.
+  /// Wall-clock time, for Retry-After dates. Default: rebound::wall_clock_now().
   std::function<std::chrono::system_clock::time_point()> wall_clock{};
   /// Connect timeout per attempt (also bounded by the attempt timeout).
   duration connect_timeout = std::chrono::seconds(10);

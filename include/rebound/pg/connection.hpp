@@ -140,8 +140,7 @@ class connection {
  private:
   result run(std::string_view sql, std::span<const std::optional<std::string_view>> params,
              bool with_params);
-  result bounded(const std::string& text, const std::vector<const char*>& values,
-                 bool with_params);
+  result bounded(const std::string& text, const std::vector<const char*>& values, bool with_params);
 
   pg_conn* conn_ = nullptr;
   std::string target_;

@@ -58,8 +58,8 @@ struct router_options {
   bool enabled = true;
   /// The retry on the replica after a miss (a typed not-found), before the
   /// primary is asked. Default: one retry after 50..200 ms.
-  policy_settings replica_retry = one_replica_retry(std::chrono::milliseconds(50),
-                                                    std::chrono::milliseconds(200));
+  policy_settings replica_retry =
+      one_replica_retry(std::chrono::milliseconds(50), std::chrono::milliseconds(200));
   /// Read-your-writes: how a read with a token waits for the replica to
   /// replay the token's position, before it reads the primary instead.
   /// Default: polls from 1 ms doubling to 20 ms, none later than 1 s.

@@ -49,10 +49,10 @@
 
 #include "rebound/breaker.hpp"
 #include "rebound/clock.hpp"
-#include "rebound/policy.hpp"
 #include "rebound/pg/connection.hpp"
 #include "rebound/pg/options.hpp"
 #include "rebound/pg/pool.hpp"
+#include "rebound/policy.hpp"
 
 namespace rebound::pg {
 

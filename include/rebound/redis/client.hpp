@@ -72,8 +72,8 @@ struct options {
   /// and jitter; the link never gives up: when the policy stops, a new round
   /// starts). Default: 100 ms doubling to 5 s, equal jitter (each wait in
   /// [d/2, d]), so a fleet does not reconnect, and reload its scripts, in step.
-  policy_settings reconnect = reconnect_backoff(std::chrono::milliseconds(100),
-                                                std::chrono::seconds(5));
+  policy_settings reconnect =
+      reconnect_backoff(std::chrono::milliseconds(100), std::chrono::seconds(5));
   /// Shared budget: local deposits (calls, refunds) are flushed this often,
   /// or as soon as `max_batch` of them wait.
   duration flush_interval = std::chrono::milliseconds(100);
@@ -105,8 +105,8 @@ struct options {
 /// PREFIX_HOST, PREFIX_PORT, PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_KEY_PREFIX,
 /// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_* (a policy,
 /// e.g. PREFIX_RECONNECT_BACKOFF_MAX), PREFIX_RECONNECT_MIN and
-/// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH, PREFIX_LEASE_SIZE,
-/// PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK over `base`; another
+/// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH,
+/// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK over `base`; another
 /// name under the prefix is an error. Values are never echoed for PASSWORD.
 [[nodiscard]] options apply_env(options base, std::string_view prefix,
                                 const std::map<std::string, std::string>& vars);
@@ -276,7 +276,7 @@ class link {
   std::atomic<bool> up_{false};
   bool ever_up_ = false;
   std::optional<retry_call> reconnect_;  // the current outage's reconnects, under mu_
-  time_point next_connect_{};           // on clock_, under mu_
+  time_point next_connect_{};            // on clock_, under mu_
   std::atomic<std::uint64_t> commands_{0};
 
   std::mutex tasks_mu_;
@@ -294,7 +294,7 @@ class link {
   std::map<const char*, std::string> shas_;  // script source -> SHA1, under mu_
   std::vector<std::string_view> scripts_;    // to load on (re)connection, under mu_
   bool failure_reported_ = false;            // under mu_
-  bool running_ = false;  // a batch of tasks is running (under tasks_mu_)
+  bool running_ = false;                     // a batch of tasks is running (under tasks_mu_)
   std::condition_variable idle_cv_;
   bool stopping_ = false;
   bool wake_ = false;

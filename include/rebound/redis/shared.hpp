@@ -81,8 +81,8 @@ class shared_budget final : public retry_budget {
   std::int64_t unsent_ = 0;
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
-  bool refilling_ = false;  // one round trip for more at a time (under lease_mu_)
-  int leased_ = 0;          // retries (ratio) or tokens (bucket) granted but not used
+  bool refilling_ = false;    // one round trip for more at a time (under lease_mu_)
+  int leased_ = 0;            // retries (ratio) or tokens (bucket) granted but not used
   time_point lease_until_{};  // on the link's clock
   std::atomic<std::uint64_t> shared_{0};
   std::atomic<std::uint64_t> fallback_{0};

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <vector>
 
 #include "rebound/clock.hpp"
@@ -46,8 +48,13 @@ class engine final : public clock {
   std::uint64_t run();
 
   [[nodiscard]] time_point now() const noexcept override { return now_; }
-  /// Simulated code never sleeps: it schedules. Always throws std::logic_error.
+  /// A blocking loop running inside the simulation (one thread): sleeping
+  /// runs the events due until `deadline`, then time stands there. Not from
+  /// inside an event. Returns false when `stop` is requested.
   bool sleep_until(time_point deadline, std::stop_token stop) override;
+  /// Runs `fn` when the simulation reaches `at` (clock::call_at, on simulated time).
+  std::uint64_t call_at(time_point at, std::function<void()> fn) override;
+  bool cancel_call(std::uint64_t id) noexcept override;
 
   [[nodiscard]] time_point start() const noexcept { return start_; }
   [[nodiscard]] random_stream& rng() noexcept { return rng_; }
@@ -83,6 +90,10 @@ class engine final : public clock {
   std::uint64_t events_run_ = 0;
   std::vector<event> queue_;  // a binary heap ordered by `later`
   random_stream rng_;
+  bool running_ = false;                                  // inside run_until
+  std::map<std::uint64_t, std::function<void()>> calls_;  // call_at, by id
+  std::uint64_t next_call_ = 1;
+  static void run_call(void* self, std::uint64_t id);
 };
 
 }  // namespace rebound::sim

@@ -150,10 +150,12 @@ struct replica_lag_result {
   std::uint64_t events = 0;
 };
 
-/// Strategies: naive replica reads; scenario 001's retry-then-primary (one
-/// retry after U(50ms, 200ms), then the primary), as a rebound policy; LSN
-/// wait (poll the replica's replay position every 10ms +-20% for up to
-/// 200ms, then the primary), as a rebound policy; primary only.
+/// Strategies: naive replica reads; the pg router's default retry-then-primary
+/// (one retry after U(50ms, 200ms), then the primary: scenario 001); the pg
+/// router's default LSN wait (poll the replica's replay position from 1 ms
+/// doubling to 20 ms, none past 1 s, then the primary); primary only. The
+/// policies are pg::router_options{}'s, run by the call engine as the router
+/// runs them.
 [[nodiscard]] replica_lag_result run_replica_lag(const replica_lag_options& o);
 
 // ---- layers --------------------------------------------------------------

@@ -1,0 +1,136 @@
+// The fleet breaker's state machine (rebound/fleet_breaker.hpp) on simulated
+// time, over an in-memory store with the semantics of the Redis keys
+// (tests/redis covers the real Redis store).
+#include "rebound/fleet_breaker.hpp"
+
+#include <gtest/gtest.h>
+
+#include "rebound/testing/simulated_clock.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::breaker_state;
+
+// The keys of redis::shared_breaker, with their expiry, on a clock.
+class memory_store final : public rebound::fleet_breaker_store {
+ public:
+  explicit memory_store(const rebound::clock& c) : clock_(c) {}
+  [[nodiscard]] bool available() const noexcept override { return up; }
+  [[nodiscard]] std::optional<view> read() override {
+    if (!up) return std::nullopt;
+    const auto now = clock_.now();
+    return view{.open_left = open_until_ > now ? open_until_ - now : rebound::duration::zero(),
+                .outage = now < outage_until_,
+                .probes = now < probes_until_ ? probes_ : 0};
+  }
+  [[nodiscard]] std::optional<long long> take_probe(rebound::duration round) override {
+    const auto now = clock_.now();
+    if (now < open_until_) return -1;
+    if (now >= probes_until_) probes_ = 0;
+    if (++probes_ == 1) probes_until_ = now + round;
+    return probes_;
+  }
+  void publish_open(rebound::duration open, rebound::duration outage) override {
+    open_until_ = clock_.now() + open;
+    outage_until_ = clock_.now() + outage;
+    probes_ = 0;
+    probes_until_ = {};
+    ++opens;
+  }
+  void publish_closed() override {
+    open_until_ = outage_until_ = probes_until_ = {};
+    probes_ = 0;
+  }
+  bool up = true;
+  int opens = 0;
+
+ private:
+  const rebound::clock& clock_;
+  rebound::time_point open_until_{}, outage_until_{}, probes_until_{};
+  long long probes_ = 0;
+};
+
+const rebound::breaker_options bo{.failure_threshold = 3, .open_duration = 5s};
+
+void open_it(rebound::fleet_breaker& b) {
+  for (int i = 0; i < 3; ++i) {
+    auto p = b.try_acquire();
+    ASSERT_TRUE(p);
+    b.record(p, false);
+  }
+}
+
+TEST(FleetBreaker, OneProcessOpensItAndTheOthersRejectAfterTheirPoll) {
+  rebound::testing::simulated_clock clock;
+  memory_store store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
+  open_it(a);
+  EXPECT_EQ(a.state(), breaker_state::open);
+  EXPECT_EQ(store.opens, 1);
+  EXPECT_EQ(b.state(), breaker_state::closed);  // it has not polled yet
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::open);
+  const auto refused = b.try_acquire();
+  EXPECT_FALSE(refused);
+  EXPECT_EQ(refused.retry_at, clock.now() + 5s);        // the shared probe time
+  EXPECT_EQ(b.local().state(), breaker_state::closed);  // b saw no failure itself
+}
+
+TEST(FleetBreaker, OneProbeForTheFleetAndItsResultForEveryone) {
+  rebound::testing::simulated_clock clock;
+  memory_store store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
+  open_it(a);
+  b.poll();
+  clock.advance(5s);  // the open time ran out: half-open for the fleet
+  auto pa = a.try_acquire();
+  auto pb = b.try_acquire();
+  EXPECT_EQ((pa ? 1 : 0) + (pb ? 1 : 0), 1);
+  EXPECT_FALSE(b.try_acquire());
+  auto& prober = pa ? a : b;
+  prober.record(pa ? pa : pb, true);
+  a.poll();
+  b.poll();
+  EXPECT_EQ(a.state(), breaker_state::closed);
+  EXPECT_EQ(b.state(), breaker_state::closed);
+  EXPECT_TRUE(a.try_acquire());
+  EXPECT_TRUE(b.try_acquire());
+}
+
+// Found by running this state machine in `rebound simulate fleet`: a process
+// whose view is stale (its last poll predates a new open state) reached its
+// own idea of the probe time and took a probe slot while the circuit was
+// open again. The store now refuses a probe while the open state lasts.
+TEST(FleetBreaker, AStaleViewCannotProbeAnOpenCircuit) {
+  rebound::testing::simulated_clock clock;
+  memory_store store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
+  open_it(a);
+  b.poll();  // b: open until t0 + 5s
+  clock.advance(5s);
+  auto probe = a.try_acquire();
+  ASSERT_TRUE(probe);
+  a.record(probe, false);  // the probe failed: open again until t0 + 10s
+  EXPECT_EQ(store.opens, 2);
+  // b has not polled since: it thinks the fleet is half-open, but may not probe.
+  EXPECT_FALSE(b.try_acquire());
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::open);
+}
+
+TEST(FleetBreaker, WithoutTheStoreEachProcessDecidesAlone) {
+  rebound::testing::simulated_clock clock;
+  memory_store store(clock);
+  store.up = false;
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  open_it(a);
+  EXPECT_EQ(a.state(), breaker_state::open);  // its own breaker
+  EXPECT_EQ(store.opens, 1);                  // published, best effort
+  EXPECT_FALSE(a.try_acquire());
+}
+
+}  // namespace
