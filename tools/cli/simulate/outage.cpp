@@ -44,7 +44,7 @@ int simulate_outage(const simulate_options& o) {
               {"amp.during", "amplification_during", 10, column::form::fixed, 2},
               {"amp.after", "amplification_after", 9, column::form::fixed, 2},
               {"goodput end", "goodput_ratio_end", 12, column::form::percent, 0},
-              {"recovered", "recovered_text", 10, column::form::text},
+              {"recovered", "recovered", 10, column::form::yes_no},
               {"wasted", "wasted", 9, column::form::integer}});
   char line[256];
   std::snprintf(line, sizeof line,
@@ -74,7 +74,6 @@ int simulate_outage(const simulate_options& o) {
              {"amplification_after", s.amplification_after},
              {"goodput_ratio_end", s.goodput_ratio_end},
              {"recovered", s.recovered},
-             {"recovered_text", s.recovered ? "yes" : "no"},
              {"started", s.started},
              {"succeeded", s.succeeded},
              {"failed", s.failures},

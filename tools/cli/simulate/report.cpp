@@ -43,6 +43,8 @@ std::string cell(const column& c, const json& v) {
     case column::form::percent:
       std::snprintf(buf, sizeof buf, "%.*f%%", c.precision, 100 * v.get<double>());
       return buf;
+    case column::form::yes_no:
+      return v.get<bool>() ? "yes" : "no";
     case column::form::seconds:
       if (v.get<double>() < 0) return "-";
       std::snprintf(buf, sizeof buf, "%.2fs", v.get<double>());
@@ -120,7 +122,8 @@ int report::finish(const simulate_options& o, std::uint64_t events,
   std::string head;
   for (std::size_t i = 0; i < columns_.size(); ++i) {
     head += (i ? " " : "") + padded(columns_[i].header, columns_[i].width,
-                                    columns_[i].left || columns_[i].how == column::form::text);
+                                    columns_[i].left || columns_[i].how == column::form::text ||
+                                        columns_[i].how == column::form::yes_no);
   }
   std::printf("%s\n", head.c_str());
   for (const auto& r : rows_) {
@@ -128,7 +131,8 @@ int report::finish(const simulate_options& o, std::uint64_t events,
     for (std::size_t i = 0; i < columns_.size(); ++i) {
       const auto& c = columns_[i];
       line += (i ? " " : "") +
-              padded(cell(c, r.at(c.key)), c.width, c.left || c.how == column::form::text);
+              padded(cell(c, r.at(c.key)), c.width,
+                     c.left || c.how == column::form::text || c.how == column::form::yes_no);
     }
     std::printf("%s\n", line.c_str());
   }

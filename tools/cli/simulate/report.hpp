@@ -36,6 +36,7 @@ struct column {
     fixed,    ///< a number with `precision` decimals
     percent,  ///< a ratio printed as a percentage with `precision` decimals
     seconds,  ///< seconds with two decimals, "-" when negative
+    yes_no,   ///< a boolean, left-aligned
   };
   const char* header;
   const char* key;
