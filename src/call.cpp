@@ -92,7 +92,9 @@ verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
 
 void retry_call::init(const call_options& o, call_driver d) {
   const retry_policy& p = *policy_;
-  if (o.seed) state_.seed_stream(*o.seed);
+  state_block& b = block();  // tells the budget that a call started
+  b.stop = o.stop;
+  if (o.seed) b.state.seed_stream(*o.seed);
   const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
   if (p.has_timeouts_or_hedge() || o.deadline) {
     if (!d.concurrent && p.hedge()) {
@@ -100,22 +102,13 @@ void retry_call::init(const call_options& o, call_driver d) {
           "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
           "rebound::async_retry; this loop runs one attempt at a time");
     }
-    timed_ = p.attempt_timeout() || total || o.deadline;
-    if (o.deadline) deadline_ = *o.deadline;
+    b.timed = p.attempt_timeout() || total || o.deadline;
+    if (o.deadline) b.deadline = *o.deadline;
   }
   if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() || total) {
     start_clock(start_stamp());
-    if (total)
-      deadline_ = std::min(deadline_, detail::saturating_add(state_.start(), *p.total_timeout()));
+    if (total) b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
   }
-}
-
-time_point retry_call::start_stamp() const noexcept {
-  // On the system clock, the coarse monotonic clock: the same time line, one
-  // tick of resolution, a fifth of the cost. Elapsed then reads at most one
-  // tick long, never short.
-  clock* c = policy_->custom_clock();
-  return c != nullptr ? c->now() : detail::coarse_steady_now();
 }
 
 time_point retry_call::now() const noexcept {
@@ -124,8 +117,9 @@ time_point retry_call::now() const noexcept {
 }
 
 void retry_call::start_clock(time_point t) noexcept {
-  state_.restart_at(t);
+  start_ = t;
   started_ = true;
+  if (s_) s_->state.restart_at(t);
 }
 
 bool retry_call::nested() const noexcept {
@@ -135,20 +129,21 @@ bool retry_call::nested() const noexcept {
 duration retry_call::elapsed() const noexcept {
   if (!started_) return duration::zero();
   const time_point t = now();
-  return t > state_.start() ? t - state_.start() : duration::zero();
+  return t > start_ ? t - start_ : duration::zero();
 }
 
 std::optional<duration> retry_call::remaining() const noexcept {
   std::optional<time_point> limit =
-      started_ ? policy_->stop().time_limit(state_.start()) : std::optional<time_point>();
-  if (deadline_ != time_point::max()) limit = limit ? std::min(*limit, deadline_) : deadline_;
+      started_ ? policy_->stop().time_limit(start_) : std::optional<time_point>();
+  const time_point dl = deadline();
+  if (dl != time_point::max()) limit = limit ? std::min(*limit, dl) : dl;
   if (!limit) return std::nullopt;
   const time_point t = now();
   return *limit > t ? *limit - t : duration::zero();
 }
 
 time_point retry_call::attempt_deadline() const noexcept {
-  time_point until = deadline_;
+  time_point until = deadline();
   if (const auto per = policy_->attempt_timeout()) {
     until = std::min(until, detail::saturating_add(now(), *per));
   }
@@ -161,7 +156,7 @@ event retry_call::make_event(event_kind kind, int attempt) const noexcept {
   e.attempt = attempt;
   e.max_attempts = policy_->stop().max_attempts();
   e.elapsed = elapsed();
-  if (cause_) e.cause = *cause_;
+  if (s_ && s_->cause) e.cause = *s_->cause;
   return e;
 }
 
@@ -169,7 +164,7 @@ void retry_call::emit(const event& e) const noexcept { observer_->on_event(e); }
 
 void retry_call::notify(event_kind kind, std::string_view cause) const noexcept {
   if (observer_ == nullptr) return;
-  event e = make_event(kind, state_.attempt());
+  event e = make_event(kind, attempt());
   e.cause = cause;
   emit(e);
 }
@@ -180,8 +175,7 @@ void retry_call::finish(stop_reason r, int attempts) noexcept {
   attempts_made_ = attempts;
   if (report_ == nullptr && observer_ == nullptr) return;
   const duration spent = elapsed();
-  if (report_ != nullptr)
-    *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
+  if (report_ != nullptr) *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
   if (observer_ != nullptr) {
     event e = make_event(r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up,
                          attempts);
@@ -192,33 +186,22 @@ void retry_call::finish(stop_reason r, int attempts) noexcept {
 }
 
 void retry_call::end(stop_reason r) noexcept {
-  if (!ended_) finish(r, state_.attempt());
-}
-
-call_step retry_call::start_slow() {
-  if (stop_.stop_requested()) return stop_here(stop_reason::cancelled, 0);
-  if (!state_.admit_attempt()) return stop_here(stop_reason::throttled, 0);
-  if (observer_ != nullptr) emit(make_event(event_kind::attempt_started, 1));
-  return {};
-}
-
-void retry_call::succeeded_slow() noexcept {
-  state_.record_success();
-  finish(stop_reason::succeeded, state_.attempt());
+  if (!ended_) finish(r, attempt());
 }
 
 call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
+  state_block& b = block();
   const time_point t = now();
   if (!started_) start_clock(t);  // read lazily: the call's time starts at its first failure
   const verdict v = f.timed_out ? verdict::timed_out() : given;
-  failed_at_ = t;
-  last_verdict_ = v;
-  const int made = state_.attempt();
+  b.failed_at = t;
+  b.last_verdict = v;
+  const int made = b.state.attempt();
   if (observer_ != nullptr) {
-    if (cause_) {
-      cause_->assign(f.cause);
+    if (b.cause) {
+      b.cause->assign(f.cause);
     } else {
-      cause_ = std::make_unique<std::string>(f.cause);
+      b.cause = std::make_unique<std::string>(f.cause);
     }
     event e = make_event(event_kind::attempt_failed, made);
     e.verdict = v;
@@ -226,7 +209,7 @@ call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
   }
   if (f.unsafe_to_repeat && v.retryable()) {
     // It may have reached the server: sending it again could repeat its effect.
-    state_.note_failure();
+    b.state.note_failure();
     return stop_here(stop_reason::not_idempotent, made);
   }
   if (v.kind == verdict_kind::transient && policy_->nesting() == nesting::defer && nested()) {
@@ -238,8 +221,8 @@ call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
     }
     return stop_here(stop_reason::deferred_to_outer, made);
   }
-  if (f.timed_out && t >= deadline_) return stop_here(stop_reason::time_exhausted, made);
-  const decision d = state_.decide(v, t, deadline_);
+  if (f.timed_out && t >= b.deadline) return stop_here(stop_reason::time_exhausted, made);
+  const decision d = b.state.decide(v, t, b.deadline);
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
       event e = make_event(event_kind::budget_rejected, made + 1);
@@ -249,7 +232,7 @@ call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
     return stop_here(d.reason, made);
   }
   if (observer_ != nullptr) {
-    event e = make_event(event_kind::retry_scheduled, state_.attempt());
+    event e = make_event(event_kind::retry_scheduled, b.state.attempt());
     e.delay = d.delay;
     e.verdict = v;
     emit(e);
@@ -258,28 +241,30 @@ call_step retry_call::failed(const verdict& given, const attempt_failure& f) {
 }
 
 call_step retry_call::resume(bool slept) {
-  const int made = state_.attempt() - 1;
-  if (!slept || stop_.stop_requested()) return stop_here(stop_reason::cancelled, made);
-  if (!state_.admit_attempt()) return stop_here(stop_reason::throttled, made);
-  if (observer_ != nullptr) emit(make_event(event_kind::attempt_started, state_.attempt()));
+  state_block& b = block();
+  const int made = b.state.attempt() - 1;
+  if (!slept || b.stop.stop_requested()) return stop_here(stop_reason::cancelled, made);
+  if (!b.state.admit_attempt()) return stop_here(stop_reason::throttled, made);
+  if (observer_ != nullptr) emit(make_event(event_kind::attempt_started, b.state.attempt()));
   return {};
 }
 
 std::optional<stop_reason> retry_call::hedge() {
-  const decision d = state_.decide_hedge(now(), deadline_);
+  state_block& b = block();
+  const decision d = b.state.decide_hedge(now(), b.deadline);
   if (!d.retry) {
     if (d.reason == stop_reason::budget_exhausted && observer_ != nullptr) {
-      emit(make_event(event_kind::budget_rejected, state_.attempt() + 1));
+      emit(make_event(event_kind::budget_rejected, b.state.attempt() + 1));
     }
     return d.reason;
   }
-  if (!state_.admit_attempt()) return stop_reason::throttled;
-  if (observer_ != nullptr) emit(make_event(event_kind::hedged, state_.attempt()));
+  if (!b.state.admit_attempt()) return stop_reason::throttled;
+  if (observer_ != nullptr) emit(make_event(event_kind::hedged, b.state.attempt()));
   return std::nullopt;
 }
 
 void retry_call::failed_beside_others(const verdict& v, int attempt, std::string_view cause) {
-  state_.note_failure();
+  block().state.note_failure();
   if (observer_ != nullptr) {
     event e = make_event(event_kind::attempt_failed, attempt);
     e.verdict = v;
@@ -292,8 +277,8 @@ std::exception_ptr retry_call::give_up_error(const std::exception_ptr& last) con
   const duration spent = elapsed();
   const std::exception_ptr original = last ? innermost(last) : nullptr;
   if (reason_ == stop_reason::deferred_to_outer) {
-    return std::make_exception_ptr(
-        retry_error(reason_, attempts_made_, spent, original, last_verdict_));
+    return std::make_exception_ptr(retry_error(reason_, attempts_made_, spent, original,
+                                               s_ ? s_->last_verdict : verdict::transient()));
   }
   if (nested() && (reason_ == stop_reason::overloaded || reason_ == stop_reason::not_idempotent)) {
     // Pushback and "not safe to repeat" hold for every enclosing loop too.

@@ -40,6 +40,7 @@
 
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
+#include "rebound/detail/coarse_clock.hpp"
 #include "rebound/events.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/stop.hpp"
@@ -147,11 +148,15 @@ namespace detail {
 /// How many blocking retry loops are running an attempt on this thread.
 inline thread_local int loop_depth = 0;
 /// Marks the current thread as running an attempt of a blocking loop.
+/// Saves and restores the depth rather than counting down: the restore does
+/// not wait for the increment, which keeps a tight loop of calls off a
+/// chain of dependent memory operations.
 struct depth_guard {
-  depth_guard() noexcept { ++loop_depth; }
-  ~depth_guard() { --loop_depth; }
+  depth_guard() noexcept : saved(loop_depth) { loop_depth = saved + 1; }
+  ~depth_guard() { loop_depth = saved; }
   depth_guard(const depth_guard&) = delete;
   depth_guard& operator=(const depth_guard&) = delete;
+  int saved;
 };
 /// what() of an exception, "unknown exception", or "no error".
 std::string describe(const std::exception_ptr& e);
@@ -168,19 +173,23 @@ class retry_call {
   /// `policy` must outlive the call (a temporary would dangle). Throws
   /// std::invalid_argument for a hedging policy when the driver is not
   /// concurrent.
-  retry_call(const retry_policy& policy, const call_options& options = {}, call_driver driver = {})
+  retry_call(const retry_policy& policy, const call_options& options = {},
+             call_driver driver = {})
       : policy_(&policy),
         observer_(policy.observer().get()),
         report_(options.report),
-        stop_(options.stop),
-        state_(policy, time_point{}),
         nested_(driver.nested) {
-    // The common case (no timeout, deadline, seed, observer, report, time
-    // limit or eager start) stops here: no clock read, nothing else to set.
-    if (policy.has_timeouts_or_hedge() || options.deadline || options.seed ||
-        observer_ != nullptr || report_ != nullptr || driver.eager_start || policy.stop_uses_time())
-        [[unlikely]] {
+    // The common cases stop here. With nothing that needs a per-call state
+    // (no timeout, deadline, seed, observer, report, budget or throttle), a
+    // first-try success builds none: the state is built at the first
+    // failure. The clock is read only when something needs the start (a
+    // time-based stop, an attempt context), once.
+    if (policy.needs_call_state() || options.stop.stop_possible() || options.deadline ||
+        options.seed || report_ != nullptr) [[unlikely]] {
       init(options, driver);
+    } else if (policy.stop_uses_time() || driver.eager_start) {
+      start_ = start_stamp();
+      started_ = true;
     }
   }
   retry_call(retry_policy&&, const call_options& = {}, call_driver = {}) = delete;
@@ -188,20 +197,29 @@ class retry_call {
   /// Before the first attempt: attempt, or done (cancelled: the stop was
   /// requested already; throttled: adaptive throttling refused it).
   [[nodiscard]] call_step start() {
-    if (stop_.stop_requested() || policy_->has_overload_hooks() || observer_ != nullptr)
-        [[unlikely]] {
-      return start_slow();
+    if (s_) [[unlikely]] {
+      if (s_->stop.stop_requested()) [[unlikely]]
+        return stop_here(stop_reason::cancelled, 0);
+      if (!s_->state.admit_attempt()) [[unlikely]]
+        return stop_here(stop_reason::throttled, 0);
+      if (observer_ != nullptr) [[unlikely]]
+        notify(event_kind::attempt_started);
     }
     return {};
   }
   /// The attempt that ran succeeded: the call ends (succeeded).
   void succeeded() noexcept {
-    if (policy_->has_overload_hooks() || observer_ != nullptr || report_ != nullptr) [[unlikely]] {
-      succeeded_slow();
+    int made = 1;
+    if (s_) [[unlikely]] {
+      s_->state.record_success();
+      made = s_->state.attempt();
+    }
+    if (observer_ != nullptr || report_ != nullptr) [[unlikely]] {
+      finish(stop_reason::succeeded, made);
       return;
     }
     ended_ = true;
-    attempts_made_ = state_.attempt();
+    attempts_made_ = made;
   }
   /// The attempt that ran failed with `v`: wait (then resume()) or done.
   [[nodiscard]] call_step failed(const verdict& v, const attempt_failure& f = {});
@@ -240,7 +258,7 @@ class retry_call {
   // ---- what drivers and attempt contexts read ----------------------------
   [[nodiscard]] const retry_policy& policy() const noexcept { return *policy_; }
   /// The attempt running or just ended (1-based).
-  [[nodiscard]] int attempt() const noexcept { return state_.attempt(); }
+  [[nodiscard]] int attempt() const noexcept { return s_ ? s_->state.attempt() : 1; }
   /// Attempts made, once the call ended (what the report says).
   [[nodiscard]] int attempts_made() const noexcept { return attempts_made_; }
   /// Time since the call started (0 before the clock was first read).
@@ -249,19 +267,23 @@ class retry_call {
   /// total timeout, the caller's deadline); nullopt when there is none.
   [[nodiscard]] std::optional<duration> remaining() const noexcept;
   /// The call's deadline: total timeout and call_options::deadline (max: none).
-  [[nodiscard]] time_point deadline() const noexcept { return deadline_; }
+  [[nodiscard]] time_point deadline() const noexcept {
+    return s_ ? s_->deadline : time_point::max();
+  }
   /// The deadline of an attempt starting now: deadline() and the policy's
   /// attempt timeout (max: none).
   [[nodiscard]] time_point attempt_deadline() const noexcept;
   /// True when a timeout or deadline applies to attempts.
-  [[nodiscard]] bool timed() const noexcept { return timed_; }
+  [[nodiscard]] bool timed() const noexcept { return s_ && s_->timed; }
   /// Why the call ended (succeeded until it ends).
   [[nodiscard]] stop_reason reason() const noexcept { return reason_; }
   [[nodiscard]] bool ended() const noexcept { return ended_; }
   /// When the last failure was decided.
-  [[nodiscard]] time_point failed_at() const noexcept { return failed_at_; }
+  [[nodiscard]] time_point failed_at() const noexcept { return s_ ? s_->failed_at : time_point{}; }
   /// The caller's stop token.
-  [[nodiscard]] const std::stop_token& stop_token() const noexcept { return stop_; }
+  [[nodiscard]] const std::stop_token& stop_token() const noexcept {
+    return s_ ? s_->stop : no_stop_;
+  }
   /// The clock the call runs on (the policy's).
   [[nodiscard]] clock& time_source() const noexcept { return policy_->clock(); }
   /// Now, on the call's clock.
@@ -270,13 +292,29 @@ class retry_call {
   [[nodiscard]] bool observed() const noexcept { return observer_ != nullptr; }
   /// True when an enclosing retry loop runs this call.
   [[nodiscard]] bool nested() const noexcept;
-  /// The per-call decision state (read-only).
-  [[nodiscard]] const retry_state& state() const noexcept { return state_; }
+  /// The per-call decision state, once the call has one (a first attempt
+  /// that needs nothing else has none).
+  [[nodiscard]] const retry_state* state() const noexcept { return s_ ? &s_->state : nullptr; }
 
  private:
+  // What a call keeps beyond its first attempt: built when something needs
+  // it (init(), or the first failure), so a first-try success builds nothing.
+  struct state_block {
+    state_block(const retry_policy& p, time_point start) noexcept : state(p, start) {}
+    retry_state state;                        // its start() is start_ once started_
+    time_point deadline = time_point::max();  // total timeout, call_options::deadline
+    time_point failed_at{};                   // when the last failure was decided
+    verdict last_verdict{};                   // the last failure's, for a deferral
+    std::unique_ptr<std::string> cause;       // the last failure's cause (observed calls only)
+    std::stop_token stop;                     // call_options::stop
+    bool timed = false;                       // an attempt timeout or a deadline applies
+  };
+
   void init(const call_options& options, call_driver driver);
-  [[nodiscard]] call_step start_slow();
-  void succeeded_slow() noexcept;
+  state_block& block() {
+    if (!s_) s_.emplace(*policy_, start_);
+    return *s_;
+  }
   void start_clock(time_point t) noexcept;
   void finish(stop_reason r, int attempts) noexcept;
   [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
@@ -285,22 +323,24 @@ class retry_call {
     finish(r, attempts);
     return {step_kind::done, r, {}, {}};
   }
-  [[nodiscard]] time_point start_stamp() const noexcept;
+  // The start of the call: on the system clock, the coarse monotonic clock
+  // (the same time line, one tick of resolution, a fifth of the cost;
+  // elapsed then reads at most one tick long, never short).
+  [[nodiscard]] time_point start_stamp() const noexcept {
+    clock* c = policy_->custom_clock();
+    return c != nullptr ? c->now() : detail::coarse_steady_now();
+  }
 
   const retry_policy* policy_;
   observer* observer_;
   call_report* report_;
-  std::stop_token stop_;
-  time_point deadline_ = time_point::max();
-  time_point failed_at_{};
-  retry_state state_;
-  verdict last_verdict_{};              // the last failure's, for a deferral
-  std::unique_ptr<std::string> cause_;  // the last failure's cause (observed calls only)
+  inline static const std::stop_token no_stop_{};
+  time_point start_{};  // when started_
+  std::optional<state_block> s_;
   int attempts_made_ = 0;
   stop_reason reason_ = stop_reason::succeeded;
-  bool started_ = false;  // state_.start() is the call's start
   bool ended_ = false;
-  bool timed_ = false;  // an attempt timeout or a deadline applies
+  bool started_ = false;  // start_ holds the call's start
   std::int8_t nested_ = -1;
 };
 

@@ -160,6 +160,11 @@ class retry_policy {
   [[nodiscard]] bool has_timeouts_or_hedge() const noexcept { return extras_; }
   /// True when a budget or a throttle is attached (one check on the fast path).
   [[nodiscard]] bool has_overload_hooks() const noexcept { return hooks_; }
+  /// True when a call needs its per-call state from the start: an observer,
+  /// a budget, a throttle, a timeout or a hedge.
+  [[nodiscard]] bool needs_call_state() const noexcept {
+    return hooks_ || extras_ || observer_ != nullptr;
+  }
 
   friend bool operator==(const retry_policy& a, const retry_policy& b) noexcept;
 
