@@ -62,9 +62,13 @@ std::pair<std::int64_t, std::int64_t> ratio_budget::window_counts() const {
 
 throttle_budget::throttle_budget(const options& o)
     : options_(o),
-      max_milli_(std::llround(std::clamp(o.max_tokens, 1.0, 1000.0) * 1000)),
-      ratio_milli_(std::llround(
-          std::clamp(o.token_ratio, 0.001, static_cast<double>(max_milli_) / 1000) * 1000)),
+      max_milli_(static_cast<std::int64_t>(
+          std::floor(std::clamp(o.max_tokens, 0.001, 1000.0) * 1000 + 1e-6))),
+      // gRFC A6: "Up to 3 decimal places are supported": truncated, not
+      // rounded (0.1239 is 0.123). The epsilon keeps 0.29 (0.28999...) at 0.290.
+      ratio_milli_(static_cast<std::int64_t>(std::floor(
+          std::clamp(o.token_ratio, 0.001, static_cast<double>(max_milli_) / 1000) * 1000 +
+          1e-6))),
       milli_(max_milli_) {}
 
 bool throttle_budget::try_acquire(const retry_request&) noexcept {

@@ -90,36 +90,15 @@ verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
   return p.classifier().classify_exception(e);
 }
 
-void retry_call::init(const call_options& o, call_driver d) {
-  const retry_policy& p = *policy_;
-  state_block& b = block();  // tells the budget that a call started
-  b.stop = o.stop;
-  if (o.seed) b.state.seed_stream(*o.seed);
-  const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
-  if (p.has_timeouts_or_hedge() || o.deadline) {
-    if (!d.concurrent && p.hedge()) {
-      throw std::invalid_argument(
-          "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
-          "rebound::async_retry; this loop runs one attempt at a time");
-    }
-    b.timed = p.attempt_timeout() || total || o.deadline;
-    if (o.deadline) b.deadline = *o.deadline;
-  }
-  if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() || total) {
-    start_clock(start_stamp());
-    if (total) b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
-  }
+void retry_call::refuse_hedging() {
+  throw std::invalid_argument(
+      "this policy hedges (hedge_policy set): hedging runs attempts concurrently and needs "
+      "rebound::async_retry; this loop runs one attempt at a time");
 }
 
 time_point retry_call::now() const noexcept {
   clock* c = policy_->custom_clock();
   return c != nullptr ? c->now() : detail::steady_now();
-}
-
-void retry_call::start_clock(time_point t) noexcept {
-  start_ = t;
-  started_ = true;
-  if (s_) s_->state.restart_at(t);
 }
 
 bool retry_call::nested() const noexcept {

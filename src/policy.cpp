@@ -177,12 +177,15 @@ decision retry_state::decide(const verdict& v, time_point now, time_point deadli
     record_success();
     return decision::stop(stop_reason::succeeded);
   }
-  if (p.budget()) p.budget()->on_failure();
-  // The backend answered: a permanent error is still an accepted request.
+  // The backend answered: a permanent error is still an accepted request. It
+  // is not a failure for a budget either (gRFC A6, "Throttling Retry Attempts
+  // and Hedged RPCs": only retryable failures and "do not retry" pushback
+  // count, so malformed requests are not mistaken for server failure).
   if (v.kind == verdict_kind::permanent) {
     if (p.throttle()) p.throttle()->record_accept();
     return decision::stop(stop_reason::permanent_error);
   }
+  if (p.budget()) p.budget()->on_failure();
   if (v.kind == verdict_kind::overloaded) return decision::stop(stop_reason::overloaded);
 
   const duration elapsed = now > start_ ? now - start_ : duration::zero();

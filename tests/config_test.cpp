@@ -293,7 +293,7 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{R"({"budget": {"type": "ratio", "window": "2m"}})", "budget.window", "1s..60s"},
         bad_case{R"({"budget": {"type": "ratio", "ratio": -0.5}})", "budget.ratio", "out of range"},
         bad_case{R"({"budget": {"type": "throttle", "max_tokens": 0}})", "budget.max_tokens",
-                 "allowed: 1..1000"},
+                 "allowed: 0.001..1000"},  // gRFC A6: maxTokens must be greater than zero
         bad_case{R"({"budget": {"spare": 1}})", "budget.spare", "unknown key"},
         bad_case{R"({"budget": "lots"})", "budget", "expected an object"},
         bad_case{R"({"throttle": {"k": 0.5}})", "throttle.k", "allowed: 1..10"},

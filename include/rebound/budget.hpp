@@ -117,8 +117,8 @@ class ratio_budget final : public retry_budget {
 class throttle_budget final : public retry_budget {
  public:
   struct options {
-    double max_tokens = 10;    ///< 1..1000
-    double token_ratio = 0.1;  ///< 0.001..max_tokens
+    double max_tokens = 10;    ///< (0, 1000], to 3 decimals
+    double token_ratio = 0.1;  ///< 0.001..max_tokens, truncated to 3 decimals (gRFC A6)
     friend bool operator==(const options&, const options&) = default;
   };
   throttle_budget() : throttle_budget(options{}) {}

@@ -41,6 +41,7 @@
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/detail/coarse_clock.hpp"
+#include "rebound/detail/saturate.hpp"
 #include "rebound/events.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/stop.hpp"
@@ -310,12 +311,36 @@ class retry_call {
     bool timed = false;                       // an attempt timeout or a deadline applies
   };
 
-  void init(const call_options& options, call_driver driver);
+  // What the constructor does when a call needs its state from the start.
+  void init(const call_options& o, call_driver d) {
+    const retry_policy& p = *policy_;
+    state_block& b = block();  // tells the budget that a call started
+    if (o.stop.stop_possible()) b.stop = o.stop;
+    if (o.seed) [[unlikely]]
+      b.state.seed_stream(*o.seed);
+    const bool total = p.has_timeouts_or_hedge() && p.total_timeout();
+    if (p.has_timeouts_or_hedge() || o.deadline) {
+      if (!d.concurrent && p.hedge()) [[unlikely]]
+        refuse_hedging();
+      b.timed = p.attempt_timeout() || total || o.deadline;
+      if (o.deadline) b.deadline = *o.deadline;
+    }
+    if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() ||
+        total) {
+      start_clock(start_stamp());
+      if (total) b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
+    }
+  }
+  [[noreturn]] static void refuse_hedging();
   state_block& block() {
     if (!s_) s_.emplace(*policy_, start_);
     return *s_;
   }
-  void start_clock(time_point t) noexcept;
+  void start_clock(time_point t) noexcept {
+    start_ = t;
+    started_ = true;
+    if (s_) s_->state.restart_at(t);
+  }
   void finish(stop_reason r, int attempts) noexcept;
   [[nodiscard]] event make_event(event_kind kind, int attempt) const noexcept;
   void emit(const event& e) const noexcept;

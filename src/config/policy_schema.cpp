@@ -289,7 +289,7 @@ const std::array<setting<P>, 31> policy_table{{
      "DUR"},
     {"budget.max_tokens", "",
      [](P& s, const value_ref& v, const std::string& f) {
-       budget_of(s).throttle.max_tokens = number_in(v, f, 1, 1000, false);
+       budget_of(s).throttle.max_tokens = number_in(v, f, 0.001, 1000, false);
      },
      budget_unused<budget_kind::throttle>, false, "gRPC throttle: maxTokens (1..1000)", "X"},
     {"budget.token_ratio", "",

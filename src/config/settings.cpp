@@ -179,9 +179,10 @@ void budget_settings::validate() const {
       check_whole_seconds(ratio.window, "budget.window", 1, 60);
       break;
     case budget_kind::throttle:
-      if (!(throttle.max_tokens >= 1 && throttle.max_tokens <= 1000)) {
+      // gRFC A6: maxTokens > 0 (gRPC caps it at 1000), 3 decimals.
+      if (!(throttle.max_tokens >= 0.001 && throttle.max_tokens <= 1000)) {
         fail("budget.max_tokens",
-             fmt_number(throttle.max_tokens) + " is out of range; allowed: 1..1000");
+             fmt_number(throttle.max_tokens) + " is out of range; allowed: 0.001..1000");
       }
       if (!(throttle.token_ratio >= 0.001 && throttle.token_ratio <= throttle.max_tokens)) {
         fail("budget.token_ratio",

@@ -85,9 +85,16 @@ std::string read_config_file(const std::filesystem::path& file) {
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) config_fail(file.string(), "cannot open the configuration file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  // Bounded: a configuration is small, and a device or a pipe that never
+  // ends (/dev/zero) must not take the process's memory.
+  constexpr std::size_t limit = 1 << 20;
+  std::string text(limit + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > limit) {
+    config_fail(file.string(), "is larger than 1 MiB; a configuration file is a small JSON object");
+  }
+  return text;
 }
 
 std::string type_name(const json& v) {

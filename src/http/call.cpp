@@ -1,5 +1,7 @@
 // One HTTP call as a driver of the call engine, and the HTTP error table.
 #include <algorithm>
+#include <cctype>
+#include <new>
 
 #include "internal.hpp"
 #include "rebound/http/client.hpp"
@@ -34,13 +36,84 @@ verdict classify_status(long status, const client_options& o) noexcept {
   return retried ? verdict::transient() : verdict::success();
 }
 
+namespace {
+
+// RFC 9110 5.6.2: token = 1*tchar.
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool tchar = std::isalnum(u) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
+                                                   std::string_view::npos;
+    if (!tchar) return false;
+  }
+  return true;
+}
+
+// RFC 9110 5.5: a field value is visible characters, spaces, tabs and
+// obs-text; CR, LF, NUL and the other controls are refused (a CR or LF
+// would end the header and start one of the sender's choosing).
+std::optional<std::string> bad_value(std::string_view v) {
+  for (const char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\r') return "holds a carriage return (CR)";
+    if (c == '\n') return "holds a line feed (LF)";
+    if (c == '\0') return "holds a NUL byte";
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return "holds a control character";
+  }
+  return std::nullopt;
+}
+
+void check_header(const std::string& field, std::string_view name, std::string_view value) {
+  if (!is_token(name)) {
+    throw invalid_request(field, "the name \"" + std::string(name.substr(0, 64)) +
+                                     "\" is not an RFC 9110 token (letters, digits, "
+                                     "!#$%&'*+-.^_`|~; no spaces, colons or controls)");
+  }
+  if (const auto why = bad_value(value)) {
+    throw invalid_request(field, "the value of " + std::string(name) + " " + *why +
+                                     "; a header value is one line");
+  }
+}
+
+}  // namespace
+
+void validate(const request& r, const client_options& o) {
+  CURLU* u = curl_url();
+  if (u == nullptr) throw std::bad_alloc();
+  const CURLUcode rc = curl_url_set(u, CURLUPART_URL, r.url.c_str(), 0);
+  char* scheme = nullptr;
+  char* host = nullptr;
+  const bool parsed = rc == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+                      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+  const std::string sch = scheme != nullptr ? scheme : "";
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  if (!parsed) {
+    throw invalid_request("url", "\"" + r.url.substr(0, 200) + "\" is not a valid URL (" +
+                                     (rc != CURLUE_OK ? curl_url_strerror(rc) : "no host") + ")");
+  }
+  if (sch != "http" && sch != "https") {
+    throw invalid_request("url", "the scheme \"" + sch + "\" is not allowed; allowed: http, https");
+  }
+  if (!is_token(r.method)) {
+    throw invalid_request("method", "\"" + r.method.substr(0, 64) + "\" is not an RFC 9110 token");
+  }
+  for (std::size_t i = 0; i < r.headers.size(); ++i) {
+    check_header("headers[" + std::to_string(i) + "]", r.headers[i].first, r.headers[i].second);
+  }
+  if (r.idempotency_key) check_header("idempotency_key", "Idempotency-Key", *r.idempotency_key);
+  if (o.attempt_header) check_header("attempt_header", *o.attempt_header, "1");
+}
+
 namespace detail {
 
 call_run::call_run(const client_options& o, const retry_policy& p, const request& r,
                    const call_options& call, std::int8_t nested)
     // Eager: a response reports the whole call's elapsed time, and a clock
     // read costs nothing next to a request.
-    : o_(o), req_(r), call_(p, call, {.eager_start = true, .nested = nested}) {
+    : o_(o), req_((validate(r, o), r)), call_(p, call, {.eager_start = true, .nested = nested}) {
   if (!req_.idempotency_key && o.generate_idempotency_key &&
       (req_.method == "POST" || req_.method == "PATCH")) {
     req_.idempotency_key = client::new_idempotency_key();

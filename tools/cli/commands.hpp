@@ -11,6 +11,17 @@
 
 namespace rebound::cli {
 
+/// The whole command line: parses argv, runs the command, returns the exit
+/// status. Exceptions it does not map to a status propagate (main catches them).
+int cli_main(int argc, char** argv);
+
+/// Parse-only mode, for the fuzz target: every command parses and checks
+/// its arguments (flags, settings, files it reads, URLs, headers) and then
+/// returns 0 instead of running anything, starting a process or sending a
+/// request. Off in the tool.
+bool dry_run() noexcept;
+void set_dry_run(bool on) noexcept;
+
 struct run_options {
   policy_flags policy;
   std::optional<std::string> timeout, kill_after, retry_on_exit, no_retry_on_exit, events,

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include "commands.hpp"
+
 #include <iostream>
 #include <sstream>
 
@@ -74,6 +76,13 @@ std::string describe(const policy_settings& s) {
   o << "; jitter: " << to_string(s.jitter);
   return o.str();
 }
+
+namespace {
+bool parse_only = false;
+}
+
+bool dry_run() noexcept { return parse_only; }
+void set_dry_run(bool on) noexcept { parse_only = on; }
 
 int usage_error(const std::string& message) {
   std::cerr << "rebound: " << message << "\n";

@@ -146,9 +146,25 @@ int http_main(const http_options& o) {
       }
       co.attempt_header = *o.attempt_header;
     }
+    // The library's own check, before any attempt: a malformed URL, or CR,
+    // LF or NUL in a header (which would let a value write headers of its
+    // own), is a usage error here, and nothing is sent.
+    try {
+      http::validate(req, co);
+    } catch (const http::invalid_request& e) {
+      const std::string& f = e.field();
+      const std::string flag = f == "url"                ? "url"
+                               : f == "method"           ? "-X"
+                               : f == "idempotency_key"  ? "--idempotency-key"
+                               : f == "attempt_header"   ? "--attempt-header"
+                               : f.starts_with("headers") ? "-H"
+                                                          : f;
+      throw config_error(flag, std::string(e.what()).substr(f.size() + 2));
+    }
   } catch (const config_error& e) {
     return usage_error(e.what());
   }
+  if (dry_run()) return exit_code::ok;
 
   // Progress lines on stderr, one per retry.
   const bool quiet = o.quiet;

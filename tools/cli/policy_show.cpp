@@ -93,6 +93,7 @@ int policy_show_main(const policy_show_options& o) {
   } catch (const config_error& e) {
     return usage_error(e.what());
   }
+  if (dry_run()) return exit_code::ok;
   const std::uint64_t first_seed = settings.seed.value_or(1);
 
   // Each sample is one call of the call engine, exactly as a loop runs it,

@@ -232,6 +232,7 @@ int run_main(const run_options& o) {
   }
   if (o.command.empty()) return usage_error("run: no command given; write it after --");
   if (o.command.front().empty()) return usage_error("run: the command is an empty string");
+  if (dry_run()) return exit_code::ok;
 
   std::ofstream events_file;
   std::ostream* json = nullptr;

@@ -79,6 +79,22 @@ class transport_error : public std::runtime_error {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
+/// A request that must not be sent as it is: a malformed URL, a method or
+/// header name that is not an RFC 9110 token, a header value (or an
+/// idempotency key) holding CR, LF, NUL or another control character (which
+/// would let it write headers of its own). Thrown before any attempt;
+/// nothing is sent. `field()` names what is wrong ("url", "method",
+/// "headers[2]", "idempotency_key", "attempt_header").
+class invalid_request : public std::invalid_argument {
+ public:
+  invalid_request(std::string field, const std::string& problem)
+      : std::invalid_argument(field + ": " + problem), field_(std::move(field)) {}
+  [[nodiscard]] const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
 /// Overrides the idempotency rules for one request.
 enum class retry_mode : std::uint8_t {
   automatic,  ///< by method and Idempotency-Key (the default)
@@ -145,6 +161,10 @@ struct client_options {
 /// malformed. A date in the past gives zero.
 [[nodiscard]] std::optional<duration> parse_retry_after(std::string_view value,
                                                         std::chrono::system_clock::time_point now);
+
+/// Throws invalid_request when `r` must not be sent (see invalid_request);
+/// every send() does this before its first attempt.
+void validate(const request& r, const client_options& o = {});
 
 /// True for methods that are safe to repeat by definition (RFC 9110 9.2.2).
 [[nodiscard]] bool idempotent_method(std::string_view method) noexcept;

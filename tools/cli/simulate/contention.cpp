@@ -19,6 +19,7 @@ int simulate_contention(const simulate_options& o) {
   }
   c.seed = o.seed_value;
   c.strategies = policy_strategies(o.policies);
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_contention(c);
 
   report rep("contention", "points",

@@ -32,6 +32,7 @@ int simulate_fleet(const simulate_options& o) {
     throw config_error("--rate",
                        "processes x rate x length is over 20 million requests; shorten --length");
   }
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_fleet(c);
   report rep("fleet", "rows",
              {{"strategy", "strategy", 32, column::form::text},

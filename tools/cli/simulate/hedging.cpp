@@ -22,6 +22,7 @@ int simulate_hedging(const simulate_options& o) {
   if (c.rate * std::chrono::duration<double>(c.length).count() > 2e7) {
     throw config_error("--rate", "rate x length is over 20 million requests; shorten --length");
   }
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_hedging(c);
   report rep("hedging", "rows",
              {{"strategy", "strategy", 32, column::form::text},

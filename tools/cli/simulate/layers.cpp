@@ -14,6 +14,7 @@ int simulate_layers(const simulate_options& o) {
   c.requests = static_cast<int>(number_flag(o.requests, "--requests", 1, 1e6, c.requests, true));
   c.failure_rate = number_flag(o.failure_rate, "--failure-rate", 0, 1, c.failure_rate, false);
   c.seed = o.seed_value;
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_layers(c);
   report rep("layers", "rows",
              {{"mode", "mode", 12, column::form::text},

@@ -34,6 +34,7 @@ int simulate_outage(const simulate_options& o) {
   if (c.rate * std::chrono::duration<double>(c.length).count() > 5e7) {
     throw config_error("--rate", "rate x length is over 50 million requests; shorten --length");
   }
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_outage(c);
   const double t0 = std::chrono::duration<double>(c.trigger_at).count();
   const double t1 = t0 + std::chrono::duration<double>(c.trigger_for).count();

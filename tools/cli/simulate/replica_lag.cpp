@@ -23,6 +23,7 @@ int simulate_replica_lag(const simulate_options& o) {
   if (c.rate * std::chrono::duration<double>(c.length).count() > 2e7) {
     throw config_error("--rate", "rate x length is over 20 million reads; shorten --length");
   }
+  if (dry_run()) return exit_code::ok;
   const auto r = sim::run_replica_lag(c);
   report rep("replica-lag", "rows",
              {{"strategy", "strategy", 24, column::form::text},
