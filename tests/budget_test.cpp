@@ -113,6 +113,43 @@ TEST(ThrottleBudgetTest, GrpcRetryThrottling) {
   EXPECT_EQ(b.tokens(), 10);  // never above max
 }
 
+// gRFC A6, "Throttling Retry Attempts and Hedged RPCs" and "Throttling
+// Configuration": tokenRatio "Up to 3 decimal places are supported" (the
+// rest is truncated, not rounded), and "The only RPCs that are counted as
+// failures for the throttling policy are RPCs that fail with a status code
+// that qualifies as a retryable or non-fatal status code, or that receive a
+// pushback response indicating not to retry."
+TEST(ThrottleBudgetTest, GrfcA6TokenRatioIsTruncatedToThreeDecimals) {
+  rebound::throttle_budget b({.max_tokens = 10, .token_ratio = 0.1239});
+  for (int i = 0; i < 10; ++i) b.on_failure();
+  EXPECT_EQ(b.tokens(), 0);
+  b.on_success(nullptr);
+  EXPECT_DOUBLE_EQ(b.tokens(), 0.123);                                  // not 0.124
+  rebound::throttle_budget c({.max_tokens = 10, .token_ratio = 0.29});  // 0.28999... as a double
+  for (int i = 0; i < 10; ++i) c.on_failure();
+  c.on_success(nullptr);
+  EXPECT_DOUBLE_EQ(c.tokens(), 0.29);
+}
+
+TEST(ThrottleBudgetTest, GrfcA6OnlyRetryableFailuresAndPushbackCostTokens) {
+  auto b = std::make_shared<rebound::throttle_budget>();
+  rebound::testing::simulated_clock clock;
+  const auto p = rebound::retry_policy{}.clock(clock).budget(b);
+  // A permanent failure (say INVALID_ARGUMENT) is the caller's, not the server's.
+  for (int i = 0; i < 20; ++i) {
+    rebound::retry_state s(p, clock.now());
+    (void)s.decide(rebound::verdict::permanent(), clock.now());
+  }
+  EXPECT_EQ(b->tokens(), 10);
+  // A retryable failure costs one; so does pushback that says "do not retry".
+  rebound::retry_state t(p, clock.now());
+  (void)t.decide(rebound::verdict::transient(), clock.now());
+  EXPECT_EQ(b->tokens(), 9);
+  rebound::retry_state u(p, clock.now());
+  (void)u.decide(rebound::verdict::overloaded(), clock.now());
+  EXPECT_EQ(b->tokens(), 8);
+}
+
 class BudgetPolicyTest : public ::testing::Test {
  protected:
   rebound::testing::simulated_clock clock_;

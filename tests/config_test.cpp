@@ -142,6 +142,14 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{R"({"hedge": {"dealy": "10ms"}})", "hedge.dealy", "allowed: delay, max_hedges"},
         bad_case{R"({"hedge": 5})", "hedge", "expected an object"},
         bad_case{R"([1, 2])", "(document)", "expected a JSON object"},
+        // Numbers past a double's range once aborted the process (an
+        // uncaught parser exception): now an error like any other.
+        bad_case{R"({"max_attempts": 1e400})", "(document)", "out of range"},
+        bad_case{R"({"backoff": {"multiplier": -1e999}})", "(document)", "out of range"},
+        // A key given twice: which one was meant? Refused, named.
+        bad_case{R"({"backoff": {"initial": "1s", "initial": "2s"}})", "backoff.initial",
+                 "given twice"},
+        bad_case{R"({"seed": 1, "seed": 1})", "seed", "given twice"},
         bad_case{R"({"max_attempts": 3,})", "(document)", "not valid JSON"}),
     [](const ::testing::TestParamInfo<bad_case>& param) {
       return "case" + std::to_string(param.index);

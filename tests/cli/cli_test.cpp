@@ -345,7 +345,12 @@ INSTANTIATE_TEST_SUITE_P(
         bad_flags{{"policy", "show", "--config", "DIR"}, "is a directory"},
         bad_flags{{"policy", "show", "--samples", "0"}, "--samples: \"0\" is not allowed"},
         bad_flags{{"frobnicate"}, "unknown command \"frobnicate\""},
-        bad_flags{{"run", "--timeout=abc", "--", "true"}, "--timeout"}),
+        bad_flags{{"run", "--timeout=abc", "--", "true"}, "--timeout"},
+        bad_flags{{"http", "http://"}, "url: \"http://\" is not a valid URL"},
+        bad_flags{{"http", "-H", "X: a\r\nEvil: b", "http://127.0.0.1:1/"},
+                  "-H: the value of X holds a carriage return (CR)"},
+        bad_flags{{"http", "--idempotency-key", "k\nEvil: 1", "-d", "x", "http://127.0.0.1:1/"},
+                  "--idempotency-key: the value of Idempotency-Key holds a line feed (LF)"}),
     [](const ::testing::TestParamInfo<bad_flags>& param) {
       return "case" + std::to_string(param.index);
     });
@@ -501,6 +506,26 @@ TEST_F(CliTest, SimulateRejectsFlagsOfOtherScenarios) {
   r = run({"simulate", "outage", "--trigger-capacity", "2"});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--trigger-capacity: \"2\" is out of range"), std::string::npos) << r.err;
+}
+
+// A number past a double's range once aborted `policy show` (an uncaught
+// parser exception); a key given twice was silently taken as the last.
+TEST_F(CliTest, HostileConfigFilesAreUsageErrorsNeverCrashes) {
+  const auto huge = dir_ / "huge.json";
+  std::ofstream(huge) << R"({"stop": {"attempts": 1e400}})";
+  auto r = run({"policy", "show", "--config", huge.string()});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
+  const auto twice = dir_ / "twice.json";
+  std::ofstream(twice) << R"({"backoff": {"initial": "1s", "initial": "2s"}})";
+  r = run({"policy", "show", "--config", twice.string()});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find(twice.string() + ": backoff.initial: given twice"), std::string::npos)
+      << r.err;
+  // A file that never ends is read bounded, not into memory whole.
+  r = run({"policy", "show", "--config", "/dev/zero"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("larger than 1 MiB"), std::string::npos) << r.err;
 }
 
 TEST_F(CliTest, PolicyShowTableForScenario000) {

@@ -255,6 +255,78 @@ TEST(RetryAfterParse, BothFormsOfRfc9110) {
   EXPECT_FALSE(parse_retry_after("Tue, 31 Feb 2026 20:00:00 GMT", now));  // no such day
 }
 
+// RFC 9110 section 5.6.7, to the letter.
+TEST(RetryAfterParse, Rfc9110HttpDateGrammar) {
+  using rebound::http::parse_retry_after;
+  const auto now = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37
+  // "A recipient that parses a timestamp value in an HTTP header field MUST
+  // accept all three HTTP-date formats."
+  EXPECT_TRUE(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now));
+  EXPECT_TRUE(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now));
+  EXPECT_TRUE(parse_retry_after("Sun Nov  6 08:49:37 1994", now));
+  // "HTTP-date is case sensitive": day and month names as written.
+  EXPECT_FALSE(parse_retry_after("sun, 06 Nov 1994 08:50:37 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sun, 06 nov 1994 08:50:37 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 08:50:37 gmt", now));
+  // day-name, day-name-l: the seven names, short in IMF-fixdate and asctime,
+  // long in rfc850-date.
+  EXPECT_FALSE(parse_retry_after("Fun, 06 Nov 1994 08:50:37 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sun, 06-Nov-94 08:50:37 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sunday, 06 Nov 1994 08:50:37 GMT", now));
+  // date1: day = 2DIGIT, year = 4DIGIT.
+  EXPECT_FALSE(parse_retry_after("Sun, 6 Nov 1994 08:50:37 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 94 08:50:37 GMT", now));
+  // time-of-day: second 60 is a leap second (it counts as the second after :59).
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:50:60 GMT", now), rebound::duration(83s));
+  EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 24:00:00 GMT", now));
+  EXPECT_FALSE(parse_retry_after("Sun, 06 Nov 1994 08:60:00 GMT", now));
+  // "Recipients of a timestamp value in rfc850-date format, which uses a
+  // two-digit year, MUST interpret a timestamp that appears to be more than
+  // 50 years in the future as representing the most recent year in the past
+  // that had the same last two digits."
+  const auto in_2026 = std::chrono::system_clock::from_time_t(1795000000);  // 2026-11-18
+  EXPECT_EQ(parse_retry_after("Friday, 20-Nov-26 00:00:00 GMT", in_2026).value_or(-1s) > 0s, true);
+  EXPECT_EQ(parse_retry_after("Monday, 20-Nov-76 00:00:00 GMT", in_2026).value_or(-1s) > 0s,
+            true);  // 2076: 50 years ahead, not more
+  EXPECT_EQ(parse_retry_after("Saturday, 20-Nov-77 00:00:00 GMT", in_2026), 0s);  // 1977: past
+  EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", in_2026), 0s);    // 1994
+}
+
+// No request that could carry a header of the sender's choosing, or that has
+// no valid URL, is ever sent: refused before the first attempt.
+TEST_F(HttpTest, HeaderInjectionAndMalformedUrlsAreRefusedBeforeSending) {
+  using rebound::http::invalid_request;
+  rebound::http::client c({.policy = policy});
+  const auto refused = [&](rebound::http::request r, const std::string& field) {
+    try {
+      (void)c.send(r);
+      ADD_FAILURE() << "sent a request with a bad " << field;
+    } catch (const invalid_request& e) {
+      EXPECT_EQ(e.field(), field) << e.what();
+    }
+  };
+  const std::string url = server.url("/status/200");
+  refused({.url = url, .headers = {{"X", "a\r\nEvil: b"}}}, "headers[0]");
+  refused({.url = url, .headers = {{"X-Ok", "fine"}, {"Y", std::string("a\0b", 3)}}}, "headers[1]");
+  refused({.url = url, .headers = {{"Bad Name", "v"}}}, "headers[0]");
+  refused({.url = url, .headers = {{"X\r\nEvil", "v"}}}, "headers[0]");
+  refused({.method = "POST", .url = url, .idempotency_key = "k\nEvil: 1"}, "idempotency_key");
+  refused({.method = "GE T", .url = url}, "method");
+  refused({.url = "http://"}, "url");
+  refused({.url = "ftp://example.com/"}, "url");
+  refused({.url = "not a url"}, "url");
+  rebound::http::client with_attempt_header({.policy = policy, .attempt_header = "X\nY"});
+  try {
+    (void)with_attempt_header.get(url);
+    ADD_FAILURE();
+  } catch (const invalid_request& e) {
+    EXPECT_EQ(e.field(), "attempt_header");
+  }
+  EXPECT_EQ(server.executed().total, 0);  // nothing reached the server
+  // A tab and obs-text are allowed in a value.
+  EXPECT_EQ(c.send({.url = url, .headers = {{"X", "a\tb \xC3\xA9"}}}).status, 200);
+}
+
 TEST(Idempotency, MethodsSafeToRepeat) {
   for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
     EXPECT_TRUE(rebound::http::idempotent_method(m)) << m;

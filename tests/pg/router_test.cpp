@@ -534,6 +534,52 @@ TEST_F(RouterTest, AReplicaQueryTimeoutSendsASlowReadToThePrimary) {
   EXPECT_NE(rep.replica_error.find("57014"), std::string::npos) << rep.replica_error;
 }
 
+// A standby whose every process is stopped (SIGSTOP) answers nothing: a
+// server-side statement_timeout cannot fire. The client's own bound holds
+// each read to about replica_query_timeout (new connections to the hung
+// server to connect_timeout, 2 s for libpq), counts each as a replica
+// failure, and after three the breaker keeps reads off the replica.
+TEST_F(RouterTest, AHungStandbyCostsTheClientBoundAndTripsTheBreaker) {
+  router_options o;
+  o.replica_query_timeout = 300ms;
+  o.connect_timeout = 1s;
+  router r(cluster->primary_conninfo(), cluster->standby_conninfo(), o);
+  warm_up(r);  // a pooled replica connection
+  const long id = insert_row("present");
+  cluster->wait_for_catch_up();
+  cluster->pause_standby();
+  struct resume_at_exit {
+    rebound::testing::pg_cluster& c;
+    ~resume_at_exit() { c.resume_standby(); }
+  } resume{*cluster};
+  const auto before = r.counters();
+  for (int i = 0; i < 4; ++i) {
+    read_report rep;
+    // Real time here: the bound is on a network boundary, a stopped server.
+    const auto start = std::chrono::steady_clock::now();
+    const auto row = r.read(read_item(id), {.report = &rep});
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(row) << "read " << i;
+    EXPECT_EQ(row->served_by, primary_target()) << "read " << i;
+    EXPECT_EQ(rep.outcome, read_outcome::replica_error) << "read " << i;
+    // The first on the pooled connection: the statement bound; then new
+    // connections: libpq's connect_timeout (1s, which libpq makes 2s).
+    EXPECT_LT(took, i == 0 ? 1500ms : 4s) << "read " << i << ": " << rep.replica_error;
+    if (i == 0) {
+      EXPECT_NE(rep.replica_error.find("57014"), std::string::npos) << rep.replica_error;
+    }
+  }
+  const auto after = r.counters();
+  EXPECT_GE(after.replica_failures - before.replica_failures, 3U);
+  EXPECT_EQ(r.replica_state(), rebound::breaker_state::open);
+  // Once open, a read does not touch the replica at all.
+  const auto start = std::chrono::steady_clock::now();
+  read_report rep;
+  ASSERT_TRUE(r.read(read_item(id), {.report = &rep}));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_NE(rep.replica_error.find("circuit open"), std::string::npos) << rep.replica_error;
+}
+
 TEST_F(RouterTest, WarningsAreRateLimitedWithACount) {
   cluster->set_apply_delay(3000ms);
   rebound::testing::simulated_clock clock;

@@ -153,10 +153,10 @@ int http_main(const http_options& o) {
       http::validate(req, co);
     } catch (const http::invalid_request& e) {
       const std::string& f = e.field();
-      const std::string flag = f == "url"                ? "url"
-                               : f == "method"           ? "-X"
-                               : f == "idempotency_key"  ? "--idempotency-key"
-                               : f == "attempt_header"   ? "--attempt-header"
+      const std::string flag = f == "url"                 ? "url"
+                               : f == "method"            ? "-X"
+                               : f == "idempotency_key"   ? "--idempotency-key"
+                               : f == "attempt_header"    ? "--attempt-header"
                                : f.starts_with("headers") ? "-H"
                                                           : f;
       throw config_error(flag, std::string(e.what()).substr(f.size() + 2));

@@ -133,7 +133,9 @@ pg_cluster::pg_cluster(options o) : options_(std::move(o)) {
       "killed=\n"
       "for d in \"$0/primary\" \"$0/standby\"; do\n"
       "  if [ -f \"$d/postmaster.pid\" ]; then\n"
-      "    kill -QUIT \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null && killed=1\n"
+      "    p=$(head -n 1 \"$d/postmaster.pid\")\n"
+      "    kill -CONT \"$p\" 2>/dev/null; pkill -CONT -P \"$p\" 2>/dev/null\n"  // pause_standby()
+      "    kill -QUIT \"$p\" 2>/dev/null && killed=1\n"
       "  fi\n"
       "done\n"
       "if [ -n \"$killed\" ]; then sleep 2; fi\n"
@@ -207,6 +209,7 @@ pg_cluster::pg_cluster(options o) : options_(std::move(o)) {
 pg_cluster::~pg_cluster() { shutdown(); }
 
 void pg_cluster::shutdown() noexcept {
+  resume_standby();  // a stopped server cannot shut down
   // Stops what may have started, even half-way through the constructor.
   stop(standby_dir_);
   stop(primary_dir_);
@@ -333,6 +336,55 @@ void pg_cluster::stop_standby() {
   if (!standby_running_) return;
   standby_running_ = false;
   stop(standby_dir_);
+}
+
+namespace {
+
+// The postmaster of a data directory, and its children (the backends, the
+// WAL receiver, the startup process), from /proc.
+std::vector<pid_t> server_processes(const fs::path& data) {
+  std::vector<pid_t> out;
+  std::ifstream pidfile(data / "postmaster.pid");
+  long postmaster = 0;
+  if (!(pidfile >> postmaster) || postmaster <= 0) return out;
+  out.push_back(static_cast<pid_t>(postmaster));
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    long ppid = 0;
+    if (rest >> state >> ppid && ppid == postmaster) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+}  // namespace
+
+void pg_cluster::pause_standby() {
+  auto pids = server_processes(standby_dir_);
+  if (pids.empty()) throw std::runtime_error("pg_cluster: no standby to pause");
+  // Children first, so the postmaster cannot notice them stopping.
+  for (auto it = pids.rbegin(); it != pids.rend(); ++it) ::kill(*it, SIGSTOP);
+  paused_ = pids;
+}
+
+void pg_cluster::resume_standby() {
+  for (const pid_t pid : paused_) ::kill(pid, SIGCONT);
+  paused_.clear();
+}
+
+void pg_cluster::promote_standby() {
+  run({(options_.bindir / "pg_ctl").string(), "-D", standby_dir_.string(), "-w", "-t", "60",
+       "promote"},
+      dir_ / "pg_ctl.log", 90s);
 }
 
 void pg_cluster::set_apply_delay(std::chrono::milliseconds delay) {

@@ -50,6 +50,13 @@ class pg_cluster {
   /// Stops the standby (fast shutdown) / starts it again.
   void stop_standby();
   void start_standby();
+  /// Stops every process of the standby with SIGSTOP (a hung server: it
+  /// accepts nothing it has not accepted, answers nothing, closes nothing) /
+  /// lets them run again with SIGCONT.
+  void pause_standby();
+  void resume_standby();
+  /// Promotes the standby to a primary (pg_ctl promote), waiting until it is one.
+  void promote_standby();
   [[nodiscard]] bool standby_running() const noexcept { return standby_running_; }
 
   /// The newest PostgreSQL bin directory on this machine, or empty.
@@ -74,6 +81,7 @@ class pg_cluster {
   bool switch_user_ = false;
   int watchdog_pid_ = -1;
   int watchdog_fd_ = -1;
+  std::vector<int> paused_;  // pids stopped by pause_standby()
 };
 
 }  // namespace rebound::testing
