@@ -118,7 +118,8 @@ class settings_reader {
   void json_object(const json& doc, const std::string& source = "",
                    const std::string& path_prefix = "") {
     for (const auto& [key, v] : doc.items()) {
-      const std::string origin = source + path_prefix + key;
+      // An empty key is named as written, "" (found by fuzzing: it named nothing).
+      const std::string origin = source + path_prefix + (key.empty() ? "\"\"" : key);
       if (const auto* s = find(key)) {
         apply(*s, {&v, {}}, origin);
       } else if (is_group(key)) {
@@ -129,10 +130,11 @@ class settings_reader {
         for (const auto& [sub, sv] : v.items()) {
           const std::string path = key + "." + sub;
           const auto* s2 = find(path);
+          const std::string sub_origin = origin + "." + (sub.empty() ? "\"\"" : sub);
           if (s2 == nullptr) {
-            config_fail(origin + "." + sub, "unknown key; allowed: " + keys_in(key + "."));
+            config_fail(sub_origin, "unknown key; allowed: " + keys_in(key + "."));
           }
-          apply(*s2, {&sv, {}}, origin + "." + sub);
+          apply(*s2, {&sv, {}}, sub_origin);
         }
       } else {
         config_fail(origin, "unknown key; allowed: " + keys_in(""));

@@ -43,8 +43,8 @@ bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
-    const bool tchar = std::isalnum(u) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
-                                                   std::string_view::npos;
+    const bool tchar = std::isalnum(u) != 0 ||
+                       std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
     if (!tchar) return false;
   }
   return true;
@@ -71,8 +71,8 @@ void check_header(const std::string& field, std::string_view name, std::string_v
                                      "!#$%&'*+-.^_`|~; no spaces, colons or controls)");
   }
   if (const auto why = bad_value(value)) {
-    throw invalid_request(field, "the value of " + std::string(name) + " " + *why +
-                                     "; a header value is one line");
+    throw invalid_request(
+        field, "the value of " + std::string(name) + " " + *why + "; a header value is one line");
   }
 }
 
@@ -84,7 +84,8 @@ void validate(const request& r, const client_options& o) {
   const CURLUcode rc = curl_url_set(u, CURLUPART_URL, r.url.c_str(), 0);
   char* scheme = nullptr;
   char* host = nullptr;
-  const bool parsed = rc == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+  const bool parsed = rc == CURLUE_OK &&
+                      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
                       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
   const std::string sch = scheme != nullptr ? scheme : "";
   curl_free(scheme);

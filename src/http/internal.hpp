@@ -38,6 +38,9 @@ struct transfer {
   const std::stop_token* stop = nullptr;
 };
 
+/// One response header line as libcurl hands it over ("Name: value\r\n",
+/// or a status line, which starts a new response), into `headers`.
+void add_header_line(header_list& headers, std::string_view line);
 /// curl_global_init, once per process.
 void init_curl();
 /// Options set once per easy handle.

@@ -52,14 +52,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
 }
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* t = static_cast<transfer*>(user);
-  const std::string_view line(data, size * n);
-  if (line.rfind("HTTP/", 0) == 0) {
-    t->headers.clear();  // a new response (after 100 Continue, or a redirect)
-  } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
-    t->headers.emplace_back(std::string(trim(line.substr(0, colon))),
-                            std::string(trim(line.substr(colon + 1))));
-  }
+  detail::add_header_line(static_cast<transfer*>(user)->headers, std::string_view(data, size * n));
   return size * n;
 }
 
@@ -103,6 +96,15 @@ transport_error::transport_error(transport_kind kind, int curl_code, bool reques
     : std::runtime_error(what), kind_(kind), curl_code_(curl_code), sent_(request_sent) {}
 
 namespace detail {
+
+void add_header_line(header_list& headers, std::string_view line) {
+  if (line.rfind("HTTP/", 0) == 0) {
+    headers.clear();  // a new response (after 100 Continue, or a redirect)
+  } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
+    headers.emplace_back(std::string(trim(line.substr(0, colon))),
+                         std::string(trim(line.substr(colon + 1))));
+  }
+}
 
 void init_curl() {
   std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });

@@ -224,8 +224,9 @@ router_options apply_router_env(router_options o, std::string_view prefix,
       taken = true;
     }
     if (taken) continue;
-    // X_MS: milliseconds, for a duration X.
-    if (name.ends_with("_MS")) {
+    // X_MS: milliseconds, for a duration X (PREFIX_MS alone names nothing:
+    // found by fuzzing, it once cut the prefix off a name too short to have it).
+    if (name.ends_with("_MS") && name.size() > p.size() + 3) {
       const std::string base = name.substr(0, name.size() - 3);
       if (vars.contains(base))
         config_fail(name, "both " + name + " and " + base + " are set; set one");

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <utility>
 
+#include "internal.hpp"
 #include "rebound/detail/clock_wait.hpp"
 #include "rebound/detail/saturate.hpp"
 #include "rebound/duration.hpp"
@@ -27,32 +28,6 @@ timeval to_timeval(duration d) {
   tv.tv_sec = static_cast<time_t>(us / 1000000);
   tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
   return tv;
-}
-
-reply convert(const redisReply* r) {
-  reply out;
-  switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-      out.type = reply::kind::integer;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      out.type = r->type == REDIS_REPLY_STRING   ? reply::kind::string
-                 : r->type == REDIS_REPLY_STATUS ? reply::kind::status
-                                                 : reply::kind::error;
-      out.text.assign(r->str, r->len);
-      if (out.type == reply::kind::error) out.code = parse_error_code(out.text);
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = reply::kind::array;
-      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-      break;
-    default:
-      out.type = reply::kind::nil;
-  }
-  return out;
 }
 
 // hiredis 0.14 writes with write(2): a reset connection would raise SIGPIPE
@@ -99,7 +74,7 @@ std::optional<reply> command(redisContext* c, const std::vector<std::string>& ar
   auto* r = static_cast<redisReply*>(
       redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
   if (r == nullptr) return std::nullopt;
-  reply out = convert(r);
+  reply out = detail::convert(r);
   freeReplyObject(r);
   return out;
 }
@@ -123,6 +98,36 @@ constexpr std::pair<std::string_view, error_code> error_codes[] = {
 };
 
 }  // namespace
+
+namespace detail {
+
+reply convert(const redisReply* r) {
+  reply out;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      out.type = reply::kind::integer;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      out.type = r->type == REDIS_REPLY_STRING   ? reply::kind::string
+                 : r->type == REDIS_REPLY_STATUS ? reply::kind::status
+                                                 : reply::kind::error;
+      out.text.assign(r->str, r->len);
+      if (out.type == reply::kind::error) out.code = parse_error_code(out.text);
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = reply::kind::array;
+      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      out.type = reply::kind::nil;
+  }
+  return out;
+}
+
+}  // namespace detail
 
 error_code parse_error_code(std::string_view text) noexcept {
   const std::string_view word = text.substr(0, text.find(' '));
