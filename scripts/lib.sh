@@ -8,6 +8,7 @@ REBOUND_PACKAGES=(
   libcurl4-openssl-dev libcpp-httplib-dev curl
   libpq-dev postgresql-15 libsqlite3-dev
   libhiredis-dev redis-server
+  nginx-light haproxy
 )
 
 # Installs the packages that are missing, and only those.

@@ -290,12 +290,12 @@ void pg_cluster::run(const std::vector<std::string>& argv, const fs::path& log,
   }
 }
 
-void pg_cluster::stop(const fs::path& data) noexcept {
+void pg_cluster::stop(const fs::path& data, bool immediate) noexcept {
   std::error_code ec;
   if (data.empty() || !fs::exists(data / "postmaster.pid", ec)) return;
   try {
-    run({(options_.bindir / "pg_ctl").string(), "-D", data.string(), "-m", "fast", "-w", "-t", "30",
-         "stop"},
+    run({(options_.bindir / "pg_ctl").string(), "-D", data.string(), "-m",
+         immediate ? "immediate" : "fast", "-w", "-t", "30", "stop"},
         dir_ / "pg_ctl.log", 45s);
   } catch (...) {
     // Last resort: the postmaster's pid, SIGQUIT (immediate shutdown), and
@@ -332,10 +332,10 @@ void pg_cluster::start_standby() {
   }
 }
 
-void pg_cluster::stop_standby() {
+void pg_cluster::stop_standby(bool immediate) {
   if (!standby_running_) return;
   standby_running_ = false;
-  stop(standby_dir_);
+  stop(standby_dir_, immediate);
 }
 
 namespace {

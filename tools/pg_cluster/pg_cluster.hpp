@@ -47,8 +47,9 @@ class pg_cluster {
   /// Waits until the standby has replayed everything the primary has written
   /// (bounded: throws after `limit`).
   void wait_for_catch_up(std::chrono::milliseconds limit = std::chrono::seconds(30));
-  /// Stops the standby (fast shutdown) / starts it again.
-  void stop_standby();
+  /// Stops the standby (fast shutdown, or immediate: a crash, no checkpoint)
+  /// / starts it again.
+  void stop_standby(bool immediate = false);
   void start_standby();
   /// Stops every process of the standby with SIGSTOP (a hung server: it
   /// accepts nothing it has not accepted, answers nothing, closes nothing) /
@@ -65,7 +66,7 @@ class pg_cluster {
  private:
   void run(const std::vector<std::string>& argv, const std::filesystem::path& log,
            std::chrono::seconds limit) const;
-  void stop(const std::filesystem::path& data) noexcept;
+  void stop(const std::filesystem::path& data, bool immediate = false) noexcept;
   void shutdown() noexcept;
 
   options options_;
