@@ -6,7 +6,16 @@
 namespace rebound {
 
 token_bucket_budget::token_bucket_budget(const options& o)
-    : options_(o), tokens_(std::max(0, o.capacity)) {}
+    : options_(o), capacity_(std::max(0, o.capacity)), tokens_(std::max(0, o.capacity)) {}
+
+void token_bucket_budget::share(int parts) noexcept {
+  const int whole = std::max(0, options_.capacity);
+  const int cap = std::min(whole, std::max(options_.retry_cost, whole / std::max(1, parts)));
+  capacity_.store(cap, std::memory_order_relaxed);
+  int cur = tokens_.load(std::memory_order_relaxed);
+  while (cur > cap && !tokens_.compare_exchange_weak(cur, cap, std::memory_order_relaxed)) {
+  }
+}
 
 bool token_bucket_budget::try_acquire(const retry_request& r) noexcept {
   const int c = cost(r);
@@ -20,10 +29,10 @@ bool token_bucket_budget::try_acquire(const retry_request& r) noexcept {
 void token_bucket_budget::refund(int n) noexcept {
   if (n <= 0) return;
   int cur = tokens_.load(std::memory_order_relaxed);
-  // A full bucket (the common case) costs one load and no write.
-  while (cur < options_.capacity &&
-         !tokens_.compare_exchange_weak(cur, std::min(options_.capacity, cur + n),
-                                        std::memory_order_relaxed)) {
+  // A full bucket (the common case) costs two loads and no write.
+  const int cap = capacity_.load(std::memory_order_relaxed);
+  while (cur < cap &&
+         !tokens_.compare_exchange_weak(cur, std::min(cap, cur + n), std::memory_order_relaxed)) {
   }
 }
 
@@ -32,7 +41,21 @@ void token_bucket_budget::on_success(const retry_request* last_retry) noexcept {
 }
 
 ratio_budget::ratio_budget(const options& o, clock& c)
-    : options_(o), clock_(c), window_(o.window) {}
+    : options_(o),
+      clock_(c),
+      window_(o.window),
+      floor_(static_cast<double>(o.min_per_second) * window_.seconds()) {}
+
+void ratio_budget::share(int parts) noexcept {
+  const double whole = static_cast<double>(options_.min_per_second) * window_.seconds();
+  std::lock_guard lock(mu_);
+  floor_ = std::min(whole, std::max(1.0, std::floor(whole / std::max(1, parts))));
+}
+
+double ratio_budget::floor_per_window() const {
+  std::lock_guard lock(mu_);
+  return floor_;
+}
 
 void ratio_budget::on_call() noexcept { on_calls(1); }
 
@@ -47,8 +70,7 @@ bool ratio_budget::try_acquire(const retry_request&) noexcept {
   const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
   const auto [calls, retries] = window_.sums(s);
-  const double allowed = options_.ratio * static_cast<double>(calls) +
-                         static_cast<double>(options_.min_per_second) * window_.seconds();
+  const double allowed = options_.ratio * static_cast<double>(calls) + floor_;
   if (static_cast<double>(retries + 1) > allowed) return false;
   window_.add(s, 0, 1);
   return true;
@@ -67,8 +89,7 @@ throttle_budget::throttle_budget(const options& o)
       // gRFC A6: "Up to 3 decimal places are supported": truncated, not
       // rounded (0.1239 is 0.123). The epsilon keeps 0.29 (0.28999...) at 0.290.
       ratio_milli_(static_cast<std::int64_t>(std::floor(
-          std::clamp(o.token_ratio, 0.001, static_cast<double>(max_milli_) / 1000) * 1000 +
-          1e-6))),
+          std::clamp(o.token_ratio, 0.001, static_cast<double>(max_milli_) / 1000) * 1000 + 1e-6))),
       milli_(max_milli_) {}
 
 bool throttle_budget::try_acquire(const retry_request&) noexcept {

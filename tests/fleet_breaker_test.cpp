@@ -1,10 +1,11 @@
 // The fleet breaker's state machine (rebound/fleet_breaker.hpp) on simulated
-// time, over an in-memory store with the semantics of the Redis keys
-// (tests/redis covers the real Redis store).
+// time, over the simulator's model of the Redis keys (rebound::sim::fleet_store;
+// tests/redis covers the real Redis store).
 #include "rebound/fleet_breaker.hpp"
 
 #include <gtest/gtest.h>
 
+#include "rebound/sim/fleet_store.hpp"
 #include "rebound/testing/simulated_clock.hpp"
 
 namespace {
@@ -12,44 +13,7 @@ namespace {
 using namespace std::chrono_literals;
 using rebound::breaker_state;
 
-// The keys of redis::shared_breaker, with their expiry, on a clock.
-class memory_store final : public rebound::fleet_breaker_store {
- public:
-  explicit memory_store(const rebound::clock& c) : clock_(c) {}
-  [[nodiscard]] bool available() const noexcept override { return up; }
-  [[nodiscard]] std::optional<view> read() override {
-    if (!up) return std::nullopt;
-    const auto now = clock_.now();
-    return view{.open_left = open_until_ > now ? open_until_ - now : rebound::duration::zero(),
-                .outage = now < outage_until_,
-                .probes = now < probes_until_ ? probes_ : 0};
-  }
-  [[nodiscard]] std::optional<long long> take_probe(rebound::duration round) override {
-    const auto now = clock_.now();
-    if (now < open_until_) return -1;
-    if (now >= probes_until_) probes_ = 0;
-    if (++probes_ == 1) probes_until_ = now + round;
-    return probes_;
-  }
-  void publish_open(rebound::duration open, rebound::duration outage) override {
-    open_until_ = clock_.now() + open;
-    outage_until_ = clock_.now() + outage;
-    probes_ = 0;
-    probes_until_ = {};
-    ++opens;
-  }
-  void publish_closed() override {
-    open_until_ = outage_until_ = probes_until_ = {};
-    probes_ = 0;
-  }
-  bool up = true;
-  int opens = 0;
-
- private:
-  const rebound::clock& clock_;
-  rebound::time_point open_until_{}, outage_until_{}, probes_until_{};
-  long long probes_ = 0;
-};
+using store_t = rebound::sim::fleet_store;
 
 const rebound::breaker_options bo{.failure_threshold = 3, .open_duration = 5s};
 
@@ -63,12 +27,12 @@ void open_it(rebound::fleet_breaker& b) {
 
 TEST(FleetBreaker, OneProcessOpensItAndTheOthersRejectAfterTheirPoll) {
   rebound::testing::simulated_clock clock;
-  memory_store store(clock);
+  store_t store(clock);
   rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
   rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
   open_it(a);
   EXPECT_EQ(a.state(), breaker_state::open);
-  EXPECT_EQ(store.opens, 1);
+  EXPECT_EQ(store.totals().opens, 1);
   EXPECT_EQ(b.state(), breaker_state::closed);  // it has not polled yet
   b.poll();
   EXPECT_EQ(b.state(), breaker_state::open);
@@ -80,7 +44,7 @@ TEST(FleetBreaker, OneProcessOpensItAndTheOthersRejectAfterTheirPoll) {
 
 TEST(FleetBreaker, OneProbeForTheFleetAndItsResultForEveryone) {
   rebound::testing::simulated_clock clock;
-  memory_store store(clock);
+  store_t store(clock);
   rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
   rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
   open_it(a);
@@ -106,7 +70,7 @@ TEST(FleetBreaker, OneProbeForTheFleetAndItsResultForEveryone) {
 // open again. The store now refuses a probe while the open state lasts.
 TEST(FleetBreaker, AStaleViewCannotProbeAnOpenCircuit) {
   rebound::testing::simulated_clock clock;
-  memory_store store(clock);
+  store_t store(clock);
   rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
   rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
   open_it(a);
@@ -115,7 +79,7 @@ TEST(FleetBreaker, AStaleViewCannotProbeAnOpenCircuit) {
   auto probe = a.try_acquire();
   ASSERT_TRUE(probe);
   a.record(probe, false);  // the probe failed: open again until t0 + 10s
-  EXPECT_EQ(store.opens, 2);
+  EXPECT_EQ(store.totals().opens, 2);
   // b has not polled since: it thinks the fleet is half-open, but may not probe.
   EXPECT_FALSE(b.try_acquire());
   b.poll();
@@ -124,12 +88,13 @@ TEST(FleetBreaker, AStaleViewCannotProbeAnOpenCircuit) {
 
 TEST(FleetBreaker, WithoutTheStoreEachProcessDecidesAlone) {
   rebound::testing::simulated_clock clock;
-  memory_store store(clock);
-  store.up = false;
+  store_t store(clock);
+  store.set_available(false);
   rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
   open_it(a);
   EXPECT_EQ(a.state(), breaker_state::open);  // its own breaker
-  EXPECT_EQ(store.opens, 1);                  // published, best effort
+  EXPECT_EQ(store.totals().opens, 0);         // publishing was tried, best effort,
+  EXPECT_GE(store.totals().refused, 1);       // and found the store away
   EXPECT_FALSE(a.try_acquire());
 }
 

@@ -73,6 +73,11 @@ class token_bucket_budget final : public retry_budget {
   void on_success(const retry_request* last_retry) noexcept override;
   [[nodiscard]] int tokens() const noexcept { return tokens_.load(std::memory_order_relaxed); }
   [[nodiscard]] const options& settings() const noexcept { return options_; }
+  /// This process's share of a fleet's bucket (rebound/fleet_budget.hpp):
+  /// the capacity divided among `parts` processes, never below one retry's
+  /// cost. Tokens above the new capacity are dropped. 1 restores it whole.
+  void share(int parts) noexcept;
+  [[nodiscard]] int capacity() const noexcept { return capacity_.load(std::memory_order_relaxed); }
 
  private:
   [[nodiscard]] int cost(const retry_request& r) const noexcept {
@@ -80,6 +85,7 @@ class token_bucket_budget final : public retry_budget {
   }
   void refund(int n) noexcept;
   options options_;
+  std::atomic<int> capacity_;
   std::atomic<int> tokens_;
 };
 
@@ -105,12 +111,20 @@ class ratio_budget final : public retry_budget {
   /// Calls and retries counted in the current window.
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> window_counts() const;
   [[nodiscard]] const options& settings() const noexcept { return options_; }
+  /// This process's share of a fleet's budget (rebound/fleet_budget.hpp):
+  /// the floor (min_per_second x window) divided among `parts` processes,
+  /// never below one retry per window. The ratio part needs no dividing:
+  /// each process already counts only its own calls. 1 restores it whole.
+  void share(int parts) noexcept;
+  /// Retries the floor allows per window (after share()).
+  [[nodiscard]] double floor_per_window() const;
 
  private:
   options options_;
   clock& clock_;
   mutable std::mutex mu_;
   detail::second_window<60> window_;  // calls, retries
+  double floor_;                      // retries per window beyond the ratio; under mu_
 };
 
 /// gRPC's retryThrottling. Lock-free; tokens kept in thousandths.

@@ -166,18 +166,6 @@ verdict classify(const reply& r) noexcept {
   }
 }
 
-std::string_view to_string(fallback_mode m) noexcept {
-  switch (m) {
-    case fallback_mode::local:
-      return "local";
-    case fallback_mode::open:
-      return "open";
-    case fallback_mode::closed:
-      return "closed";
-  }
-  return "unknown";
-}
-
 link::link(options o, clock& c)
     : options_((o.validate(), std::move(o))),
       clock_(c),

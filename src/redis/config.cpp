@@ -14,11 +14,22 @@ using namespace std::chrono_literals;
 using ::rebound::detail::config_fail;
 using ::rebound::detail::value_ref;
 
-// The options, and the reconnect shorthands, applied once every input is in.
+// The options, and the reconnect shorthands and the budget's kind and
+// settings, applied once every input is in.
 struct input {
   options o;
   std::optional<duration> reconnect_min, reconnect_max;
+  bool bucket = false;  // the budget's kind: a token bucket (else a ratio)
+  ratio_budget::options ratio{};
+  token_bucket_budget::options bucket_settings{};
 };
+
+std::string ratio_only(const input& t) {
+  return t.bucket ? "applies to a ratio budget; budget.kind is token_bucket" : "";
+}
+std::string bucket_only(const input& t) {
+  return t.bucket ? "" : "applies to a token_bucket budget; budget.kind is ratio";
+}
 
 void check_range(duration d, const std::string& field, duration lo, duration hi) {
   if (d < lo || d > hi) {
@@ -54,11 +65,17 @@ int integer(const value_ref& v, const std::string& f, long long lo, long long hi
 input make_input(auto o) {
   input in;
   in.o = std::move(o);
+  if (const auto* r = std::get_if<ratio_budget::options>(&in.o.budget)) {
+    in.ratio = *r;
+  } else {
+    in.bucket = true;
+    in.bucket_settings = std::get<token_bucket_budget::options>(in.o.budget);
+  }
   return in;
 }
 
 using I = input;
-const std::array<::rebound::detail::setting<I>, 17> link_table{{
+const std::array<::rebound::detail::setting<I>, 29> link_table{{
     {"host", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.host = text_of(v, f, false); }},
     {"port", "",
@@ -116,9 +133,65 @@ const std::array<::rebound::detail::setting<I>, 17> link_table{{
      [](I& t, const value_ref& v, const std::string& f) {
        t.o.fleet_probes = integer(v, f, 1, 1000);
      }},
+    {"budget.kind", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       if (v.j != nullptr && !v.j->is_string()) {
+         config_fail(f, "expected ratio or token_bucket, got " + v.j->dump());
+       }
+       t.bucket = ::rebound::detail::pick<bool>(text_of(v, f, false), f, "a budget kind",
+                                                {{"ratio", false}, {"token_bucket", true}});
+     }},
+    {"budget.ratio", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.ratio.ratio = ::rebound::detail::number_in(v, f, 0, 1, false);
+     },
+     ratio_only},
+    {"budget.min_per_second", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.ratio.min_per_second = integer(v, f, 0, 1000000);
+     },
+     ratio_only},
+    {"budget.window", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.ratio.window = dur(v, f); },
+     ratio_only},
+    {"budget.capacity", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.bucket_settings.capacity = integer(v, f, 1, 1000000000);
+     },
+     bucket_only},
+    {"budget.retry_cost", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.bucket_settings.retry_cost = integer(v, f, 1, 1000000000);
+     },
+     bucket_only},
+    {"budget.timeout_retry_cost", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.bucket_settings.timeout_retry_cost = integer(v, f, 1, 1000000000);
+     },
+     bucket_only},
+    {"budget.success_refund", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.bucket_settings.success_refund = integer(v, f, 0, 1000000000);
+     },
+     bucket_only},
+    {"share", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.o.share = ::rebound::detail::bool_in(v, f);
+     }},
+    {"expected_fleet_size", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       t.o.expected_fleet_size = integer(v, f, 1, 1000000);
+     }},
+    {"member_ttl", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.member_ttl = dur(v, f); }},
 }};
 
 void finish_input(input& t) {
+  if (t.bucket) {
+    t.o.budget = t.bucket_settings;
+  } else {
+    t.o.budget = t.ratio;
+  }
   if (t.reconnect_min || t.reconnect_max) {
     const duration lo = t.reconnect_min.value_or(t.o.reconnect.initial);
     const duration hi = t.reconnect_max.value_or(t.o.reconnect.max_delay.value_or(5s));
@@ -158,6 +231,17 @@ void options::validate() const {
     config_fail("fleet_probes",
                 std::to_string(fleet_probes) + " is out of range; allowed: 1..1000");
   }
+  try {
+    fleet_budget::validate(budget);
+  } catch (const config_error& e) {
+    const std::string what = e.what();
+    throw config_error("budget." + e.field(), what.substr(e.field().size() + 2));
+  }
+  if (expected_fleet_size < 1 || expected_fleet_size > 1000000) {
+    config_fail("expected_fleet_size",
+                std::to_string(expected_fleet_size) + " is out of range; allowed: 1..1000000");
+  }
+  check_range(member_ttl, "member_ttl", 1s, 1h);
 }
 
 options options_from_json(std::string_view text, options o) {

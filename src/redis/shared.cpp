@@ -9,26 +9,45 @@
 namespace rebound::redis {
 namespace {
 
+// The fleet's members: a sorted set of ids scored by when each stops
+// counting as alive (Redis's clock, ms). Prepended to the budget scripts.
+//   KEYS[2]: the members; ARGV[6], ARGV[7]: a member id and its ttl (ms), or empty
+constexpr std::string_view members_lua = R"lua(
+local function beat()
+  if ARGV[6] == nil or ARGV[6] == '' then return 0 end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ttl = tonumber(ARGV[7])
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('PEXPIRE', KEYS[2], ttl * 2)
+  return redis.call('ZCARD', KEYS[2])
+end
+)lua";
+
 // Fleet-wide ratio budget: per-second counters of calls (c<sec>) and retries
 // (r<sec>) in one hash, and a sweep watermark (w); Redis's own clock, so
 // process clocks do not matter. Needs Redis >= 5 (TIME before a write).
-//   ARGV: op ('call' | 'retry'), n, ratio, min_per_second, window (s)
-// 'call' adds n calls; 'retry' grants up to n retries and returns how many.
-constexpr std::string_view ratio_script = R"lua(
+//   ARGV: op ('call' | 'retry'), n, ratio, min_per_second, window (s), member, ttl
+// 'call' adds n calls (and beats: returns the live members); 'retry' grants
+// up to n retries and returns how many.
+constexpr std::string_view ratio_lua = R"lua(
 local key = KEYS[1]
 local n = tonumber(ARGV[2])
 local window = tonumber(ARGV[5])
 local now = tonumber(redis.call('TIME')[1])
 if ARGV[1] == 'call' then
-  redis.call('HINCRBY', key, 'c' .. now, n)
-  -- sweep the seconds that left the window since the last sweep (at most 120)
-  local oldest = now - window
-  local swept = tonumber(redis.call('HGET', key, 'w') or (oldest - 1))
-  local from = math.max(swept + 1, oldest - 120)
-  for s = from, oldest do redis.call('HDEL', key, 'c' .. s, 'r' .. s) end
-  if oldest > swept then redis.call('HSET', key, 'w', oldest) end
-  redis.call('EXPIRE', key, window + 5)
-  return 0
+  if n > 0 then
+    redis.call('HINCRBY', key, 'c' .. now, n)
+    -- sweep the seconds that left the window since the last sweep (at most 120)
+    local oldest = now - window
+    local swept = tonumber(redis.call('HGET', key, 'w') or (oldest - 1))
+    local from = math.max(swept + 1, oldest - 120)
+    for s = from, oldest do redis.call('HDEL', key, 'c' .. s, 'r' .. s) end
+    if oldest > swept then redis.call('HSET', key, 'w', oldest) end
+    redis.call('EXPIRE', key, window + 5)
+  end
+  return beat()
 end
 local fields = {}
 for s = now - window + 1, now do
@@ -50,24 +69,38 @@ return g
 )lua";
 
 // Fleet-wide token bucket.
-//   ARGV: op ('refund' | 'take'), n, capacity, need
-// 'refund' adds n tokens (capped); 'take' grants nothing unless `need` tokens
-// are there, else up to n, and returns how many.
-constexpr std::string_view bucket_script = R"lua(
+//   ARGV: op ('refund' | 'take'), n, capacity, need, unused, member, ttl
+// 'refund' adds n tokens (capped; and beats: returns the live members);
+// 'take' grants nothing unless `need` tokens are there, else up to n, and
+// returns how many.
+constexpr std::string_view bucket_lua = R"lua(
 local key = KEYS[1]
 local n = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local tokens = tonumber(redis.call('GET', key) or cap)
 if ARGV[1] == 'refund' then
-  tokens = math.min(cap, tokens + n)
-  redis.call('SET', key, tokens)
-  return tokens
+  if n > 0 then
+    tokens = math.min(cap, tokens + n)
+    redis.call('SET', key, tokens)
+  end
+  return beat()
 end
 if tokens < tonumber(ARGV[4]) then return 0 end
 local g = math.min(n, tokens)
 redis.call('SET', key, tokens - g)
 return g
 )lua";
+
+// The link keeps a script's source by address (it must outlive the link):
+// the members function and each budget script, joined once.
+const std::string& ratio_script() {
+  static const std::string s = std::string(members_lua) + std::string(ratio_lua);
+  return s;
+}
+const std::string& bucket_script() {
+  static const std::string s = std::string(members_lua) + std::string(bucket_lua);
+  return s;
+}
 
 // The shared breaker's state: {pttl of the open key, 1 if an outage is in
 // progress, probes taken in this half-open round}.
@@ -115,211 +148,94 @@ std::string number(double v) {
   return buf;
 }
 
-long long window_seconds(const ratio_budget::options& o) {
-  return std::chrono::duration_cast<std::chrono::seconds>(o.window).count();
-}
-
 long long milliseconds(duration d) {
   return std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(d).count());
-}
-
-const ratio_budget::options& checked(const ratio_budget::options& o) {
-  if (!(o.ratio >= 0 && o.ratio <= 1)) {
-    throw config_error("ratio", number(o.ratio) + " is out of range; allowed: 0..1");
-  }
-  if (o.min_per_second < 0) {
-    throw config_error("min_per_second", std::to_string(o.min_per_second) + " is negative");
-  }
-  const auto w = window_seconds(o);
-  if (w < 1 || w > 60 || std::chrono::seconds(w) != o.window) {
-    throw config_error("window", "allowed: 1s..60s, whole seconds");
-  }
-  return o;
-}
-
-const token_bucket_budget::options& checked(const token_bucket_budget::options& o) {
-  if (o.capacity < 1 || o.retry_cost < 1 || o.timeout_retry_cost < 1 || o.success_refund < 0 ||
-      o.retry_cost > o.capacity || o.timeout_retry_cost > o.capacity) {
-    throw config_error("token_bucket",
-                       "allowed: capacity >= 1, 1 <= retry costs <= capacity, success_refund >= 0");
-  }
-  return o;
 }
 
 }  // namespace
 
 // ---- shared_budget -------------------------------------------------------------
 
-shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, ratio o)
-    : link_(std::move(l)),
-      dependency_(std::move(dependency)),
-      key_(link_->key("budget:" + dependency_)),
-      settings_(checked(o)),
-      local_(std::make_shared<ratio_budget>(o)),
-      max_batch_(link_->settings().max_batch),
-      // A leased retry was charged when it was leased; spent much later, it
-      // would count in a window it no longer belongs to.
-      lease_ttl_(std::min(link_->settings().lease_ttl, o.window / 2)) {
-  task_ = link_->every(link_->settings().flush_interval, [this] { flush(); });
+namespace {
+
+fleet_budget_options fleet_options_of(const options& o) {
+  fleet_budget_options f;
+  f.max_batch = o.max_batch;
+  f.lease_size = o.lease_size;
+  f.lease_ttl = o.lease_ttl;
+  f.fallback = o.fallback;
+  f.share = o.share;
+  f.expected_fleet_size = o.expected_fleet_size;
+  f.member_ttl = o.member_ttl;
+  return f;
 }
 
-shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, token_bucket o)
+std::string budget_key(link& l, const std::string& dependency, const fleet_budget_settings& s) {
+  return l.key((std::holds_alternative<ratio_budget::options>(s) ? "budget:" : "bucket:") +
+               dependency);
+}
+
+}  // namespace
+
+shared_budget::store::store(link& l, std::string key, std::string members_key)
+    : link_(l), key_(std::move(key)), members_key_(std::move(members_key)) {}
+
+duration shared_budget::store::bound() const noexcept { return link_.settings().command_timeout; }
+
+std::optional<long long> shared_budget::store::deposit(const fleet_budget_settings& s, long long n,
+                                                       const member* m) {
+  const std::string id = m != nullptr ? std::string(m->id) : std::string();
+  const std::string ttl = m != nullptr ? std::to_string(milliseconds(m->ttl)) : std::string("0");
+  if (const auto* r = std::get_if<ratio_budget::options>(&s)) {
+    return eval_integer(
+        link_, ratio_script(), {key_, members_key_},
+        {"call", std::to_string(n), number(r->ratio), std::to_string(r->min_per_second),
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(r->window).count()), id,
+         ttl});
+  }
+  const auto& b = std::get<token_bucket_budget::options>(s);
+  return eval_integer(link_, bucket_script(), {key_, members_key_},
+                      {"refund", std::to_string(n), std::to_string(b.capacity), "0", "", id, ttl});
+}
+
+std::optional<long long> shared_budget::store::take(const fleet_budget_settings& s, long long n,
+                                                    long long need) {
+  if (const auto* r = std::get_if<ratio_budget::options>(&s)) {
+    return eval_integer(
+        link_, ratio_script(), {key_, members_key_},
+        {"retry", std::to_string(n), number(r->ratio), std::to_string(r->min_per_second),
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(r->window).count()), "",
+         "0"});
+  }
+  const auto& b = std::get<token_bucket_budget::options>(s);
+  return eval_integer(
+      link_, bucket_script(), {key_, members_key_},
+      {"take", std::to_string(n), std::to_string(b.capacity), std::to_string(need), "", "", "0"});
+}
+
+shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency,
+                             fleet_budget_settings s)
     : link_(std::move(l)),
       dependency_(std::move(dependency)),
-      key_(link_->key("bucket:" + dependency_)),
-      settings_(checked(o)),
-      local_(std::make_shared<token_bucket_budget>(o)),
-      max_batch_(link_->settings().max_batch),
-      lease_ttl_(link_->settings().lease_ttl) {
-  task_ = link_->every(link_->settings().flush_interval, [this] { flush(); });
+      store_(*link_, budget_key(*link_, dependency_, s), link_->key("members:" + dependency_)),
+      fleet_(store_, std::move(s), fleet_options_of(link_->settings()), link_->time_source()) {
+  task_ = link_->every(link_->settings().flush_interval, [this] { fleet_.flush(); });
+  fleet_.on_flush_due([this] { link_->poke(task_); });
 }
+
+shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency)
+    : shared_budget(l, std::move(dependency), l->settings().budget) {}
+
+shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, ratio o)
+    : shared_budget(std::move(l), std::move(dependency), fleet_budget_settings(o)) {}
+
+shared_budget::shared_budget(std::shared_ptr<link> l, std::string dependency, token_bucket o)
+    : shared_budget(std::move(l), std::move(dependency), fleet_budget_settings(o)) {}
 
 shared_budget::~shared_budget() {
   link_->cancel(task_);
-  // Leased bucket tokens go back to the fleet.
-  if (std::holds_alternative<token_bucket>(settings_)) {
-    std::lock_guard lock(lease_mu_);
-    pending_.fetch_add(std::exchange(leased_, 0), std::memory_order_relaxed);
-  }
-  flush();
-}
-
-int shared_budget::units(const retry_request& r) const noexcept {
-  if (const auto* b = std::get_if<token_bucket>(&settings_)) {
-    return r.after_timeout ? b->timeout_retry_cost : b->retry_cost;
-  }
-  return 1;
-}
-
-void shared_budget::on_call() noexcept {
-  // The success path: one relaxed atomic add. The local fallback budget gets
-  // the same calls in bulk at each flush, so it is warm when Redis goes away.
-  if (std::holds_alternative<ratio>(settings_) &&
-      pending_.fetch_add(1, std::memory_order_relaxed) + 1 == max_batch_) {
-    link_->poke(task_);
-  }
-}
-
-void shared_budget::on_success(const retry_request* last_retry) noexcept {
-  if (const auto* b = std::get_if<token_bucket>(&settings_)) {
-    local_->on_success(last_retry);  // lock-free: fed directly
-    const int refund = last_retry != nullptr ? units(*last_retry) : b->success_refund;
-    const auto before = pending_.fetch_add(refund, std::memory_order_relaxed);
-    if (before < max_batch_ && before + refund >= max_batch_) link_->poke(task_);
-  }
-}
-
-void shared_budget::on_failure() noexcept { local_->on_failure(); }
-
-void shared_budget::flush() {
-  // One flush at a time: a caller's flush() waits for the link thread's.
-  std::lock_guard flushing(flush_mu_);
-  const auto fresh = pending_.exchange(0, std::memory_order_relaxed);
-  // Each call reaches the local fallback budget exactly once: when it is
-  // first taken from pending_, never again when a busy send is retried.
-  if (std::holds_alternative<ratio>(settings_)) static_cast<ratio_budget&>(*local_).on_calls(fresh);
-  auto n = fresh + std::exchange(unsent_, 0);
-  if (std::holds_alternative<token_bucket>(settings_)) {
-    // Leased bucket tokens that expired unused go back to the fleet.
-    std::lock_guard lock(lease_mu_);
-    if (leased_ > 0 && link_->time_source().now() >= lease_until_) n += std::exchange(leased_, 0);
-  }
-  if (n <= 0) return;
-  if (!link_->available()) return;  // down: dropped (fewer calls counted: fewer retries allowed)
-  std::optional<long long> done;
-  if (const auto* r = std::get_if<ratio>(&settings_)) {
-    done = eval_integer(*link_, ratio_script, {key_},
-                        {"call", std::to_string(n), number(r->ratio),
-                         std::to_string(r->min_per_second), std::to_string(window_seconds(*r))});
-  } else {
-    const auto& b = std::get<token_bucket>(settings_);
-    done = eval_integer(*link_, bucket_script, {key_},
-                        {"refund", std::to_string(n), std::to_string(b.capacity), "0"});
-  }
-  // Not sent because the link was busy: kept for the next flush, apart from
-  // pending_ (the local budget has them). A timeout marks the link down;
-  // whether Redis applied it is unknown: dropped.
-  if (!done && link_->available()) unsent_ = n;
-}
-
-bool shared_budget::fallback(const retry_request& r) noexcept {
-  fallback_.fetch_add(1, std::memory_order_relaxed);
-  switch (link_->settings().fallback) {
-    case fallback_mode::open:
-      return true;
-    case fallback_mode::closed:
-      return false;
-    case fallback_mode::local:
-      break;
-  }
-  return local_->try_acquire(r);
-}
-
-bool shared_budget::try_acquire(const retry_request& r) noexcept {
-  if (!link_->available()) return fallback(r);
-  const int need = units(r);
-  // Waiting for another thread's round trip: real time, bounded like a command.
-  const auto deadline = std::chrono::steady_clock::time_point(
-      (system_clock().now() + link_->settings().command_timeout).time_since_epoch());
-  int have = 0;
-  {
-    std::unique_lock lock(lease_mu_);
-    for (;;) {
-      if (leased_ > 0 && link_->time_source().now() >= lease_until_) {
-        // Expired: ratio retries were charged already (nothing to return);
-        // bucket tokens go back at the next flush.
-        if (std::holds_alternative<token_bucket>(settings_)) {
-          pending_.fetch_add(leased_, std::memory_order_relaxed);
-        }
-        leased_ = 0;
-      }
-      if (leased_ >= need) {
-        leased_ -= need;
-        shared_.fetch_add(1, std::memory_order_relaxed);
-        return true;
-      }
-      if (!refilling_) break;
-      // Another thread is asking Redis: wait for its answer (single flight),
-      // never past this decision's own bound.
-      if (lease_cv_.wait_until(lock, deadline) == std::cv_status::timeout) return false;
-    }
-    refilling_ = true;
-    have = leased_;
-  }
-  std::optional<long long> granted;
-  try {
-    const auto& o = link_->settings();
-    if (const auto* rs = std::get_if<ratio>(&settings_)) {
-      granted =
-          eval_integer(*link_, ratio_script, {key_},
-                       {"retry", std::to_string(o.lease_size), number(rs->ratio),
-                        std::to_string(rs->min_per_second), std::to_string(window_seconds(*rs))});
-    } else {
-      const auto& b = std::get<token_bucket>(settings_);
-      granted =
-          eval_integer(*link_, bucket_script, {key_},
-                       {"take", std::to_string(need - have + (o.lease_size - 1) * b.retry_cost),
-                        std::to_string(b.capacity), std::to_string(need - have)});
-    }
-  } catch (...) {  // allocation failure while building the command
-  }
-  std::unique_lock lock(lease_mu_);
-  refilling_ = false;
-  lease_cv_.notify_all();
-  if (!granted) {
-    lock.unlock();
-    // Down now: decide locally. Busy for the whole timeout (still up):
-    // refuse rather than hand out a full local budget in a retry storm.
-    return link_->available() ? false : fallback(r);
-  }
-  if (*granted > 0) {
-    leased_ += static_cast<int>(*granted);
-    lease_until_ = link_->time_source().now() + lease_ttl_;
-  }
-  if (leased_ < need) return false;  // the fleet's budget is spent
-  leased_ -= need;
-  shared_.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  // Leased bucket tokens go back to the fleet (ratio retries were charged).
+  fleet_.release();
 }
 
 // ---- shared_breaker ------------------------------------------------------------

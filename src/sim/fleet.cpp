@@ -3,12 +3,12 @@
 // through Redis (rebound::redis), as retries per second reaching the
 // dependency and the time until the whole fleet stops calling it.
 //
-// The shared budget is modelled as one ratio_budget for the fleet (what the
-// Redis script computes; leases and batched deposits are left out). The
-// shared breaker is the library's own state machine (rebound::fleet_breaker,
-// what rebound::redis::shared_breaker runs), one per process, on a store
-// that models the Redis keys and their expiry on simulated time; each
-// process polls it every poll_interval, at its own phase.
+// Every process runs the library's own objects, as rebound::redis does: a
+// rebound::fleet_budget (batched deposits flushed every flush_interval at the
+// process's own phase, retries leased lease_size at a time, heartbeats, the
+// local fallback and its share) and a rebound::fleet_breaker (polled every
+// poll_interval, at its own phase), all over one rebound::sim::fleet_store:
+// the Redis keys and their expiry on simulated time. Redis answers at once.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -16,7 +16,9 @@
 #include "rebound/budget.hpp"
 #include "rebound/call.hpp"
 #include "rebound/fleet_breaker.hpp"
+#include "rebound/fleet_budget.hpp"
 #include "rebound/sim/engine.hpp"
+#include "rebound/sim/fleet_store.hpp"
 #include "rebound/sim/scenarios.hpp"
 #include "seed.hpp"
 
@@ -27,54 +29,13 @@ namespace {
 using namespace std::chrono_literals;
 using detail::mix;
 
-// The Redis keys of redis::shared_breaker (an open key with the open time as
-// TTL, an outage marker, a probe counter whose first INCR sets its expiry),
-// on simulated time. Redis answers at once here.
-class simulated_store final : public fleet_breaker_store {
- public:
-  explicit simulated_store(const clock& c) : clock_(c) {}
-  [[nodiscard]] bool available() const noexcept override { return true; }
-  [[nodiscard]] std::optional<view> read() override {
-    const time_point now = clock_.now();
-    return view{.open_left = open_until_ > now ? open_until_ - now : duration::zero(),
-                .outage = now < outage_until_,
-                .probes = now < probes_until_ ? probes_ : 0};
-  }
-  [[nodiscard]] std::optional<long long> take_probe(duration round) override {
-    const time_point now = clock_.now();
-    if (now < open_until_) return -1;       // open again: no probe
-    if (now >= probes_until_) probes_ = 0;  // the key expired
-    if (++probes_ == 1) probes_until_ = now + round;
-    if (probes_ == 1 && fleet_down_) ++probes_granted_during_;
-    return probes_;
-  }
-  void publish_open(duration open, duration outage) override {
-    const time_point now = clock_.now();
-    open_until_ = now + open;
-    outage_until_ = now + outage;
-    probes_ = 0;
-    probes_until_ = time_point{};
-    ++opens_;
-  }
-  void publish_closed() override {
-    open_until_ = outage_until_ = probes_until_ = time_point{};
-    probes_ = 0;
-  }
-  bool fleet_down_ = false;  // counts probes taken during the outage
-  std::uint64_t probes_granted_during_ = 0;
-  std::uint64_t opens_ = 0;
-
- private:
-  const clock& clock_;
-  time_point open_until_{}, outage_until_{}, probes_until_{};
-  long long probes_ = 0;
-};
-
 struct fleet_strategy {
   const char* name;
   bool shared_budget;
   bool breakers;
   bool shared_breaker;
+  bool redis_down = false;  // Redis goes away when the dependency does
+  bool share = true;        // the fallback holds the process's share
 };
 
 class fleet_run {
@@ -88,10 +49,18 @@ class fleet_run {
                           .jitter(jitter::full())
                           .clock(eng_);
     const auto n = static_cast<std::size_t>(o.processes);
-    if (s.shared_budget) {
-      policies_.push_back(base.budget(std::make_shared<ratio_budget>(o.ratio, eng_)));
-    } else {
-      for (std::size_t p = 0; p < n; ++p) {
+    fleet_budget_options fo;
+    fo.lease_size = o.lease_size;
+    fo.share = s.share;
+    for (std::size_t p = 0; p < n; ++p) {
+      if (s.shared_budget) {
+        auto b = std::make_shared<fleet_budget>(store_, o.ratio, fo, eng_);
+        budgets_.push_back(b.get());
+        policies_.push_back(base.budget(std::move(b)));
+        const duration phase(static_cast<duration::rep>(
+            phases_.uniform() * static_cast<double>(o.flush_interval.count())));
+        eng_.after<&fleet_run::flush>(phase, this, p);
+      } else {
         policies_.push_back(base.budget(std::make_shared<ratio_budget>(o.ratio, eng_)));
       }
     }
@@ -127,7 +96,7 @@ class fleet_run {
     row_.goodput_after =
         ended_after_ > 0 ? static_cast<double>(succeeded_after_) / static_cast<double>(ended_after_)
                          : 0;
-    if (s_.shared_breaker) row_.probes_during = store_.probes_granted_during_;
+    if (s_.shared_breaker) row_.probes_during = probes_during_;
     if (s_.breakers) {
       std::vector<double> detect;
       for (const auto t : first_reject_) {
@@ -164,12 +133,22 @@ class fleet_run {
     return duration(static_cast<duration::rep>(detail::unit_exponential(eng_.rng()) / rate * 1e9));
   }
 
-  const retry_policy& policy_of(std::uint32_t p) const {
-    return s_.shared_budget ? policies_.front() : policies_[p];
+  const retry_policy& policy_of(std::uint32_t p) const { return policies_[p]; }
+
+  void outage_begins(std::uint64_t) {
+    probes_during_ = store_.totals().probes_granted;
+    if (s_.redis_down) store_.set_available(false);
+  }
+  void outage_ends(std::uint64_t) {
+    probes_during_ = store_.totals().probes_granted - probes_during_;
+    store_.set_available(true);
   }
 
-  void outage_begins(std::uint64_t) { store_.fleet_down_ = true; }
-  void outage_ends(std::uint64_t) { store_.fleet_down_ = false; }
+  // Process p's budget deposits what it counted (the link's flush task).
+  void flush(std::uint64_t p) {
+    budgets_[p]->flush();
+    eng_.after<&fleet_run::flush>(o_.flush_interval, this, p);
+  }
 
   // Process p reads the shared state (its poll task), and knows of the
   // outage once its view is open.
@@ -289,14 +268,16 @@ class fleet_run {
   fleet_strategy s_;
   engine eng_;
   random_stream phases_;
+  fleet_store store_{eng_};  // before the objects that use it
   std::vector<retry_policy> policies_;
+  std::vector<fleet_budget*> budgets_;                      // shared: owned by policies_
   std::vector<std::unique_ptr<circuit_breaker>> breakers_;  // per-process breakers
-  simulated_store store_{eng_};
-  std::vector<std::unique_ptr<fleet_breaker>> fleet_;  // shared: one state machine per process
+  std::vector<std::unique_ptr<fleet_breaker>> fleet_;       // shared: one state machine per process
   std::vector<time_point> first_reject_;
   std::vector<request> requests_;
   std::uint64_t offered_during_ = 0, attempts_during_ = 0, retries_during_ = 0;
   std::uint64_t ended_after_ = 0, succeeded_after_ = 0;
+  std::uint64_t probes_during_ = 0;
   fleet_row row_;
 };
 
@@ -310,19 +291,23 @@ fleet_result run_fleet(const fleet_options& o) {
   if (!(o.rate_per_process > 0) || o.rate_per_process > 10000) {
     throw std::invalid_argument("fleet: rate per process must be in (0, 10000]");
   }
-  if (o.poll_interval <= duration::zero()) {
-    throw std::invalid_argument("fleet: poll_interval must be above 0");
+  if (o.poll_interval <= duration::zero() || o.flush_interval <= duration::zero()) {
+    throw std::invalid_argument("fleet: poll_interval and flush_interval must be above 0");
   }
+  if (o.lease_size < 1) throw std::invalid_argument("fleet: lease_size must be at least 1");
   if (o.trigger_at + o.trigger_for > o.length) {
     throw std::invalid_argument(
         "fleet: the outage must end within the run (trigger_at + "
         "trigger_for <= length)");
   }
   fleet_result out;
-  for (const auto& s : {fleet_strategy{"per-process budgets", false, false, false},
-                        fleet_strategy{"shared budget (Redis)", true, false, false},
-                        fleet_strategy{"per-process budgets + breakers", false, true, false},
-                        fleet_strategy{"shared budget + shared breaker", true, true, true}}) {
+  for (const auto& s :
+       {fleet_strategy{"per-process budgets", false, false, false},
+        fleet_strategy{"shared budget (Redis)", true, false, false},
+        fleet_strategy{"Redis down: whole local budgets", true, false, false, true, false},
+        fleet_strategy{"Redis down: shares of one budget", true, false, false, true, true},
+        fleet_strategy{"per-process budgets + breakers", false, true, false},
+        fleet_strategy{"shared budget + shared breaker", true, true, true}}) {
     fleet_run run(o, s);
     out.rows.push_back(run.run());
     out.events += run.events_;

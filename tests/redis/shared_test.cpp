@@ -253,6 +253,30 @@ TEST(RedisOptions, FromJsonAndEnvironment) {
   EXPECT_EQ(o.port, 7000);
   EXPECT_EQ(o.fallback, rebound::redis::fallback_mode::open);
   EXPECT_EQ(o.flush_interval, 250ms);
+  // The budget's kind and settings, the share and the fleet's membership.
+  o = rebound::redis::options_from_json(
+      R"({"budget": {"kind": "token_bucket", "capacity": 200, "retry_cost": 4},
+          "share": false, "expected_fleet_size": 32, "member_ttl": "30s", "fleet_probes": 2})");
+  const auto* bucket = std::get_if<rebound::token_bucket_budget::options>(&o.budget);
+  ASSERT_NE(bucket, nullptr);
+  EXPECT_EQ(bucket->capacity, 200);
+  EXPECT_EQ(bucket->retry_cost, 4);
+  EXPECT_EQ(bucket->timeout_retry_cost, 10);  // the default
+  EXPECT_FALSE(o.share);
+  EXPECT_EQ(o.expected_fleet_size, 32);
+  EXPECT_EQ(o.member_ttl, 30s);
+  EXPECT_EQ(o.fleet_probes, 2);
+  o = rebound::redis::apply_env({}, "APP_REDIS",
+                                {{"APP_REDIS_BUDGET_RATIO", "0.05"},
+                                 {"APP_REDIS_BUDGET_WINDOW", "30s"},
+                                 {"APP_REDIS_SHARE", "true"},
+                                 {"APP_REDIS_EXPECTED_FLEET_SIZE", "100"}});
+  const auto* ratio = std::get_if<rebound::ratio_budget::options>(&o.budget);
+  ASSERT_NE(ratio, nullptr);
+  EXPECT_EQ(ratio->ratio, 0.05);
+  EXPECT_EQ(ratio->window, 30s);
+  EXPECT_EQ(ratio->min_per_second, 10);
+  EXPECT_EQ(o.expected_fleet_size, 100);
 }
 
 TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
@@ -288,6 +312,53 @@ TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
         (void)apply_env({}, "R", {{"R_RECONNECT_MAX", "1ms"}, {"R_RECONNECT_MIN", "1s"}});
       },
       "R_RECONNECT_MAX", "out of range");
+  // A budget key of the other kind is named, with the kind that rules it out.
+  expect([] { (void)options_from_json(R"({"budget": {"capacity": 10}})"); }, "budget.capacity",
+         "applies to a token_bucket budget; budget.kind is ratio");
+  expect([] { (void)options_from_json(R"({"budget": {"kind": "bucket"}})"); }, "budget.kind",
+         "allowed: ratio, token_bucket");
+  expect([] { (void)options_from_json(R"({"budget": {"window": "1500ms"}})"); }, "budget.window",
+         "whole seconds");
+  expect([] { (void)apply_env({}, "R", {{"R_BUDGET_RATIO", "2"}}); }, "R_BUDGET_RATIO", "0..1");
+  expect(
+      [] {
+        (void)apply_env({}, "R",
+                        {{"R_BUDGET_KIND", "token_bucket"}, {"R_BUDGET_RETRY_COST", "900"}});
+      },
+      "R_BUDGET_RETRY_COST", "the capacity");
+  expect([] { (void)options_from_json(R"({"expected_fleet_size": 0})"); }, "expected_fleet_size",
+         "1..1000000");
+}
+
+TEST(SharedBudget, HeartbeatsCountTheFleetAndAwayFromRedisEachTakesItsShare) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "share");
+  o.command_timeout = 200ms;  // a loaded CI machine: this test is about the share, not speed
+  o.member_ttl = 1s;          // a heartbeat every 333 ms
+  const shared_budget::ratio r{.ratio = 0.1, .min_per_second = 10, .window = 10s};
+  std::vector<std::shared_ptr<link>> links;
+  std::vector<std::unique_ptr<shared_budget>> fleet;
+  for (int i = 0; i < 4; ++i) {
+    links.push_back(connected(o));
+    fleet.push_back(std::make_unique<shared_budget>(links.back(), "api", r));
+  }
+  for (auto& b : fleet) b->flush();  // the first heartbeat of each
+  EXPECT_EQ(fleet[3]->fleet_size(), 4);
+  // The others saw the fleet as it stood when they beat; their next beats
+  // (on the links' threads, every member_ttl / 3) see all four.
+  for (auto& b : fleet) {
+    EXPECT_TRUE(eventually([&] { return b->fleet_size() == 4; }, 3s)) << b->fleet_size();
+  }
+  server.stop();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(eventually([&] { return !links[static_cast<std::size_t>(i)]->available(); }));
+  }
+  int granted = 0;
+  for (auto& b : fleet) {
+    for (int i = 0; i < 200; ++i) granted += b->try_acquire({}) ? 1 : 0;
+  }
+  // The fleet's floor (10/s over 10 s: 100 retries) split four ways, not four floors.
+  EXPECT_EQ(granted, 4 * 25);
 }
 
 TEST(SharedBudget, ThreadsInTwoProcessesNeverExceedTheFleetBudget) {

@@ -242,14 +242,21 @@ TEST(FleetTest, SharedStateBoundsTheFleetAndFindsTheOutageSooner) {
   rebound::sim::fleet_options o;
   o.processes = 500;
   const auto r = rebound::sim::run_fleet(o);
-  ASSERT_EQ(r.rows.size(), 4U);
+  ASSERT_EQ(r.rows.size(), 6U);
   const auto& per_process = r.rows[0];
   const auto& shared = r.rows[1];
-  const auto& breakers = r.rows[2];
-  const auto& shared_breaker = r.rows[3];
+  const auto& down_whole = r.rows[2];
+  const auto& down_share = r.rows[3];
+  const auto& breakers = r.rows[4];
+  const auto& shared_breaker = r.rows[5];
   // 500 floors of 10/s allow every retry; one fleet floor (10/s) plus 10% does not.
   EXPECT_GT(per_process.amplification_during, 3.5);
   EXPECT_LT(shared.retries_per_s_during, 0.1 * shared.offered_per_s + o.ratio.min_per_second + 5);
+  // Redis down with the dependency: whole local budgets are per-process
+  // budgets again; shares of one budget stay near it (issue 20: <= 1.25x).
+  EXPECT_GT(down_whole.amplification_during, 3.5);
+  EXPECT_LE(down_share.amplification_during, 1.25);
+  EXPECT_GT(down_share.amplification_during, shared.amplification_during);
   // The shared breaker: every process knows within a poll of the first one
   // that found out, and one probe per open period runs for the fleet.
   ASSERT_GT(shared_breaker.detect_all_s, 0);
@@ -258,7 +265,7 @@ TEST(FleetTest, SharedStateBoundsTheFleetAndFindsTheOutageSooner) {
   EXPECT_LT(shared_breaker.attempts_per_s_during, breakers.attempts_per_s_during);
   // Same seed, same numbers.
   const auto again = rebound::sim::run_fleet(o);
-  EXPECT_EQ(again.rows[3].probes_during, shared_breaker.probes_during);
+  EXPECT_EQ(again.rows[5].probes_during, shared_breaker.probes_during);
   EXPECT_EQ(again.events, r.events);
 }
 

@@ -33,18 +33,18 @@
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
 #include "rebound/config.hpp"
+#include "rebound/fleet_budget.hpp"
 
 struct redisContext;
 
 namespace rebound::redis {
 
-/// What the shared budget and breaker do while Redis is unavailable.
-enum class fallback_mode : std::uint8_t {
-  local,  ///< decide with the process's own budget and breaker (the default)
-  open,   ///< fail open: grant retries, trust only the local breaker
-  closed  ///< fail closed: refuse retries
-};
-[[nodiscard]] std::string_view to_string(fallback_mode m) noexcept;
+/// What the shared budget and breaker do while Redis is unavailable: decide
+/// with the process's own budget and breaker (local, the default), grant
+/// every retry and trust only the local breaker (open), or refuse every
+/// retry (closed).
+using fallback_mode = ::rebound::fleet_fallback;
+using ::rebound::to_string;
 
 /// The reconnect policy from `min` doubling to `max`, equal jitter.
 [[nodiscard]] inline policy_settings reconnect_backoff(duration min, duration max) {
@@ -87,6 +87,16 @@ struct options {
   fallback_mode fallback = fallback_mode::local;
   /// Shared breaker: probes the whole fleet may run in one half-open round.
   int fleet_probes = 1;
+  /// Shared budget: its kind and settings, for shared_budget(link, dependency).
+  fleet_budget_settings budget = ratio_budget::options{};
+  /// Shared budget while Redis is away: each process's local fallback holds
+  /// the fleet budget divided by the fleet's last known size (false: a whole
+  /// budget each). Before Redis was ever reached the fleet is assumed
+  /// `expected_fleet_size` processes. A process counts as alive for
+  /// `member_ttl` after its last heartbeat (sent with a flush).
+  bool share = true;
+  int expected_fleet_size = 1;
+  duration member_ttl = std::chrono::seconds(10);
 
   /// Checks every field; throws rebound::config_error naming the first bad one.
   void validate() const;
@@ -98,7 +108,10 @@ struct options {
 /// "connect_timeout": "100ms", "command_timeout": "20ms",
 /// "reconnect": {"backoff": {"initial": "100ms", "max": "5s"}, "jitter": "equal"},
 /// "flush_interval": "100ms", "max_batch": 1000, "lease_size": 10, "lease_ttl": "1s",
-/// "poll_interval": "100ms", "fallback": "local"|"open"|"closed"}. "reconnect"
+/// "poll_interval": "100ms", "fallback": "local"|"open"|"closed", "fleet_probes": 1,
+/// "budget": {"kind": "ratio", "ratio": 0.2, "min_per_second": 10, "window": "10s"} or
+/// {"kind": "token_bucket", "capacity": 500, "retry_cost": 5, "timeout_retry_cost": 10,
+/// "success_refund": 1}, "share": true, "expected_fleet_size": 1, "member_ttl": "10s"}. "reconnect"
 /// takes every key of a policy document; "reconnect_min" and "reconnect_max"
 /// are shorthands for reconnect_backoff(min, max). Throws rebound::config_error.
 [[nodiscard]] options options_from_json(std::string_view json, options base = {});
@@ -106,7 +119,9 @@ struct options {
 /// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_* (a policy,
 /// e.g. PREFIX_RECONNECT_BACKOFF_MAX), PREFIX_RECONNECT_MIN and
 /// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH,
-/// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK over `base`; another
+/// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK,
+/// PREFIX_FLEET_PROBES, PREFIX_BUDGET_KIND, PREFIX_BUDGET_RATIO (and each budget key),
+/// PREFIX_SHARE, PREFIX_EXPECTED_FLEET_SIZE, PREFIX_MEMBER_TTL over `base`; another
 /// name under the prefix is an error. Values are never echoed for PASSWORD.
 [[nodiscard]] options apply_env(options base, std::string_view prefix,
                                 const std::map<std::string, std::string>& vars);

@@ -17,26 +17,25 @@
 // local atomics and flushed in the background (every flush_interval, or at
 // max_batch). A retry decision uses a locally leased allowance when it has
 // one, else one round trip that leases up to lease_size more. While Redis is
-// unavailable the budget decides with a local budget of the same settings
-// (or fails open or closed, as configured), and shares again once it is back.
+// unavailable the budget decides with its share of the fleet budget (the
+// budget divided by the fleet's last known size; or fails open or closed,
+// as configured), and shares again once it is back.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <variant>
 
 #include "rebound/breaker.hpp"
 #include "rebound/budget.hpp"
 #include "rebound/fleet_breaker.hpp"
+#include "rebound/fleet_budget.hpp"
 #include "rebound/redis/client.hpp"
 
 namespace rebound::redis {
 
 /// A retry budget shared by every process that uses the same Redis, key
-/// prefix and dependency name.
+/// prefix and dependency name: the fleet budget (rebound/fleet_budget.hpp)
+/// on a Redis store, flushed by the link's thread.
 class shared_budget final : public retry_budget {
  public:
   /// Finagle-style: fleet-wide retries over the last `window` <= ratio * calls
@@ -46,46 +45,57 @@ class shared_budget final : public retry_budget {
   /// (timeout_retry_cost after a timeout), a first-try success refunds success_refund.
   using token_bucket = token_bucket_budget::options;
 
+  /// The kind and settings of the link's options().budget.
+  shared_budget(std::shared_ptr<link> l, std::string dependency);
   shared_budget(std::shared_ptr<link> l, std::string dependency, ratio o);
   shared_budget(std::shared_ptr<link> l, std::string dependency, token_bucket o);
   ~shared_budget() override;
 
-  void on_call() noexcept override;
-  bool try_acquire(const retry_request& r) noexcept override;
-  void on_success(const retry_request* last_retry) noexcept override;
-  void on_failure() noexcept override;
+  void on_call() noexcept override { fleet_.on_call(); }
+  bool try_acquire(const retry_request& r) noexcept override { return fleet_.try_acquire(r); }
+  void on_success(const retry_request* last_retry) noexcept override {
+    fleet_.on_success(last_retry);
+  }
+  void on_failure() noexcept override { fleet_.on_failure(); }
 
   /// Sends the pending deposits now (normally the link's thread does).
-  void flush();
+  void flush() { fleet_.flush(); }
   /// Retries granted from Redis (leases included) and decided locally.
-  [[nodiscard]] std::uint64_t shared_decisions() const noexcept { return shared_.load(); }
-  [[nodiscard]] std::uint64_t fallback_decisions() const noexcept { return fallback_.load(); }
+  [[nodiscard]] std::uint64_t shared_decisions() const noexcept {
+    return fleet_.shared_decisions();
+  }
+  [[nodiscard]] std::uint64_t fallback_decisions() const noexcept {
+    return fleet_.fallback_decisions();
+  }
+  /// The fleet's size as last seen in Redis (expected_fleet_size before).
+  [[nodiscard]] int fleet_size() const noexcept { return fleet_.fleet_size(); }
   [[nodiscard]] const std::string& dependency() const noexcept { return dependency_; }
+  [[nodiscard]] const fleet_budget& fleet() const noexcept { return fleet_; }
 
  private:
-  bool fallback(const retry_request& r) noexcept;
-  [[nodiscard]] int units(const retry_request& r) const noexcept;
+  // The budget's counts in Redis, computed by Lua scripts on Redis's clock:
+  // per-second call and retry counters (ratio) or a token count (bucket),
+  // and the fleet's members with their expiry times (a sorted set).
+  class store final : public fleet_budget_store {
+   public:
+    store(link& l, std::string key, std::string members_key);
+    [[nodiscard]] bool available() const noexcept override { return link_.available(); }
+    [[nodiscard]] std::optional<long long> deposit(const fleet_budget_settings& s, long long n,
+                                                   const member* m) override;
+    [[nodiscard]] std::optional<long long> take(const fleet_budget_settings& s, long long n,
+                                                long long need) override;
+    [[nodiscard]] duration bound() const noexcept override;
+
+   private:
+    link& link_;
+    std::string key_, members_key_;
+  };
+  shared_budget(std::shared_ptr<link> l, std::string dependency, fleet_budget_settings s);
 
   std::shared_ptr<link> link_;
   std::string dependency_;
-  std::string key_;
-  std::variant<ratio, token_bucket> settings_;
-  std::shared_ptr<retry_budget> local_;  // the fallback, kept warm
-  std::int64_t max_batch_;
-  duration lease_ttl_;
-  std::mutex flush_mu_;
-  std::atomic<std::int64_t> pending_{0};  // calls (ratio) or refund tokens (bucket) to flush
-  // Deposits taken from pending_ (and, for the ratio, fed to the local
-  // budget already) whose send was refused as busy: sent at the next flush,
-  // never fed to the local budget twice. Under flush_mu_.
-  std::int64_t unsent_ = 0;
-  std::mutex lease_mu_;
-  std::condition_variable lease_cv_;
-  bool refilling_ = false;    // one round trip for more at a time (under lease_mu_)
-  int leased_ = 0;            // retries (ratio) or tokens (bucket) granted but not used
-  time_point lease_until_{};  // on the link's clock
-  std::atomic<std::uint64_t> shared_{0};
-  std::atomic<std::uint64_t> fallback_{0};
+  store store_;
+  fleet_budget fleet_;
   std::uint64_t task_ = 0;  // the link's flush task
 };
 

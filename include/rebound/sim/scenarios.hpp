@@ -245,6 +245,9 @@ struct fleet_options {
   ratio_budget::options ratio{.ratio = 0.1, .min_per_second = 10};
   breaker_options breaker{.failure_threshold = 5, .open_duration = std::chrono::seconds(5)};
   duration poll_interval = std::chrono::milliseconds(100);
+  /// The shared budget's flush interval and lease size (redis::options').
+  duration flush_interval = std::chrono::milliseconds(100);
+  int lease_size = 10;
   std::uint64_t seed = 1;
 };
 

@@ -1,0 +1,288 @@
+// The fleet budget (rebound/fleet_budget.hpp) on simulated time, over the
+// simulator's model of the Redis keys (rebound::sim::fleet_store; tests/redis
+// runs the same object on a real Redis).
+#include "rebound/fleet_budget.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "rebound/config.hpp"
+#include "rebound/sim/fleet_store.hpp"
+#include "rebound/testing/simulated_clock.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rebound::fleet_budget;
+using rebound::retry_request;
+using clock_t_ = rebound::testing::simulated_clock;
+
+const fleet_budget::ratio ten_percent{.ratio = 0.1, .min_per_second = 10, .window = 10s};
+
+rebound::fleet_budget_options no_share() {
+  rebound::fleet_budget_options o;
+  o.share = false;
+  return o;
+}
+
+TEST(FleetBudget, TheSuccessPathNeverTouchesTheStore) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, {}, clock);
+  for (int i = 0; i < 999; ++i) {
+    b.on_call();
+    b.on_success(nullptr);
+  }
+  EXPECT_EQ(store.totals().operations, 0U);
+  b.flush();  // the owner's periodic flush: one deposit (with the first heartbeat)
+  EXPECT_EQ(store.totals().operations, 1U);
+  EXPECT_EQ(store.totals().calls, 999U);
+}
+
+TEST(FleetBudget, AFullBatchAsksTheOwnerToFlush) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  rebound::fleet_budget_options o;
+  o.max_batch = 100;
+  fleet_budget b(store, ten_percent, o, clock);
+  int asked = 0;
+  b.on_flush_due([&] { ++asked; });
+  for (int i = 0; i < 250; ++i) b.on_call();
+  EXPECT_EQ(asked, 1);  // once, at the 100th; the owner then takes them all
+}
+
+TEST(FleetBudget, RetriesAreLeasedInBlocks) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  rebound::fleet_budget_options o;
+  o.lease_size = 10;
+  fleet_budget b(store, ten_percent, o, clock);  // floor: 100 retries per 10 s
+  int granted = 0;
+  for (int i = 0; i < 50; ++i) granted += b.try_acquire(retry_request{}) ? 1 : 0;
+  EXPECT_EQ(granted, 50);
+  EXPECT_EQ(store.totals().operations, 5U);  // 50 decisions, 5 round trips
+  EXPECT_EQ(b.shared_decisions(), 50U);
+}
+
+TEST(FleetBudget, TwoProcessesTogetherNeverExceedTheRatio) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  rebound::fleet_budget_options o;
+  o.lease_size = 1;  // no lease left over: the store's count is exact
+  fleet_budget a(store, ten_percent, o, clock), b(store, ten_percent, o, clock);
+  for (int i = 0; i < 3000; ++i) (i % 2 == 0 ? a : b).on_call();
+  a.flush();
+  b.flush();
+  int granted = 0;
+  for (int i = 0; i < 1000; ++i) granted += (i % 2 == 0 ? a : b).try_acquire({}) ? 1 : 0;
+  // 10% of 3000 calls plus the fleet's floor of 10/s over 10 s: 400, for both together.
+  EXPECT_EQ(granted, 400);
+}
+
+// Issue 15: while a second user kept the Redis link busy, each flush fed the
+// pending calls to the local fallback again; after a hung Redis the fallback
+// granted 4,000 to 11,000 retries where a budget with the same settings
+// allows about 2,100. Each call must reach the fallback exactly once.
+TEST(FleetBudget, BusyFlushesFeedEachCallToTheFallbackOnce) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, no_share(), clock);
+  rebound::ratio_budget same(ten_percent, clock);  // what the fallback may grant
+  b.flush();                                       // the first heartbeat, then busy
+  store.busy_for(1'000'000);                       // every flush finds the link busy
+  for (int i = 0; i < 20'000; ++i) {
+    b.on_call();
+    same.on_call();
+    if (i % 200 == 199) {
+      clock.advance(10ms);
+      b.flush();
+    }
+  }
+  store.set_available(false);  // then Redis hangs: the link is down
+  int fallback = 0, reference = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    fallback += b.try_acquire({}) ? 1 : 0;
+    reference += same.try_acquire({}) ? 1 : 0;
+  }
+  EXPECT_EQ(reference, 2100);  // 10% of 20,000 + 10/s x 10 s
+  EXPECT_EQ(fallback, reference);
+  EXPECT_EQ(b.fallback_decisions(), 20'000U);
+}
+
+TEST(FleetBudget, BusyDepositsAreSentLaterExactlyOnce) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, {}, clock);
+  for (int i = 0; i < 300; ++i) b.on_call();
+  store.busy_for(2);
+  b.flush();  // busy: kept
+  for (int i = 0; i < 200; ++i) b.on_call();
+  b.flush();  // busy again: kept with the new ones
+  EXPECT_EQ(store.totals().calls, 0U);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 500U);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 500U);
+}
+
+TEST(FleetBudget, DepositsWhileTheStoreIsDownAreDropped) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, {}, clock);
+  store.set_available(false);
+  for (int i = 0; i < 300; ++i) b.on_call();
+  b.flush();
+  store.set_available(true);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 0U);  // fewer calls counted: fewer retries, never more
+}
+
+TEST(FleetBudget, HeartbeatsTellEachProcessTheFleetSize) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  rebound::fleet_budget_options o;
+  o.member_ttl = 3s;
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 4; ++i) {
+    fleet.push_back(std::make_unique<fleet_budget>(store, ten_percent, o, clock));
+  }
+  for (auto& b : fleet) b->flush();
+  EXPECT_EQ(store.members(), 4);
+  fleet[3]->flush();
+  EXPECT_EQ(fleet[3]->fleet_size(), 4);
+  // One process leaves (stops beating); once its heartbeat expires the rest see 3.
+  for (int t = 0; t < 40; ++t) {
+    clock.advance(100ms);
+    for (int i = 0; i < 3; ++i) fleet[static_cast<std::size_t>(i)]->flush();
+  }
+  EXPECT_EQ(store.members(), 3);
+  EXPECT_EQ(fleet[0]->fleet_size(), 3);
+}
+
+TEST(FleetBudget, ExpectedFleetSizeBeforeTheStoreWasEverReached) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  store.set_available(false);
+  rebound::fleet_budget_options o;
+  o.expected_fleet_size = 20;
+  fleet_budget b(store, ten_percent, o, clock);
+  EXPECT_EQ(b.fleet_size(), 20);
+  int granted = 0;
+  for (int i = 0; i < 100; ++i) granted += b.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 5);  // the floor's share: 100 retries per window / 20
+}
+
+// Issue 20: while Redis is away, N processes must not get N budgets.
+TEST(FleetBudget, WhileTheStoreIsAwayTheFleetSharesOneBudget) {
+  for (const bool share : {true, false}) {
+    clock_t_ clock(clock_t_::mode::manual);
+    rebound::sim::fleet_store store(clock);
+    rebound::fleet_budget_options o;
+    o.share = share;
+    std::vector<std::unique_ptr<fleet_budget>> fleet;
+    for (int i = 0; i < 8; ++i) {
+      fleet.push_back(std::make_unique<fleet_budget>(store, ten_percent, o, clock));
+    }
+    for (auto& b : fleet) b->flush();  // heartbeats: 8 members
+    clock.advance(4s);                 // the next heartbeat is due after member_ttl / 3
+    for (auto& b : fleet) b->flush();
+    store.set_available(false);
+    for (auto& b : fleet) {
+      for (int i = 0; i < 1000; ++i) b->on_call();  // 8,000 calls in the fleet
+      b->flush();                                   // counted locally only
+    }
+    int granted = 0;
+    for (auto& b : fleet) {
+      EXPECT_EQ(b->fleet_size(), 8);
+      for (int i = 0; i < 1000; ++i) granted += b->try_acquire({}) ? 1 : 0;
+    }
+    // One budget: 10% of 8,000 + 100 (the fleet's floor over the window) = 900.
+    // Each process: 10% of 1,000 + 100/8 (12) = 112; whole: 10% + 100 = 200.
+    EXPECT_EQ(granted, share ? 8 * 112 : 8 * 200) << "share " << share;
+  }
+}
+
+TEST(FleetBudget, ATokenBucketIsSharedAndReturnedOnRelease) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::token_bucket bucket{
+      .capacity = 100, .retry_cost = 5, .timeout_retry_cost = 10, .success_refund = 1};
+  rebound::fleet_budget_options o;
+  o.lease_size = 4;
+  {
+    fleet_budget a(store, bucket, o, clock);
+    fleet_budget b(store, bucket, o, clock);
+    int granted = 0;
+    for (int i = 0; i < 30; ++i) granted += (i % 2 == 0 ? a : b).try_acquire({}) ? 1 : 0;
+    EXPECT_EQ(granted, 20);  // 100 tokens at 5 a retry, across both
+    EXPECT_FALSE(a.try_acquire({}));
+    b.on_success(nullptr);  // refunds are deposited at the next flush
+    for (int i = 0; i < 9; ++i) b.on_success(nullptr);
+    b.flush();
+    EXPECT_TRUE(a.try_acquire({}));  // 10 tokens back: two retries' worth
+    a.release();                     // leaving: the 5 leased tokens it did not use go back
+    b.release();
+  }
+  fleet_budget c(store, bucket, o, clock);
+  int granted = 0;
+  for (int i = 0; i < 30; ++i) granted += c.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 1);
+}
+
+TEST(FleetBudget, TheShareOfABucketIsItsCapacityDivided) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  store.set_available(false);
+  rebound::fleet_budget_options o;
+  o.expected_fleet_size = 4;
+  fleet_budget b(store, fleet_budget::token_bucket{.capacity = 100, .retry_cost = 5}, o, clock);
+  int granted = 0;
+  for (int i = 0; i < 100; ++i) granted += b.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 5);         // 25 tokens
+  o.expected_fleet_size = 1000;  // the floor: one retry's cost
+  fleet_budget big(store, fleet_budget::token_bucket{.capacity = 100, .retry_cost = 5}, o, clock);
+  granted = 0;
+  for (int i = 0; i < 100; ++i) granted += big.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 1);
+}
+
+TEST(FleetBudget, FallbackOpenAndClosed) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  store.set_available(false);
+  rebound::fleet_budget_options o;
+  o.fallback = rebound::fleet_fallback::open;
+  fleet_budget open(store, ten_percent, o, clock);
+  o.fallback = rebound::fleet_fallback::closed;
+  fleet_budget closed(store, ten_percent, o, clock);
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_TRUE(open.try_acquire({}));
+    EXPECT_FALSE(closed.try_acquire({}));
+  }
+}
+
+TEST(FleetBudget, SettingsAStoreCannotShareAreRefusedByName) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const auto field_of = [&](const rebound::fleet_budget_settings& s,
+                            const rebound::fleet_budget_options& o = {}) -> std::string {
+    try {
+      fleet_budget b(store, s, o, clock);
+    } catch (const rebound::config_error& e) {
+      return e.field();
+    }
+    return "";
+  };
+  EXPECT_EQ(field_of(fleet_budget::ratio{.ratio = 1.5}), "ratio");
+  EXPECT_EQ(field_of(fleet_budget::ratio{.window = 1500ms}), "window");
+  EXPECT_EQ(field_of(fleet_budget::ratio{.min_per_second = -1}), "min_per_second");
+  EXPECT_EQ(field_of(fleet_budget::token_bucket{.capacity = 4, .retry_cost = 5}), "retry_cost");
+  rebound::fleet_budget_options o;
+  o.expected_fleet_size = 0;
+  EXPECT_EQ(field_of(ten_percent, o), "expected_fleet_size");
+  EXPECT_EQ(field_of(ten_percent), "");
+}
+
+}  // namespace
