@@ -29,6 +29,7 @@ class timer_thread {
     return queue_.add(at, std::move(fn));
   }
   bool cancel(std::uint64_t id) noexcept { return queue_.cancel(id); }
+  std::size_t pending() const { return queue_.size(); }
 
   ~timer_thread() {
     {
@@ -101,6 +102,8 @@ std::uint64_t clock::call_at(time_point at, std::function<void()> fn) {
 }
 
 bool clock::cancel_call(std::uint64_t id) noexcept { return timer_thread::instance().cancel(id); }
+
+std::size_t detail::pending_timer_calls() { return timer_thread::instance().pending(); }
 
 clock& system_clock() noexcept {
   static steady_system_clock instance;

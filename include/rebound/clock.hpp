@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stop_token>
@@ -62,6 +63,9 @@ namespace detail {
 inline time_point steady_now() noexcept {
   return std::chrono::time_point_cast<duration>(std::chrono::steady_clock::now());
 }
+/// Calls waiting on the process-wide timer thread (clock::call_at on a real
+/// clock): the soak test counts them to show that no timer leaks.
+[[nodiscard]] std::size_t pending_timer_calls();
 }  // namespace detail
 
 /// Wall-clock time (std::chrono::system_clock), for dates a protocol carries

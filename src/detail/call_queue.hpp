@@ -73,6 +73,12 @@ class call_queue {
     return true;
   }
 
+  /// Calls scheduled and not yet run or cancelled.
+  std::size_t size() const {
+    std::lock_guard lock(mu_);
+    return calls_.size();
+  }
+
   std::mutex& mutex() noexcept { return mu_; }
   std::condition_variable& cv() noexcept { return cv_; }
   /// With mutex() held.
