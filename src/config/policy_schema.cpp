@@ -179,7 +179,7 @@ using P = policy_settings;
 using backoff::kind::constant, backoff::kind::linear, backoff::kind::exponential,
     backoff::kind::list;
 
-const std::array<setting<P>, 31> policy_table{{
+const auto policy_table = std::to_array<setting<P>>({
     {"max_attempts", "--attempts",
      [](P& s, const value_ref& v, const std::string& f) {
        s.max_attempts = static_cast<int>(integer_in(v, f, 1, max_attempts_limit));
@@ -332,10 +332,10 @@ const std::array<setting<P>, 31> policy_table{{
        hedge_of(s).min_samples = static_cast<int>(number_in(v, f, 1, 100000, true));
      },
      nullptr, false, "Latencies observed before the percentile is used", "N"},
-}};
+});
 
 using B = breaker_options;
-const std::array<setting<B>, 7> breaker_table{{
+const auto breaker_table = std::to_array<setting<B>>({
     {"mode", "",
      [](B& b, const value_ref& v, const std::string& f) {
        b.mode = pick<breaker_mode>(
@@ -362,7 +362,7 @@ const std::array<setting<B>, 7> breaker_table{{
      [](B& b, const value_ref& v, const std::string& f) {
        b.half_open_probes = static_cast<int>(number_in(v, f, 1, 1000, true));
      }},
-}};
+});
 
 }  // namespace
 

@@ -48,7 +48,7 @@ input make_input(auto o) {
 }
 
 using I = input;
-const std::array<::rebound::detail::setting<I>, 16> router_table{{
+const auto router_table = std::to_array<::rebound::detail::setting<I>>({
     {"enabled", "",
      [](I& t, const value_ref& v, const std::string& f) {
        t.o.enabled = ::rebound::detail::bool_in(v, f);
@@ -109,7 +109,7 @@ const std::array<::rebound::detail::setting<I>, 16> router_table{{
        r.json_object(*v.j, "", f + ".");
        t.o.replica_breaker = r.finish([](const breaker_options& b) { rebound::validate(b); });
      }},
-}};
+});
 
 // The shorthands, into the policies they stand for; then every check.
 void finish_input(input& t) {

@@ -75,7 +75,7 @@ input make_input(auto o) {
 }
 
 using I = input;
-const std::array<::rebound::detail::setting<I>, 29> link_table{{
+const auto link_table = std::to_array<::rebound::detail::setting<I>>({
     {"host", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.host = text_of(v, f, false); }},
     {"port", "",
@@ -184,7 +184,7 @@ const std::array<::rebound::detail::setting<I>, 29> link_table{{
      }},
     {"member_ttl", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.member_ttl = dur(v, f); }},
-}};
+});
 
 void finish_input(input& t) {
   if (t.bucket) {

@@ -302,6 +302,9 @@ TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
   expect([] { (void)options_from_json(R"({"password": "hunter2", )"); }, "(document)",
          "not valid JSON");
   expect([] { (void)apply_env({}, "R", {{"R_LEASE_SIZE", "0"}}); }, "R_LEASE_SIZE", "1..10000");
+  // A name that is only the prefix (found by fuzzing: it matched an empty
+  // table row and crashed).
+  expect([] { (void)apply_env({}, "R", {{"R_", "x"}}); }, "R_", "names no Redis option");
   expect(
       [] {
         (void)apply_env({}, "R", {{"R_PASWORD", "hunter2"}});
