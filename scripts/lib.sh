@@ -9,6 +9,7 @@ REBOUND_PACKAGES=(
   libpq-dev postgresql-15 libsqlite3-dev
   libhiredis-dev redis-server
   nginx-light haproxy
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
 )
 
 # Installs the packages that are missing, and only those.
