@@ -158,10 +158,19 @@ TEST(GatewayChaos, APostIsNeverReplayedWithoutAKeyBehindNginx) {
   backend.join();
   EXPECT_EQ(keyed.status, 200);
   int no_key = 0, with_key = 0;
-  for (const auto& line : gw.access_log()) {
-    if (line.starts_with("POST /status/200?no-key ")) ++no_key;
-    if (line.starts_with("POST /status/200 ") && line.ends_with(" chaos-key-1")) ++with_key;
-  }
+  // nginx writes a request's log line after it has sent the response, so the
+  // last line can lag the client by a moment: read until the count settles,
+  // for at most 2 s (a real wait, at a process boundary).
+  const auto give_up = steady::now() + 2s;
+  do {
+    no_key = with_key = 0;
+    for (const auto& line : gw.access_log()) {
+      if (line.starts_with("POST /status/200?no-key ")) ++no_key;
+      if (line.starts_with("POST /status/200 ") && line.ends_with(" chaos-key-1")) ++with_key;
+    }
+    if (with_key >= keyed.attempts) break;
+    std::this_thread::sleep_for(20ms);
+  } while (steady::now() < give_up);
   EXPECT_EQ(no_key, 1) << "a POST without a key reached the gateway more than once";
   EXPECT_EQ(with_key, keyed.attempts);
   EXPECT_GT(with_key, 1);
@@ -184,9 +193,20 @@ TEST(GatewayChaos, TheCliRidesThroughBehindHaproxyAndNeverReplaysAPost) {
                              dir.path() / "post.log");
   const int status = post.wait(15s);
   backend.join();
+  // haproxy logs a request after it has answered it: read until the count
+  // has been non-zero and unchanged for 200 ms, for at most 2 s (a real wait,
+  // at a process boundary), so a late line is neither missed nor a replay.
   int posts = 0;
-  for (const auto& line : gw.log()) {
-    if (line.find("\"POST /status/200?cli-post") != std::string::npos) ++posts;
+  const auto give_up = steady::now() + 2s;
+  auto stable_since = steady::now();
+  for (int last = -1; steady::now() < give_up; std::this_thread::sleep_for(20ms)) {
+    posts = 0;
+    for (const auto& line : gw.log()) {
+      if (line.find("\"POST /status/200?cli-post") != std::string::npos) ++posts;
+    }
+    if (posts != last) stable_since = steady::now();
+    last = posts;
+    if (posts > 0 && steady::now() - stable_since >= 200ms) break;
   }
   EXPECT_EQ(posts, 1) << post.output();
   // Sent during the outage (503) or after it (200): either way once.
