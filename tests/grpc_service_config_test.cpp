@@ -136,6 +136,9 @@ TEST(GrpcServiceConfig, EveryErrorNamesTheField) {
   EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
                      R"(, "retryThrottling": {"maxTokens": 10, "tokenRatio": 0})"),
             "retryThrottling.tokenRatio");
+  EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
+                     R"(, "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.0004})"),
+            "retryThrottling.tokenRatio");  // 0.000 after gRFC A6's truncation
   EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}"), "accepted");
   // Both policies in one method config.
   try {

@@ -144,6 +144,8 @@ class throttle_budget final : public retry_budget {
   [[nodiscard]] double tokens() const noexcept {
     return static_cast<double>(milli_.load(std::memory_order_relaxed)) / 1000.0;
   }
+  /// The settings as given (the token counts use them truncated to 3 decimals).
+  [[nodiscard]] const options& settings() const noexcept { return options_; }
 
  private:
   options options_;

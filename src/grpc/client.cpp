@@ -202,8 +202,9 @@ void prepare(::grpc::ClientContext& ctx, const retry_call& call, const call_spec
   if (d != time_point::max()) {
     const time_point now = call.now();
     const duration left = d > now ? d - now : duration::zero();
-    // A span: gRPC adds it to its own clock when the call starts.
-    ctx.set_deadline(gpr_time_from_nanos(left.count(), GPR_TIMESPAN));
+    // On gRPC's monotonic clock, so that facts() can tell whether it passed.
+    ctx.set_deadline(gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                  gpr_time_from_nanos(left.count(), GPR_TIMESPAN)));
   }
   for (const auto& [k, v] : spec.metadata) ctx.AddMetadata(k, v);
   if (attempt > 1) ctx.AddMetadata("grpc-previous-rpc-attempts", std::to_string(attempt - 1));
@@ -228,8 +229,11 @@ attempt_facts facts(const ::grpc::ClientContext& ctx, const ::grpc::Status& s,
   }
   // Our deadline (the attempt's timeout or the call's) ended it: a timeout,
   // retried while the call's deadline leaves room (the engine decides).
+  // A DEADLINE_EXCEEDED the server sent before our deadline is its own
+  // verdict (permanent); gRPC's monotonic clock says whether ours passed.
   (void)call;
-  f.own_deadline = s.error_code() == ::grpc::StatusCode::DEADLINE_EXCEEDED && had_deadline;
+  f.own_deadline = s.error_code() == ::grpc::StatusCode::DEADLINE_EXCEEDED && had_deadline &&
+                   gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), ctx.raw_deadline()) >= 0;
   // Never sent: the channel had no connection when the attempt started, and
   // its last connection attempt failed when the attempt ended (see the
   // header: with pick_first, a connection that was made and then lost leaves
@@ -240,8 +244,8 @@ attempt_facts facts(const ::grpc::ClientContext& ctx, const ::grpc::Status& s,
   return f;
 }
 
-bool may_repeat(const options& o, const call_spec& spec, const attempt_facts& f) noexcept {
-  if (!f.sent || spec.idempotent) return true;
+bool is_idempotent(const options& o, const call_spec& spec) noexcept {
+  if (spec.idempotent) return true;
   if (o.idempotent && !spec.method.empty()) {
     try {
       return o.idempotent(spec.method);
@@ -250,6 +254,10 @@ bool may_repeat(const options& o, const call_spec& spec, const attempt_facts& f)
     }
   }
   return false;
+}
+
+bool may_repeat(const options& o, const call_spec& spec, const attempt_facts& f) noexcept {
+  return !f.sent || is_idempotent(o, spec);
 }
 
 ::grpc::Status synthesized(stop_reason r) {
@@ -293,7 +301,11 @@ async_driver::async_driver(const options& o, call_spec spec, start_fn start,
       call_options_(call_options_of(o, spec_)),
       start_(std::move(start)),
       finish_(std::move(finish)) {
-  // The metadata and the method name outlive the caller's spec.
+  // The metadata is copied with the spec; the method name is a view: keep
+  // its text, since the caller's may be gone before the last attempt ends.
+  method_.assign(spec_.method);
+  spec_.method = method_;
+  idempotent_ = is_idempotent(o, spec_);
 }
 
 async_driver::~async_driver() = default;
@@ -345,8 +357,8 @@ void async_driver::on_done(int slot, ::grpc::Status s) {
       ending_ = stop_reason::cancelled;
       last_ = std::move(s);
     } else {
-      const attempt_facts f =
-          facts(a.ctx, s, *call_, a.own_deadline, a.channel_before, channel_state(options_));
+      const attempt_facts f = facts(a.ctx, s, *call_, a.own_deadline, a.channel_before,
+                                    idempotent_ ? std::nullopt : channel_state(options_));
       const verdict v = classify(static_cast<code>(s.error_code()), f, options_);
       const std::string cause = call_->observed() ? describe(s) : std::string();
       last_ = std::move(s);
@@ -430,7 +442,7 @@ void async_driver::step(std::unique_lock<std::mutex>& lock) {
     s.hedged = hedged;
     s.started = call_->now();
     s.own_deadline = has_deadline(*call_);
-    s.channel_before = channel_state(options_);
+    if (!idempotent_) s.channel_before = channel_state(options_);  // only "sent" needs it
     prepare(s.ctx, *call_, spec_, number);
     ++running_;
     starts.emplace_back(static_cast<int>(slots_.size()) - 1, &s);
@@ -443,7 +455,10 @@ void async_driver::step(std::unique_lock<std::mutex>& lock) {
   }
 
   const time_point now = call_->now();
-  if (!ending_ && now >= call_->deadline()) ending_ = stop_reason::time_exhausted;
+  if (!ending_ && now >= call_->deadline()) {
+    ending_ = stop_reason::time_exhausted;
+    deadline_cut_ = true;  // attempts still running are cut: no server status ends the call
+  }
   if (!ending_ && backing_off_ && now >= backoff_until_) {
     backing_off_ = false;
     const call_step st = call_->resume(true);
@@ -472,7 +487,9 @@ void async_driver::step(std::unique_lock<std::mutex>& lock) {
       result.emplace(winner_, last_);
     } else {
       call_->end(*ending_);
-      const bool from_server = !last_.ok() && *ending_ != stop_reason::throttled;
+      // The last server status, as the blocking form returns it; a made-up
+      // one only when none came back, or the deadline cut attempts short.
+      const bool from_server = !last_.ok() && !deadline_cut_;
       result.emplace(-1, from_server ? last_ : synthesized(*ending_));
     }
   }

@@ -5,9 +5,11 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <sstream>
 
 #include "../config/schema.hpp"
 #include "rebound/config.hpp"
+#include "rebound/duration.hpp"
 
 namespace rebound::grpc {
 
@@ -213,6 +215,8 @@ method_config policy_from_service_config(std::string_view text, std::string_view
          "\"" + std::string(method) + "\" is not a method name such as pkg.Service/Method");
   }
   method_config out;
+  std::ostringstream summary;
+  summary << "gRPC service config for " << method << ": ";
   // One attempt unless the config says otherwise (what gRPC does).
   retry_policy p = retry_policy{}.stop(stop::after_attempts(1));
   std::string matched;
@@ -244,8 +248,14 @@ method_config policy_from_service_config(std::string_view text, std::string_view
       p = p.stop(stop::after_attempts(attempts))
               .backoff(backoff::exponential(initial, m, std::max(initial, max)))
               .jitter(jitter::full());
+      summary << "retryPolicy: " << attempts << " attempts"
+              << (out.clamped ? " (maxAttempts clamped to 5)" : "") << ", backoff "
+              << format_duration(initial) << " x" << m << " up to "
+              << format_duration(std::max(initial, max)) << ", full jitter";
       if (member(*retry, "perAttemptRecvTimeout") != nullptr) {
-        p = p.attempt_timeout(positive_duration(*retry, "perAttemptRecvTimeout", rat, false));
+        const duration per = positive_duration(*retry, "perAttemptRecvTimeout", rat, false);
+        p = p.attempt_timeout(per);
+        summary << ", " << format_duration(per) << " per attempt";
       }
     }
     if (hedging != nullptr) {
@@ -266,13 +276,24 @@ method_config policy_from_service_config(std::string_view text, std::string_view
       p = p.stop(stop::after_attempts(attempts))
               .backoff(backoff::constant(duration::zero()))
               .hedge({.delay = delay, .max_hedges = attempts - 1});
+      summary << "hedgingPolicy: " << attempts << " attempts"
+              << (out.clamped ? " (maxAttempts clamped to 5)" : "") << ", a hedge every "
+              << format_duration(delay) << " while none has answered";
     }
+    if (retry == nullptr && hedging == nullptr) summary << "no retryPolicy: 1 attempt";
+    summary << "; codes:";
+    if (out.retryable_codes.empty()) summary << " none";
+    for (const code c : out.retryable_codes) summary << " " << to_string(c);
     if (const json* t = member(*mc, "timeout")) {
       if (!t->is_string()) fail(at + ".timeout", "expected a duration, got " + t->dump());
       const auto d = parse_proto_duration(t->get<std::string>());
       if (!d || *d <= duration::zero()) fail(at + ".timeout", t->dump() + " must be above 0");
       p = p.total_timeout(*d);
+      summary << "; timeout " << format_duration(*d);
     }
+    summary << " (matched \"" << matched << "\")";
+  } else {
+    summary << "no methodConfig matches: 1 attempt";
   }
   if (const json* th = member(doc, "retryThrottling")) {
     if (!th->is_object()) fail("retryThrottling", "expected an object, got " + th->dump());
@@ -288,12 +309,25 @@ method_config policy_from_service_config(std::string_view text, std::string_view
     if (!ratio->is_number() || !(ratio->get<double>() > 0)) {
       fail("retryThrottling.tokenRatio", ratio->dump() + " must be above 0");
     }
+    // gRFC A6 keeps 3 decimals: below 0.001 nothing is left (gRPC refuses it too).
+    if (ratio->get<double>() < 0.001) {
+      fail("retryThrottling.tokenRatio",
+           ratio->dump() + " is 0 once truncated to 3 decimals (gRFC A6); allowed: 0.001 or more");
+    }
     out.throttle = std::make_shared<throttle_budget>(throttle_budget::options{
         .max_tokens = max_tokens->get<double>(), .token_ratio = ratio->get<double>()});
     p = p.budget(out.throttle);
+    summary << "; retryThrottling: maxTokens " << out.throttle->settings().max_tokens
+            << ", tokenRatio " << out.throttle->settings().token_ratio;
   }
   out.policy = std::move(p);
+  out.summary = summary.str();
   return out;
+}
+
+method_config policy_from_service_config_file(const std::filesystem::path& file,
+                                              std::string_view method) {
+  return policy_from_service_config(::rebound::detail::read_config_file(file), method);
 }
 
 }  // namespace rebound::grpc

@@ -363,6 +363,67 @@ TEST_F(CliTest, BadConfigFileNamesTheFileAndKey) {
   EXPECT_NE(r.err.find(cfg.string() + ": backoff.initial: \"fast\""), std::string::npos) << r.err;
 }
 
+// `policy show --grpc-service-config` previews what rebound::grpc runs for a
+// method: gRFC A6's retryPolicy with maxAttempts clamped to 5 and gRPC's
+// full jitter, random(0, min(initialBackoff * multiplier^(n-1), maxBackoff)).
+TEST_F(CliTest, PolicyShowPreviewsAGrpcServiceConfig) {
+  const auto cfg = dir_ / "service_config.json";
+  std::ofstream(cfg) << R"({"methodConfig": [{
+      "name": [{"service": "helloworld.Greeter"}],
+      "timeout": "2s",
+      "retryPolicy": {"maxAttempts": 7, "initialBackoff": "0.1s", "maxBackoff": "0.3s",
+                      "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}],
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}})";
+  const auto r = run({"policy", "show", "--grpc-service-config", cfg.string(), "--method",
+                      "helloworld.Greeter/SayHello", "--samples", "200", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto policy = j.at("policy").get<std::string>();
+  EXPECT_NE(policy.find("5 attempts (maxAttempts clamped to 5)"), std::string::npos) << policy;
+  EXPECT_NE(policy.find("UNAVAILABLE"), std::string::npos) << policy;
+  EXPECT_NE(policy.find("matched \"helloworld.Greeter/\""), std::string::npos) << policy;
+  const auto& a = j.at("attempts");
+  ASSERT_EQ(a.size(), 4u);  // attempts 2..5
+  const double cap[] = {100, 200, 300, 300};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_GE(a[i].at("delay_min_ms").get<double>(), 0);
+    EXPECT_LE(a[i].at("delay_max_ms").get<double>(), cap[i]);
+    EXPECT_GT(a[i].at("delay_max_ms").get<double>(), cap[i] * 0.8);  // full jitter spans it
+    EXPECT_LT(a[i].at("delay_min_ms").get<double>(), cap[i] * 0.2);
+  }
+  // The throttle (fresh per sample) allows every retry of one call.
+  EXPECT_EQ(j.at("give_up").at("attempts_exhausted").get<int>(), 200) << r.out;
+
+  // A hedging policy: when each attempt starts.
+  std::ofstream(cfg) << R"({"methodConfig": [{"name": [{"service": "a.B"}],
+      "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.5s"}}]})";
+  const auto h =
+      run({"policy", "show", "--grpc-service-config", cfg.string(), "--method", "a.B/C", "--json"});
+  ASSERT_EQ(h.status, 0) << h.err;
+  const auto hj = nlohmann::json::parse(h.out);
+  ASSERT_EQ(hj.at("hedges").size(), 3u);
+  EXPECT_EQ(hj.at("hedges")[2].at("start_ms").get<double>(), 1000);
+
+  // Errors name the field as the document spells it, and the flag.
+  std::ofstream(cfg) << R"({"methodConfig": [{"name": [{"service": "a.B"}],
+      "retryPolicy": {"maxAttempts": 1, "initialBackoff": "1s", "maxBackoff": "1s",
+                      "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})";
+  auto bad = run({"policy", "show", "--grpc-service-config", cfg.string(), "--method", "a.B/C"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("methodConfig[0].retryPolicy.maxAttempts"), std::string::npos) << bad.err;
+  bad = run({"policy", "show", "--method", "a.B/C"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--method: needs --grpc-service-config"), std::string::npos) << bad.err;
+  bad = run({"policy", "show", "--grpc-service-config", cfg.string(), "--method", "a.B/C",
+             "--attempts", "3"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("cannot be combined"), std::string::npos) << bad.err;
+  bad = run({"policy", "show", "--grpc-service-config", (dir_ / "missing.json").string(),
+             "--method", "a.B/C"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("missing.json"), std::string::npos) << bad.err;
+}
+
 TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
   const auto r = run({"policy", "show", "--attempts", "5", "--initial", "500ms", "--max-delay",
                       "3s", "--jitter", "none", "--samples", "10", "--json"});

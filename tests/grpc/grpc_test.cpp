@@ -210,6 +210,30 @@ TEST_F(fixture, ABackoffThatCannotFitIsNotSlept) {
   EXPECT_EQ(clock.now(), start);  // nothing slept
 }
 
+// A DEADLINE_EXCEEDED the server sends before our deadline is its verdict,
+// not our timeout: permanent, even with a deadline set and room to retry.
+TEST_F(fixture, TheServersDeadlineExceededIsNotOurTimeout) {
+  auto req = request("server-deadline");
+  req.set_status(static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  SayReply reply;
+  auto sp = spec();
+  sp.timeout = 10s;
+  const auto s = rebound::grpc::call(with(five()), *stub, &Echo::Stub::Say, req, &reply, sp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(report.reason, stop_reason::permanent_error);
+  EXPECT_EQ(report.attempts, 1);
+}
+
+// Hedges are the same request sent again: refused for a method that is not idempotent.
+TEST_F(fixture, HedgingAMethodThatIsNotIdempotentIsRefused) {
+  SayReply reply;
+  const rebound::grpc::options o{.policy = rebound::retry_policy{}.hedge({.delay = 10ms})};
+  EXPECT_THROW(rebound::grpc::async_call(o, stub->async(), &Echo::Stub::async_interface::Charge,
+                                         request("h"), &reply, spec(false), [](grpc::Status) {}),
+               std::invalid_argument);
+  EXPECT_EQ(server.received("h"), 0);
+}
+
 TEST_F(fixture, OtherCodesArePermanent) {
   auto req = request("internal");
   req.set_status(static_cast<int>(grpc::StatusCode::INTERNAL));
@@ -251,9 +275,10 @@ TEST_F(fixture, AResetAfterTheRequestArrivedIsRetriedOnlyWhenIdempotent) {
 TEST_F(fixture, IdempotentMethodsByPredicate) {
   rebound::testing::tcp_proxy proxy(server.port());
   server.on_drop([&] { proxy.cut_all(); });
-  auto via =
-      Echo::NewStub(rebound::grpc::make_channel("127.0.0.1:" + std::to_string(proxy.port())));
+  auto ch = rebound::grpc::make_channel("127.0.0.1:" + std::to_string(proxy.port()));
+  auto via = Echo::NewStub(ch);
   auto o = with(five());
+  o.channel = ch;  // the channel the stub calls on
   o.idempotent = [](std::string_view m) { return m == "rebound.test.Echo/Say"; };
   auto req = request("pred");
   req.set_drop_times(1);
@@ -284,8 +309,9 @@ TEST_F(fixture, FailuresBeforeTheRequestWasSentAreAlwaysRetried) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(report.reason, stop_reason::attempts_exhausted);
   EXPECT_EQ(report.attempts, 5);
-  s = rebound::grpc::call(with(five()), *nowhere, &Echo::Stub::Charge, request("x"), &reply,
-                          spec(false));
+  // Without the channel there is no way to tell: every failure counts as sent.
+  o.channel = nullptr;
+  s = rebound::grpc::call(o, *nowhere, &Echo::Stub::Charge, request("x"), &reply, spec(false));
   EXPECT_EQ(report.reason, stop_reason::not_idempotent);
   EXPECT_EQ(report.attempts, 1);
 }

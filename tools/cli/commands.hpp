@@ -35,6 +35,7 @@ int run_main(const run_options& o);
 struct policy_show_options {
   policy_flags policy;
   std::optional<std::string> samples, preset;
+  std::optional<std::string> grpc_service_config, grpc_method;
   bool json = false;
 };
 CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o);

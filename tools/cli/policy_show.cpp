@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "rebound/call.hpp"
 #include "rebound/duration.hpp"
+#include "rebound/grpc/service_config.hpp"
 #include "rebound/pg/options.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/sim/engine.hpp"
@@ -64,13 +65,41 @@ CLI::App* add_policy_show(CLI::App& policy, policy_show_options& o) {
                    "Start from an adapter's own retry rule: pg.replica_retry, pg.lsn_wait, "
                    "redis.reconnect (--config and flags then change it)")
       ->type_name("NAME");
+  show->add_option("--grpc-service-config", o.grpc_service_config,
+                   "Preview what a gRPC service config (gRFC A6 retryPolicy, hedgingPolicy, "
+                   "retryThrottling) means for --method, as rebound::grpc runs it")
+      ->type_name("FILE");
+  show->add_option("--method", o.grpc_method,
+                   "The method whose config to preview, as pkg.Service/Method "
+                   "(with --grpc-service-config)")
+      ->type_name("NAME");
   return show;
 }
 
 int policy_show_main(const policy_show_options& o) {
   policy_settings settings;
   int samples = 1000;
+  std::optional<grpc::method_config> from_grpc;
   try {
+    if (o.grpc_service_config || o.grpc_method) {
+      if (!o.grpc_service_config) {
+        throw config_error("--method", "needs --grpc-service-config FILE (the config to read)");
+      }
+      if (!o.grpc_method) {
+        throw config_error("--grpc-service-config",
+                           "needs --method pkg.Service/Method (the method to preview)");
+      }
+      bool policy_flags_given = o.policy.config.has_value();
+      for (const auto& [path, value] : o.policy.values) {
+        if (value && path != "seed") policy_flags_given = true;  // --seed still picks the samples
+      }
+      if (o.preset || policy_flags_given) {
+        throw config_error("--grpc-service-config",
+                           "takes the whole policy from the service config; it cannot be "
+                           "combined with --preset, --config or policy flags");
+      }
+      from_grpc = grpc::policy_from_service_config_file(*o.grpc_service_config, *o.grpc_method);
+    }
     policy_settings base;
     if (o.preset) {
       const auto p = preset(*o.preset);
@@ -94,6 +123,25 @@ int policy_show_main(const policy_show_options& o) {
     return usage_error(e.what());
   }
   if (dry_run()) return exit_code::ok;
+  if (from_grpc && from_grpc->policy.hedge()) {
+    // A hedging policy has no back-off to sample: attempt k starts (k-1)
+    // hedging delays after the first while none has answered.
+    const auto& h = *from_grpc->policy.hedge();
+    nlohmann::json out{{"policy", from_grpc->summary}, {"hedges", nlohmann::json::array()}};
+    if (!o.json) {
+      std::printf("%s\n\n%-8s %16s\n", from_grpc->summary.c_str(), "attempt", "starts after");
+    }
+    for (int k = 1; k <= h.max_hedges + 1; ++k) {
+      const duration at = h.delay * (k - 1);
+      if (o.json) {
+        out["hedges"].push_back({{"attempt", k}, {"start_ms", ms(at)}});
+      } else {
+        std::printf("%-8d %16s\n", k, fmt_ms(at).c_str());
+      }
+    }
+    if (o.json) std::printf("%s\n", out.dump().c_str());
+    return exit_code::ok;
+  }
   const std::uint64_t first_seed = settings.seed.value_or(1);
 
   // Each sample is one call of the call engine, exactly as a loop runs it,
@@ -106,8 +154,17 @@ int policy_show_main(const policy_show_options& o) {
   sim::engine clock(first_seed);
   for (int i = 0; i < samples; ++i) {
     // A fresh policy per sample: a budget or throttle it carries starts full.
-    const retry_policy p =
-        settings.to_policy(clock).seed(first_seed + static_cast<std::uint64_t>(i));
+    retry_policy p;
+    if (from_grpc) {
+      // A fresh throttle per sample: the config is read again (it is small).
+      p = (i == 0 || !from_grpc->throttle)
+              ? from_grpc->policy
+              : grpc::policy_from_service_config_file(*o.grpc_service_config, *o.grpc_method)
+                    .policy;
+      p = p.clock(clock).seed(first_seed + static_cast<std::uint64_t>(i));
+    } else {
+      p = settings.to_policy(clock).seed(first_seed + static_cast<std::uint64_t>(i));
+    }
     retry_call call(p, {}, {.nested = 0});
     call_step step = call.start();
     duration cumulative{};
@@ -129,12 +186,13 @@ int policy_show_main(const policy_show_options& o) {
   }
 
   nlohmann::json out;
-  out["policy"] = describe(settings);
+  const std::string description = from_grpc ? from_grpc->summary : describe(settings);
+  out["policy"] = description;
   out["samples"] = samples;
   out["first_seed"] = first_seed;
   out["attempts"] = nlohmann::json::array();
   if (!o.json) {
-    std::printf("%s\n", describe(settings).c_str());
+    std::printf("%s\n", description.c_str());
     std::printf("%d seeded samples (seeds from %llu); attempts take no time here\n\n", samples,
                 static_cast<unsigned long long>(first_seed));
     std::printf("%-8s %12s %12s %12s %16s %9s\n", "attempt", "wait min", "wait median", "wait max",

@@ -14,8 +14,11 @@
 //                             request, &reply, {.timeout = 2s}, [](grpc::Status s) { ... });
 //
 // Every loop is the call engine (rebound/call.hpp): the blocking form is its
-// blocking driver, the callback form its concurrent driver (hedges included),
-// and a blocking call with a hedging policy runs the callback form and waits.
+// blocking driver, the callback form its concurrent driver (hedges included).
+// A hedging policy needs the callback interface: call() on stub.async()
+// runs the callback form and waits; call() on a blocking stub method refuses
+// it. Hedging sends the request more than once at a time, so it is refused
+// for a method that is not idempotent.
 //
 // The error table (classify()), from gRPC's own data, never the message:
 //   OK ................................ success
@@ -23,7 +26,8 @@
 //   RESOURCE_EXHAUSTED ................ overloaded (the call ends, the
 //                                       throttle counts it); with server
 //                                       pushback, transient after the delay
-//   DEADLINE_EXCEEDED when our deadline ended it ... transient, timed out
+//   DEADLINE_EXCEEDED when our deadline ended it (gRPC's monotonic clock
+//                     had reached the deadline we set) ... transient, timed out
 //                     (the engine retries only while the call's deadline
 //                     leaves room: else time_exhausted)
 //   anything else ..................... permanent
@@ -164,6 +168,8 @@ void prepare(::grpc::ClientContext& ctx, const retry_call& call, const call_spec
 /// May a failed attempt be repeated (idempotency)?
 [[nodiscard]] bool may_repeat(const options& o, const call_spec& spec,
                               const attempt_facts& f) noexcept;
+/// The call is safe to repeat: call_spec::idempotent or options::idempotent(method).
+[[nodiscard]] bool is_idempotent(const options& o, const call_spec& spec) noexcept;
 /// The status a call reports when it ended before or between attempts
 /// without one from the server (cancelled, throttled, out of time).
 [[nodiscard]] ::grpc::Status synthesized(stop_reason r);
@@ -210,6 +216,9 @@ class async_driver : public std::enable_shared_from_this<async_driver> {
   time_point backoff_until_ = time_point::max();
   time_point next_hedge_ = time_point::max();
   std::optional<stop_reason> ending_;
+  bool deadline_cut_ = false;
+  std::string method_;
+  bool idempotent_ = false;
   int winner_ = -1;
   ::grpc::Status last_;
   bool finished_ = false;
@@ -235,11 +244,13 @@ template <class Stub, class Req, class Resp>
   }
   retry_call rc(o.policy, detail::call_options_of(o, spec), {.eager_start = true});
   if (const call_step first = rc.start(); first.done()) return detail::synthesized(first.reason);
+  // "Sent" matters only when the call is not safe to repeat.
+  const bool idempotent = detail::is_idempotent(o, spec);
   for (;;) {
     ::grpc::ClientContext ctx;
     detail::prepare(ctx, rc, spec, rc.attempt());
     const bool own = detail::has_deadline(rc);
-    const auto before = detail::channel_state(o);
+    const auto before = idempotent ? std::nullopt : detail::channel_state(o);
     std::optional<std::stop_callback<std::function<void()>>> cancel;
     if (rc.stop_token().stop_possible()) {
       cancel.emplace(rc.stop_token(), std::function<void()>([&ctx] { ctx.TryCancel(); }));
@@ -254,7 +265,8 @@ template <class Stub, class Req, class Resp>
       rc.end(stop_reason::cancelled);
       return s;
     }
-    const attempt_facts f = detail::facts(ctx, s, rc, own, before, detail::channel_state(o));
+    const attempt_facts f = detail::facts(ctx, s, rc, own, before,
+                                          idempotent ? std::nullopt : detail::channel_state(o));
     const std::string cause = rc.observed() ? detail::describe(s) : std::string();
     const call_step step =
         sleep_then_resume(rc, rc.failed(classify(static_cast<code>(s.error_code()), f, o),
@@ -267,14 +279,24 @@ template <class Stub, class Req, class Resp>
 
 /// A unary call on the stub's callback interface (`stub.async()`,
 /// `&Stub::async_interface::Method`), with hedging. `done` gets the final
-/// status once, on a gRPC or timer thread; `response` is written before.
-/// `o` and `response` must outlive the call; the request is copied.
+/// status once, and `response` is written before. `done` runs on a gRPC
+/// thread, a timer thread, the thread that requests stop, or (when the call
+/// ends before its first attempt: throttled, cancelled) this one, before
+/// async_call returns. `response`, and a call_report in the spec, must
+/// outlive the call; the options, the spec and the request are copied.
+/// A hedging policy for a method that is not idempotent is refused
+/// (std::invalid_argument): hedges are the same request sent again.
 template <class Iface, class Req, class Resp>
 void async_call(const options& o, Iface* iface,
                 void (Iface::*method)(::grpc::ClientContext*, const Req*, Resp*,
                                       std::function<void(::grpc::Status)>),
                 const Req& request, Resp* response, const call_spec& spec,
                 std::function<void(::grpc::Status)> done) {
+  if (o.policy.hedge() && !detail::is_idempotent(o, spec)) {
+    throw std::invalid_argument(
+        "rebound::grpc::async_call: a hedging policy sends the request more than once; mark the "
+        "method idempotent (call_spec::idempotent or options::idempotent)");
+  }
   // Each attempt has its own response (a hedge must not write over the winner's).
   struct shared {
     Req request;

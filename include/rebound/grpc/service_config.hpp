@@ -21,6 +21,7 @@
 //     3 decimals by throttle_budget).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,8 @@ struct method_config {
   std::optional<std::string> matched;
   /// maxAttempts above 5 were clamped to 5, as gRPC does.
   bool clamped = false;
+  /// One line for people and logs: what was matched and what it means.
+  std::string summary;
 };
 
 /// Reads a service config (JSON) for `method` ("pkg.Service/Method"):
@@ -80,6 +83,10 @@ struct method_config {
 /// rebound::config_error naming the field.
 [[nodiscard]] method_config policy_from_service_config(std::string_view json,
                                                        std::string_view method);
+
+/// The same, from a file (at most 1 MiB; the error names the file).
+[[nodiscard]] method_config policy_from_service_config_file(const std::filesystem::path& file,
+                                                            std::string_view method);
 
 /// A google.protobuf.Duration in its JSON form ("1.5s", "0.000001s"): seconds
 /// with up to 9 decimals and an "s". Nothing when malformed.
