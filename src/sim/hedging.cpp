@@ -36,8 +36,8 @@ class hedging_run {
 
   hedging_row run() {
     eng_.after<&hedging_run::arrive>(gap(), this, 0);
-    eng_.run_until(eng_.start() + o_.length);
-    eng_.run();  // requests in flight finish; no new arrivals after the length
+    if (o_.requests == 0) eng_.run_until(eng_.start() + o_.length);
+    eng_.run();  // requests in flight finish; no new arrivals after the length or count
     const double n = std::max<double>(1, static_cast<double>(requests_.size()));
     std::sort(done_ms_.begin(), done_ms_.end());
     auto pct = [&](double q) {
@@ -49,6 +49,7 @@ class hedging_run {
     row_.completed = done_ms_.size();
     row_.latency_p50_ms = pct(0.50);
     row_.latency_p90_ms = pct(0.90);
+    row_.latency_p95_ms = pct(0.95);
     row_.latency_p99_ms = pct(0.99);
     row_.latency_p999_ms = pct(0.999);
     row_.latency_max_ms = done_ms_.empty() ? 0 : done_ms_.back();
@@ -73,12 +74,29 @@ class hedging_run {
     return duration(
         static_cast<duration::rep>(detail::unit_exponential(arrivals_) * 1e9 / o_.rate));
   }
-  // A lognormal body (median, sigma) with a uniform slow tail.
+  // A lognormal body (median, sigma) with a uniform slow tail, or with
+  // fixed delays added in tiers.
   duration service_time() {
+    if (!o_.tiers.empty()) {
+      const double u = latencies_.uniform();
+      double below = 0;
+      duration extra{};
+      for (const auto& t : o_.tiers) {
+        below += t.probability;
+        if (u < below) {
+          extra = t.delay;
+          break;
+        }
+      }
+      return extra + body();
+    }
     if (latencies_.uniform() < o_.slow_probability) {
       const double span = static_cast<double>((o_.slow_max - o_.slow_min).count());
       return o_.slow_min + duration(static_cast<duration::rep>(latencies_.uniform() * span));
     }
+    return body();
+  }
+  duration body() {
     double u1 = latencies_.uniform();
     if (u1 <= 0) u1 = 0x1.0p-53;
     const double z =
@@ -88,7 +106,10 @@ class hedging_run {
   }
 
   void arrive(std::uint64_t) {
-    if (eng_.now() - eng_.start() >= o_.length) return;
+    if (o_.requests > 0 ? requests_.size() >= o_.requests
+                        : eng_.now() - eng_.start() >= o_.length) {
+      return;
+    }
     const std::uint64_t id = requests_.size();
     requests_.push_back(std::make_unique<request>(
         request{eng_.now(),
@@ -98,10 +119,10 @@ class hedging_run {
                 false,
                 {},
                 {}}));
+    eng_.after<&hedging_run::arrive>(gap(), this, 0);  // the next one, whatever this one does
     if (!requests_.back()->call.start().attempt()) return;
     launch(id);
     schedule_hedge(id);
-    eng_.after<&hedging_run::arrive>(gap(), this, 0);
   }
 
   void launch(std::uint64_t id) {

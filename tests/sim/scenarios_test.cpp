@@ -224,6 +224,51 @@ TEST(HedgingTest, APercentileHedgeCutsTheTailForLittleExtraLoad) {
   EXPECT_GT(m.at("hedge after 10ms + 5% budget").hedges_refused, 0u);
 }
 
+// gRPC-Java's hedging example (examples/.../hedging): 2,000 RPCs; the server
+// sleeps 10 s at 1%, 5 s at 4%, 2 s at 5% (its LatencyInjectionInterceptor);
+// hedgingPolicy maxAttempts 3, hedgingDelay 1s. Published: on, p99 2,002 ms
+// and max 5,272 ms; off, p90 2,002 and p99 10,004 ms. Over ten seeds our
+// percentiles land on the same tiers (a percentile at a tier boundary moves
+// between neighbouring tiers with the draw, as one real run of 2,000 does).
+TEST(HedgingTest, GrpcJavasHedgingExampleReplayed) {
+  const auto make = [](int attempts) {
+    return [attempts](rebound::clock& c) {
+      auto p = rebound::retry_policy{}
+                   .stop(rebound::stop::after_attempts(attempts))
+                   .backoff(rebound::backoff::constant(0s))
+                   .clock(c);
+      return attempts > 1 ? p.hedge({.delay = 1s, .max_hedges = attempts - 1}) : p;
+    };
+  };
+  int on_p99_within_2s = 0, off_p99_at_least_5s = 0, off_p90_slow = 0;
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    const auto m = hedging_rows(rebound::sim::run_hedging(
+        {.rate = 100,
+         .latency_median = 1ms,
+         .tiers = {{0.01, 10s}, {0.04, 5s}, {0.05, 2s}},
+         .requests = 2000,
+         .seed = seed,
+         .strategies = {{"on", make(3), std::nullopt}, {"off", make(1), std::nullopt}}}));
+    const auto& on = m.at("on");
+    const auto& off = m.at("off");
+    EXPECT_EQ(on.requests, 2000u);
+    EXPECT_EQ(on.completed, 2000u);
+    EXPECT_LT(on.latency_p50_ms, 5.0);
+    EXPECT_LE(on.latency_p99_ms, 2010.0);  // published 2,002
+    EXPECT_LT(on.latency_max_ms, 5300.0);  // published 5,272: three slow draws at worst
+    EXPECT_GE(off.latency_p95_ms, 2000.0);  // 10% are slow: p90 is on the boundary, p95 past it
+    EXPECT_GE(off.latency_max_ms, 10000.0);
+    // Each request hedges once it has waited 1 s (10%), again at 2 s (1%).
+    EXPECT_NEAR(on.attempts_per_request, 1.11, 0.03);
+    if (on.latency_p99_ms >= 2000.0) ++on_p99_within_2s;
+    if (off.latency_p99_ms >= 5000.0) ++off_p99_at_least_5s;
+    if (off.latency_p90_ms >= 2000.0) ++off_p90_slow;  // published 2,002
+  }
+  EXPECT_GE(on_p99_within_2s, 3);        // p99 on the 2 s step in several draws
+  EXPECT_EQ(off_p99_at_least_5s, 10);  // without hedging p99 is 5 s or 10 s, always
+  EXPECT_GE(off_p90_slow, 3);
+}
+
 TEST(HedgingTest, EveryRequestEndsAndSameSeedGivesSameNumbers) {
   const auto a = rebound::sim::run_hedging({.length = 5s, .seed = 3});
   const auto b = rebound::sim::run_hedging({.length = 5s, .seed = 3});

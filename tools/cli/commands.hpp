@@ -50,7 +50,7 @@ struct simulate_options {
       trigger_capacity;
   std::optional<std::string> depth, attempts, requests, failure_rate;
   std::optional<std::string> read_after, lag_mean, spike_probability;
-  std::optional<std::string> latency_median, slow_probability;
+  std::optional<std::string> latency_median, slow_probability, slow_tiers;
   std::optional<std::string> processes, poll_interval;
   std::uint64_t seed_value = 1;
 };

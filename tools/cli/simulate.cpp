@@ -57,7 +57,9 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
       ->type_name("X");
   s->add_option("--depth", o.depth, "layers: call chain depth (3)")->type_name("N");
   s->add_option("--attempts", o.attempts, "layers: attempts per layer (3)")->type_name("N");
-  s->add_option("--requests", o.requests, "layers: logical requests (1000)")->type_name("N");
+  s->add_option("--requests", o.requests,
+                "layers: logical requests (1000); hedging: requests in all (instead of --length)")
+      ->type_name("N");
   s->add_option("--failure-rate", o.failure_rate, "layers: bottom failure probability (1.0)")
       ->type_name("X");
   s->add_option("--latency-median", o.latency_median, "hedging: median answer time (10ms)")
@@ -65,6 +67,10 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   s->add_option("--slow-probability", o.slow_probability,
                 "hedging: share of answers in the 0.2s..1s slow tail (0.05)")
       ->type_name("X");
+  s->add_option("--slow-tiers", o.slow_tiers,
+                "hedging: fixed delays instead of the slow tail, as P:DUR,...; "
+                "e.g. 0.01:10s,0.04:5s,0.05:2s (gRPC-Java's hedging example)")
+      ->type_name("LIST");
   s->add_option("--processes", o.processes, "fleet: processes sharing the dependency (1000)")
       ->type_name("N");
   s->add_option("--poll-interval", o.poll_interval,
@@ -104,7 +110,8 @@ const std::vector<scenario>& scenarios() {
        false},
       {"hedging",
        sim_cli::simulate_hedging,
-       {"--rate", "--length", "--latency-median", "--slow-probability"},
+       {"--rate", "--length", "--latency-median", "--slow-probability", "--slow-tiers",
+        "--requests"},
        true},
       {"fleet",
        sim_cli::simulate_fleet,
@@ -156,6 +163,7 @@ int simulate_main(simulate_options& o) {
         {&o.failure_rate, "--failure-rate"},
         {&o.latency_median, "--latency-median"},
         {&o.slow_probability, "--slow-probability"},
+        {&o.slow_tiers, "--slow-tiers"},
         {&o.processes, "--processes"},
         {&o.poll_interval, "--poll-interval"}};
     for (const auto& [value, flag] : given) {

@@ -200,6 +200,17 @@ struct hedging_options {
   double slow_probability = 0.05;
   duration slow_min = std::chrono::milliseconds(200);
   duration slow_max = std::chrono::seconds(1);
+  /// Fixed extra delays, each with its own probability (a server that
+  /// sleeps before it answers, as gRPC-Java's hedging example does: 1% 10 s,
+  /// 4% 5 s, 5% 2 s). When set, they replace the uniform slow tail; the
+  /// probabilities add up to at most 1.
+  struct tier {
+    double probability = 0;
+    duration delay{};
+  };
+  std::vector<tier> tiers{};
+  /// Stop after this many requests (0: arrivals for `length`).
+  std::uint64_t requests = 0;
   std::uint64_t seed = 1;
   std::vector<strategy> strategies{};  ///< empty: default_hedging_strategies()
 };
@@ -208,8 +219,8 @@ struct hedging_row {
   std::string strategy;
   std::uint64_t requests = 0;
   std::uint64_t completed = 0;  ///< requests answered (all of them: the run drains)
-  double latency_p50_ms = 0, latency_p90_ms = 0, latency_p99_ms = 0, latency_p999_ms = 0,
-         latency_max_ms = 0;
+  double latency_p50_ms = 0, latency_p90_ms = 0, latency_p95_ms = 0, latency_p99_ms = 0,
+         latency_p999_ms = 0, latency_max_ms = 0;
   double attempts_per_request = 0;   ///< 1 + hedges per request: the extra load
   double server_ms_per_request = 0;  ///< server time per request, losers until cancelled
   std::uint64_t hedges = 0;
