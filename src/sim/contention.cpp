@@ -1,6 +1,10 @@
 // The AWS "Exponential Backoff And Jitter" contention experiment.
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
@@ -118,26 +122,61 @@ contention_result run_contention(const contention_options& o) {
   const auto strategies = o.strategies.empty() ? aws_strategies() : o.strategies;
   for (const auto& s : strategies) r.strategies.push_back(s.name);
   const int step = std::max(1, o.clients_step);
-  for (int n = std::max(1, o.clients_from); n <= o.clients_to; n += step) {
-    for (std::size_t si = 0; si < strategies.size(); ++si) {
-      double completion_ms = 0;
-      double writes = 0;
-      double max_writes = 0;
-      for (int t = 0; t < o.trials; ++t) {
-        contention_trial trial(
-            o, strategies[si], n,
-            mix(mix(o.seed, static_cast<std::uint64_t>(n)), static_cast<std::uint64_t>(t)));
-        trial.run();
-        r.events += trial.events();
-        completion_ms += std::chrono::duration<double, std::milli>(trial.elapsed()).count();
-        writes += static_cast<double>(trial.writes);
-        max_writes = std::max(max_writes, static_cast<double>(trial.writes));
-      }
-      const double trials = std::max(1, o.trials);
-      r.points.push_back(
-          {n, strategies[si].name, completion_ms / trials, writes / trials, max_writes});
+  std::vector<int> sizes;
+  for (int n = std::max(1, o.clients_from); n <= o.clients_to; n += step) sizes.push_back(n);
+  // Every (size, strategy) point is independent: its trials run in order on
+  // their own seeded streams, so any number of threads gives the same numbers.
+  const std::size_t count = sizes.size() * strategies.size();
+  r.points.resize(count);
+  std::vector<std::uint64_t> events(count, 0);
+  const auto run_point = [&](std::size_t k) {
+    const int n = sizes[k / strategies.size()];
+    const std::size_t si = k % strategies.size();
+    double completion_ms = 0;
+    double writes = 0;
+    double max_writes = 0;
+    for (int t = 0; t < o.trials; ++t) {
+      contention_trial trial(
+          o, strategies[si], n,
+          mix(mix(o.seed, static_cast<std::uint64_t>(n)), static_cast<std::uint64_t>(t)));
+      trial.run();
+      events[k] += trial.events();
+      completion_ms += std::chrono::duration<double, std::milli>(trial.elapsed()).count();
+      writes += static_cast<double>(trial.writes);
+      max_writes = std::max(max_writes, static_cast<double>(trial.writes));
     }
+    const double trials = std::max(1, o.trials);
+    r.points[k] = {n, strategies[si].name, completion_ms / trials, writes / trials, max_writes};
+  };
+  int threads = o.threads;
+  if (threads <= 0) {
+    threads = static_cast<int>(std::min(8U, std::max(1U, std::thread::hardware_concurrency())));
   }
+  threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), count));
+  // Largest sizes first (they take longest), handed out one at a time.
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mu;
+  const auto worker = [&] {
+    for (std::size_t i = next++; i < count; i = next++) {
+      try {
+        run_point(count - 1 - i);
+      } catch (...) {
+        std::lock_guard lock(failure_mu);
+        if (!failure) failure = std::current_exception();
+      }
+    }
+  };
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+  }
+  if (failure) std::rethrow_exception(failure);
+  for (const auto e : events) r.events += e;
   return r;
 }
 

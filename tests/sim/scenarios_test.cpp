@@ -16,6 +16,31 @@ std::map<std::string, rebound::sim::contention_point> by_strategy(
   return m;
 }
 
+// The sweep's points run on a thread pool; each point's trials run in order
+// on their own seeded streams, so one thread and four give the same numbers
+// to the last bit.
+TEST(ContentionTest, ThreadsDoNotChangeTheResults) {
+  rebound::sim::contention_options o{
+      .clients_from = 10, .clients_to = 60, .clients_step = 25, .trials = 5, .seed = 7};
+  o.threads = 1;
+  const auto one = rebound::sim::run_contention(o);
+  o.threads = 4;
+  const auto four = rebound::sim::run_contention(o);
+  ASSERT_EQ(one.points.size(), four.points.size());
+  ASSERT_EQ(one.points.size(), 3U * one.strategies.size());
+  for (std::size_t i = 0; i < one.points.size(); ++i) {
+    EXPECT_EQ(one.points[i].clients, four.points[i].clients);
+    EXPECT_EQ(one.points[i].strategy, four.points[i].strategy);
+    EXPECT_EQ(one.points[i].mean_completion_ms, four.points[i].mean_completion_ms);
+    EXPECT_EQ(one.points[i].mean_write_calls, four.points[i].mean_write_calls);
+    EXPECT_EQ(one.points[i].max_write_calls, four.points[i].max_write_calls);
+  }
+  EXPECT_EQ(one.events, four.events);
+  EXPECT_GT(one.events, 0U);
+  EXPECT_EQ(one.points.front().clients, 10);  // in sweep order, whatever ran first
+  EXPECT_EQ(one.points.back().clients, 60);
+}
+
 TEST(ContentionTest, AtHundredClientsJitterHalvesTheWork) {
   const auto r = rebound::sim::run_contention(
       {.clients_from = 100, .clients_to = 100, .clients_step = 10, .trials = 10});
@@ -254,8 +279,8 @@ TEST(HedgingTest, GrpcJavasHedgingExampleReplayed) {
     EXPECT_EQ(on.requests, 2000u);
     EXPECT_EQ(on.completed, 2000u);
     EXPECT_LT(on.latency_p50_ms, 5.0);
-    EXPECT_LE(on.latency_p99_ms, 2010.0);  // published 2,002
-    EXPECT_LT(on.latency_max_ms, 5300.0);  // published 5,272: three slow draws at worst
+    EXPECT_LE(on.latency_p99_ms, 2010.0);   // published 2,002
+    EXPECT_LT(on.latency_max_ms, 5300.0);   // published 5,272: three slow draws at worst
     EXPECT_GE(off.latency_p95_ms, 2000.0);  // 10% are slow: p90 is on the boundary, p95 past it
     EXPECT_GE(off.latency_max_ms, 10000.0);
     // Each request hedges once it has waited 1 s (10%), again at 2 s (1%).
@@ -264,7 +289,7 @@ TEST(HedgingTest, GrpcJavasHedgingExampleReplayed) {
     if (off.latency_p99_ms >= 5000.0) ++off_p99_at_least_5s;
     if (off.latency_p90_ms >= 2000.0) ++off_p90_slow;  // published 2,002
   }
-  EXPECT_GE(on_p99_within_2s, 3);        // p99 on the 2 s step in several draws
+  EXPECT_GE(on_p99_within_2s, 3);      // p99 on the 2 s step in several draws
   EXPECT_EQ(off_p99_at_least_5s, 10);  // without hedging p99 is 5 s or 10 s, always
   EXPECT_GE(off_p90_slow, 3);
 }

@@ -96,14 +96,17 @@ class lean_retry_op {
   enum class phase : std::uint8_t { attempting, waiting };
   // Everything the lean path keeps while it waits (one allocation).
   struct state {
-    state(const retry_policy& p, F f, const async_options& o, Executor ex)
+    state(const retry_policy& p, F f, const async_options& o, Executor e)
         : fn(std::move(f)),
-          timer(std::move(ex)),
+          ex(std::move(e)),
           call(p, {.report = o.report}, {.nested = static_cast<std::int8_t>(o.parent != nullptr)}) {
     }
     F fn;
-    asio::basic_waitable_timer<std::chrono::steady_clock,
-                               asio::wait_traits<std::chrono::steady_clock>, Executor>
+    Executor ex;
+    // Made at the first failure: a first-try success never touches the
+    // io_context's timer service (a lookup under its lock, then a cancel).
+    std::optional<asio::basic_waitable_timer<
+        std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>>
         timer;
     retry_call call;              // its clock is first read at the first failure
     std::optional<value_t> last;  // the last rejected result
@@ -147,8 +150,9 @@ class lean_retry_op {
     const call_step step = call.failed(verd);
     if (!step.wait()) return give_up(self);
     s_->phase_ = phase::waiting;
-    s_->timer.expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
-    s_->timer.async_wait(std::move(self));
+    if (!s_->timer) s_->timer.emplace(s_->ex);
+    s_->timer->expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
+    s_->timer->async_wait(std::move(self));
   }
 
   template <class Self>

@@ -44,6 +44,10 @@ struct contention_options {
   duration network_mean = std::chrono::milliseconds(10);  ///< per message, |N(mean, sd)|
   duration network_sd = std::chrono::milliseconds(2);
   std::uint64_t seed = 1;
+  /// Threads that run the sweep's points (each point's trials in order, on
+  /// its own seeded streams, so the results do not depend on it). 0: one per
+  /// core, at most 8.
+  int threads = 0;
   std::vector<strategy> strategies{};  ///< empty: aws_strategies()
 };
 
