@@ -1,6 +1,6 @@
 // Benchmarks of the Asio retry loop (rebound/async.hpp). Part of rebound_bench.
 #include <benchmark/benchmark.h>
-#include <unistd.h>
+#include <malloc.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -8,11 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 
 #include "rebound/async.hpp"
-
-extern std::atomic<std::int64_t> live_bytes;  // rebound_bench.cpp: bytes held by operator new
 
 namespace {
 
@@ -111,6 +108,12 @@ void BM_async_lean_success(benchmark::State& state) {
 }
 BENCHMARK(BM_async_lean_success);
 
+// Bytes malloc has handed out and not had back (arenas and mmapped blocks).
+std::int64_t heap_bytes() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::int64_t>(m.uordblks + m.hblkhd);
+}
+
 // One million operations, each waiting in back-off on one io_context.
 // bytes_per_op: resident memory growth per pending operation.
 // decisions_per_sec: when the back-offs end, each operation's second attempt
@@ -142,7 +145,7 @@ void pending_1m(benchmark::State& state) {
       std::chrono::steady_clock::time_point& first_wake;
       std::int64_t n;
     } ctx{io.get(), started, first_wake, n};
-    const std::int64_t before = live_bytes.load();
+    const std::int64_t before = heap_bytes();
     for (std::int64_t i = 0; i < n; ++i) {
       if constexpr (Coroutine) {
         auto fn = [&started, &first_wake, n]() -> asio::awaitable<int> {
@@ -166,10 +169,10 @@ void pending_1m(benchmark::State& state) {
       }
     }
     io->poll();  // every first attempt fails; all wait 2 s
-    // Heap bytes held per waiting operation (operator new's count, so every
+    // Heap bytes held per waiting operation (malloc's own count, so every
     // repetition measures the same: RSS growth would read 0 once freed memory
-    // is reused).
-    const std::int64_t pending = live_bytes.load();
+    // is reused; and it sees Asio's aligned frames, which bypass operator new).
+    const std::int64_t pending = heap_bytes();
     // Until every operation has woken, failed again and re-armed its timer.
     while (started < 2 * n) io->run_one();
     io->poll();

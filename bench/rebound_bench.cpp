@@ -2,8 +2,6 @@
 //   build/bench/rebound_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
-#include <malloc.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -14,28 +12,18 @@
 #include "rebound/retry.hpp"
 #include "rebound/sim/engine.hpp"
 
+namespace {
 std::atomic<std::int64_t> allocations{0};
-std::atomic<std::int64_t> live_bytes{0};  // bytes held by operator new now (malloc's block sizes)
+}
 
-// Counts every allocation in the process, for the allocs_per_iter counters,
-// and the bytes it holds, for bytes_per_op (bench/async_bench.cpp).
+// Counts every allocation in the process, for the allocs_per_iter counters.
 void* operator new(std::size_t n) {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) {
-    live_bytes.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)),
-                         std::memory_order_relaxed);
-    return p;
-  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept {
-  if (p != nullptr) {
-    live_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)),
-                         std::memory_order_relaxed);
-  }
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
