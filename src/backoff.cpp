@@ -76,8 +76,22 @@ duration backoff::delay(const backoff_context& ctx) const {
                       max_);
     case kind::exponential: {
       if (initial_ == duration::zero()) return duration::zero();
-      // pow saturates to +inf for huge k; clamp_ns turns that into max_.
-      return clamp_ns(static_cast<double>(initial_.count()) * std::pow(multiplier_, k), max_);
+      // multiplier^k by squaring (a handful of multiplies; std::pow costs
+      // more than the rest of a decision). Exact wherever pow's result is
+      // exactly representable (2, 1.5, any integer ...); otherwise within an
+      // ulp, a fraction of a nanosecond. Past 1023 retries, pow (saturating
+      // to +inf; clamp_ns turns that into max_).
+      double factor = 1.0;
+      if (k < 1024) {
+        double base = multiplier_;
+        for (int e = k; e > 0; e >>= 1) {
+          if (e & 1) factor *= base;
+          base *= base;
+        }
+      } else {
+        factor = std::pow(multiplier_, k);
+      }
+      return clamp_ns(static_cast<double>(initial_.count()) * factor, max_);
     }
     case kind::list: {
       if (!list_ || list_->empty()) return duration::zero();
