@@ -7,6 +7,7 @@
 #include <new>
 #include <thread>
 
+#include "rebound/metrics.hpp"
 #include "rebound/pipeline.hpp"
 #include "rebound/policy.hpp"
 #include "rebound/retry.hpp"
@@ -76,6 +77,21 @@ void BM_retry_success_attempts_only(benchmark::State& state) {
   report_allocs(state, before);
 }
 BENCHMARK(BM_retry_success_attempts_only);
+
+// The same with the engine's events counted into a metrics registry
+// (rebound::metrics::call_metrics): what telemetry costs a first-try success.
+void BM_retry_success_metrics(benchmark::State& state) {
+  rebound::metrics::registry registry;
+  const auto policy =
+      rebound::retry_policy{}
+          .stop(rebound::stop::after_attempts(3))
+          .observer(std::make_shared<rebound::metrics::call_metrics>(registry, "bench"));
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(rebound::retry(policy, [&] { return payload(x); }));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_retry_success_metrics);
 
 void BM_decide_transient(benchmark::State& state) {
   const auto policy = rebound::retry_policy{}

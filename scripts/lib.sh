@@ -10,6 +10,7 @@ REBOUND_PACKAGES=(
   libhiredis-dev redis-server
   nginx-light haproxy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  prometheus
 )
 
 # Installs the packages that are missing, and only those.

@@ -134,7 +134,7 @@ event retry_call::make_event(event_kind kind, int attempt) const noexcept {
   e.kind = kind;
   e.attempt = attempt;
   e.max_attempts = policy_->stop().max_attempts();
-  e.elapsed = elapsed();
+  if (observer_->needs_elapsed()) e.elapsed = elapsed();
   if (s_ && s_->cause) e.cause = *s_->cause;
   return e;
 }
@@ -153,8 +153,10 @@ void retry_call::finish(stop_reason r, int attempts) noexcept {
   reason_ = r;
   attempts_made_ = attempts;
   if (report_ == nullptr && observer_ == nullptr) return;
-  const duration spent = elapsed();
-  if (report_ != nullptr) *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
+  const duration spent =
+      report_ != nullptr || observer_->needs_elapsed() ? elapsed() : duration::zero();
+  if (report_ != nullptr)
+    *report_ = call_report{.reason = r, .attempts = attempts, .elapsed = spent};
   if (observer_ != nullptr) {
     event e = make_event(r == stop_reason::succeeded ? event_kind::succeeded : event_kind::gave_up,
                          attempts);

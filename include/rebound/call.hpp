@@ -174,8 +174,7 @@ class retry_call {
   /// `policy` must outlive the call (a temporary would dangle). Throws
   /// std::invalid_argument for a hedging policy when the driver is not
   /// concurrent.
-  retry_call(const retry_policy& policy, const call_options& options = {},
-             call_driver driver = {})
+  retry_call(const retry_policy& policy, const call_options& options = {}, call_driver driver = {})
       : policy_(&policy),
         observer_(policy.observer().get()),
         report_(options.report),
@@ -325,10 +324,13 @@ class retry_call {
       b.timed = p.attempt_timeout() || total || o.deadline;
       if (o.deadline) b.deadline = *o.deadline;
     }
-    if (d.eager_start || observer_ != nullptr || report_ != nullptr || p.stop_uses_time() ||
-        total) {
+    // An observer that reads no elapsed time (metrics) needs no start
+    // stamp: as without one, the call's time starts at its first failure.
+    if (d.eager_start || (observer_ != nullptr && observer_->needs_elapsed()) ||
+        report_ != nullptr || p.stop_uses_time() || total) {
       start_clock(start_stamp());
-      if (total) b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
+      if (total)
+        b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
     }
   }
   [[noreturn]] static void refuse_hedging();

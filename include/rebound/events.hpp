@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "rebound/classify.hpp"
 #include "rebound/clock.hpp"
@@ -59,6 +60,10 @@ class observer {
  public:
   virtual ~observer() = default;
   virtual void on_event(const event& e) noexcept = 0;
+  /// False when on_event never reads event::elapsed: the engine then skips
+  /// the clock reads that fill it (and leaves it zero). Metrics that count
+  /// events say false; logs that print the elapsed time keep the default.
+  [[nodiscard]] virtual bool needs_elapsed() const noexcept { return true; }
 };
 
 /// Adapts any callable `void(const event&)` into an observer.
@@ -69,6 +74,26 @@ class function_observer final : public observer {
 
  private:
   std::function<void(const event&)> fn_;
+};
+
+/// Hands each event to several observers in turn (logs and metrics, say).
+class fanout_observer final : public observer {
+ public:
+  explicit fanout_observer(std::vector<std::shared_ptr<observer>> to) : to_(std::move(to)) {}
+  void on_event(const event& e) noexcept override {
+    for (const auto& o : to_) {
+      if (o) o->on_event(e);
+    }
+  }
+  [[nodiscard]] bool needs_elapsed() const noexcept override {
+    for (const auto& o : to_) {
+      if (o && o->needs_elapsed()) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::shared_ptr<observer>> to_;
 };
 
 /// Thread-safe counters of outcomes: attempts, failures by verdict, retries,

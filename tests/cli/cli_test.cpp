@@ -430,6 +430,32 @@ TEST_F(CliTest, PolicyShowPreviewsAGrpcServiceConfig) {
   EXPECT_NE(bad.err.find("missing.json"), std::string::npos) << bad.err;
 }
 
+// --metrics-file writes the call's metrics at exit, in the Prometheus text
+// format (the textfile collector reads it), whichever way the call ended.
+TEST_F(CliTest, RunWritesItsMetricsFile) {
+  const auto file = dir_ / "run.prom";
+  const auto r = run({"run", "--attempts", "3", "--initial", "1ms", "--jitter", "none", "-q",
+                      "--metrics-file", file.string(), "--", "sh", "-c", "exit 3"});
+  EXPECT_EQ(r.status, 3) << r.err;
+  const std::string text = read_file(file);
+  EXPECT_NE(text.find("# TYPE rebound_attempts_total counter\n"
+                      "rebound_attempts_total{component=\"run\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_calls_total{component=\"run\",reason=\"attempts_exhausted\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_retry_delay_seconds_count{component=\"run\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_FALSE(fs::exists(file.string() + ".tmp." + std::to_string(r.status)));
+  // An unwritable path is reported and does not change the outcome.
+  const auto bad = run(
+      {"run", "-q", "--metrics-file", (dir_ / "no" / "such" / "dir.prom").string(), "--", "true"});
+  EXPECT_EQ(bad.status, 0);
+  EXPECT_NE(bad.err.find("--metrics-file"), std::string::npos) << bad.err;
+}
+
 TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
   const auto r = run({"policy", "show", "--attempts", "5", "--initial", "500ms", "--max-delay",
                       "3s", "--jitter", "none", "--samples", "10", "--json"});

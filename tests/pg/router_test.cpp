@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pg_cluster.hpp"
+#include "rebound/pg/metrics.hpp"
 #include "rebound/pg/router.hpp"
 #include "rebound/retry.hpp"
 #include "rebound/testing/simulated_clock.hpp"
@@ -168,6 +169,16 @@ TEST_F(RouterTest, LagLongerThanTheWindowFallsBackToThePrimary) {
   EXPECT_LE(rep.waited, 100ms);
   EXPECT_EQ(r.counters()[read_outcome::primary_fallback], 1U);
   EXPECT_EQ(log.warnings(), 1);  // a warning exactly when the primary serves
+  // The same counts in a metrics registry, as Prometheus would scrape them.
+  rebound::metrics::registry reg;
+  const auto handle = rebound::pg::track(reg, r, "items");
+  const std::string text = reg.expose();
+  EXPECT_NE(text.find("rebound_pg_reads_total{router=\"items\",outcome=\"primary_fallback\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_pg_replica_state{router=\"items\",state=\"closed\"} 1\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(RouterTest, MaxZeroSkipsTheReplicaRetry) {

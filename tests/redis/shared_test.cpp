@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "rebound/config.hpp"
+#include "rebound/redis/metrics.hpp"
 #include "rebound/redis/shared.hpp"
 #include "rebound/testing/simulated_clock.hpp"
 #include "redis_server.hpp"
@@ -144,6 +145,22 @@ TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, o.command_timeout + 200ms);
   }
   EXPECT_GE(budget.fallback_decisions(), 19U);
+  {
+    rebound::metrics::registry reg;
+    const auto handle = rebound::redis::track(reg, budget);
+    const std::string text = reg.expose();
+    EXPECT_NE(
+        text.find(
+            "rebound_fleet_budget_decisions_total{dependency=\"orders\",source=\"shared\"} 1\n"),
+        std::string::npos)
+        << text;
+    EXPECT_NE(
+        text.find(
+            "rebound_fleet_budget_decisions_total{dependency=\"orders\",source=\"fallback\"} " +
+            std::to_string(budget.fallback_decisions()) + "\n"),
+        std::string::npos)
+        << text;
+  }
   EXPECT_TRUE(eventually([&] { return down_events.load() > 0; }));  // on the link's thread
   EXPECT_EQ(down_events.load(), 1);
 

@@ -25,7 +25,7 @@ void set_dry_run(bool on) noexcept;
 struct run_options {
   policy_flags policy;
   std::optional<std::string> timeout, kill_after, retry_on_exit, no_retry_on_exit, events,
-      events_file;
+      events_file, metrics_file;
   bool quiet = false;
   std::vector<std::string> command;
 };
@@ -60,7 +60,7 @@ int simulate_main(simulate_options& o);
 struct http_options {
   policy_flags policy;
   std::optional<std::string> method, data, idempotency_key, retry_status, max_retry_after, timeout,
-      attempt_header;
+      attempt_header, metrics_file;
   std::vector<std::string> headers;
   bool quiet = false;
   std::string url;

@@ -8,6 +8,7 @@
 #include "rebound/duration.hpp"
 #include "rebound/events.hpp"
 #include "rebound/http/client.hpp"
+#include "rebound/metrics.hpp"
 
 namespace rebound::cli {
 
@@ -85,6 +86,10 @@ CLI::App* add_http(CLI::App& app, http_options& o) {
   h->add_option("--attempt-header", o.attempt_header,
                 "Send the attempt number in this header (e.g. X-Attempt)")
       ->type_name("NAME");
+  h->add_option("--metrics-file", o.metrics_file,
+                "Write the call's metrics to FILE at exit (Prometheus text format; for "
+                "node_exporter's textfile collector)")
+      ->type_name("FILE");
   h->add_flag("-q,--quiet", o.quiet, "No progress lines");
   h->add_option("url", o.url, "The URL")->type_name("URL");
   return h;
@@ -168,17 +173,35 @@ int http_main(const http_options& o) {
 
   // Progress lines on stderr, one per retry.
   const bool quiet = o.quiet;
-  co.policy = co.policy.observer(std::make_shared<function_observer>([quiet](const event& e) {
-    if (quiet) return;
-    if (e.kind == event_kind::retry_scheduled) {
-      const std::string of = e.max_attempts ? "/" + std::to_string(*e.max_attempts) : "";
-      std::fprintf(stderr, "attempt %d%s failed: %s; retrying in %s\n", e.attempt - 1, of.c_str(),
-                   std::string(e.cause).c_str(), format_duration(e.delay).c_str());
-    } else if (e.kind == event_kind::server_delay_ignored) {
-      std::fprintf(stderr, "ignored a malformed Retry-After: \"%s\"\n",
-                   std::string(e.cause).c_str());
+  // --metrics-file: the call's metrics, written whichever way the call ends.
+  metrics::registry registry;
+  struct write_at_exit {
+    const metrics::registry& r;
+    const std::optional<std::string>& path;
+    ~write_at_exit() {
+      if (!path) return;
+      try {
+        metrics::write_file(r, *path);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "rebound: --metrics-file: %s\n", e.what());  // the outcome stands
+      }
     }
-  }));
+  } metrics_at_exit{registry, o.metrics_file};
+  std::shared_ptr<observer> call_metrics;
+  if (o.metrics_file) call_metrics = std::make_shared<metrics::call_metrics>(registry, "http");
+  co.policy =
+      co.policy.observer(std::make_shared<function_observer>([quiet, call_metrics](const event& e) {
+        if (call_metrics) call_metrics->on_event(e);
+        if (quiet) return;
+        if (e.kind == event_kind::retry_scheduled) {
+          const std::string of = e.max_attempts ? "/" + std::to_string(*e.max_attempts) : "";
+          std::fprintf(stderr, "attempt %d%s failed: %s; retrying in %s\n", e.attempt - 1,
+                       of.c_str(), std::string(e.cause).c_str(), format_duration(e.delay).c_str());
+        } else if (e.kind == event_kind::server_delay_ignored) {
+          std::fprintf(stderr, "ignored a malformed Retry-After: \"%s\"\n",
+                       std::string(e.cause).c_str());
+        }
+      }));
 
   // SIGINT/SIGTERM/SIGHUP (blocked in main) cancel the call, also mid-sleep.
   std::stop_source stop;

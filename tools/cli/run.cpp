@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "rebound/duration.hpp"
+#include "rebound/metrics.hpp"
 #include "rebound/retry.hpp"
 
 namespace rebound::cli {
@@ -193,6 +194,10 @@ CLI::App* add_run(CLI::App& app, run_options& o) {
   run->add_option("--events-file", o.events_file,
                   "Append the JSON events to FILE (implies --events json; progress lines stay)")
       ->type_name("FILE");
+  run->add_option("--metrics-file", o.metrics_file,
+                  "Write the call's metrics to FILE at exit (Prometheus text format; for "
+                  "node_exporter's textfile collector)")
+      ->type_name("FILE");
   run->add_flag("-q,--quiet", o.quiet, "No progress lines");
   run->add_option("command", o.command, "The command and its arguments, after --")
       ->type_name("CMD [ARGS...]");
@@ -268,7 +273,12 @@ int run_main(const run_options& o) {
     }
   }).detach();
 
-  auto obs = std::make_shared<run_observer>(human, json, &irq);
+  metrics::registry registry;
+  std::shared_ptr<observer> obs = std::make_shared<run_observer>(human, json, &irq);
+  if (o.metrics_file) {
+    obs = std::make_shared<fanout_observer>(std::vector<std::shared_ptr<observer>>{
+        obs, std::make_shared<metrics::call_metrics>(registry, "run")});
+  }
   const auto policy =
       settings.to_policy().observer(obs).retry_if_error([&](const child_failure& f) -> verdict {
         const child_result& r = f.result;
@@ -315,6 +325,13 @@ int run_main(const run_options& o) {
             },
             {.stop = stop.get_token(), .report = &report});
 
+  if (o.metrics_file) {
+    try {
+      metrics::write_file(registry, *o.metrics_file);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rebound: --metrics-file: %s\n", e.what());  // the outcome stands
+    }
+  }
   if (irq.signal() != 0 || report.reason == stop_reason::cancelled) return exit_code::cancelled;
   if (outcome.has_value()) return exit_code::ok;
   if (report.reason == stop_reason::time_exhausted) return exit_code::time_exhausted;

@@ -1,0 +1,202 @@
+// rebound::metrics: the registry, the engine's events as metrics, and the
+// Prometheus text exposition format 0.0.4 (prometheus.io/docs/instrumenting/
+// exposition_formats, "Text-based format"), checked line by line here and by
+// Prometheus's own promtool in tests/metrics/prometheus_test.cpp.
+#include "rebound/metrics.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "rebound/retry.hpp"
+#include "rebound/testing/simulated_clock.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace m = rebound::metrics;
+
+TEST(Metrics, CountersAndGaugesWithHelpTypeAndEscapedLabels) {
+  m::registry r;
+  auto& c = r.counter("app_requests_total", "Requests\\handled\nby path", {"path"});
+  c.with({"/a\"b\\c\nd"}).add(3);
+  c.with({"/plain"}).add();
+  r.gauge("app_temperature", "A gauge").with({}).set(-1.5);
+  const std::string text = r.expose();
+  // "Text-based format": HELP escapes \ and line feed; label values also ".
+  EXPECT_NE(text.find("# HELP app_requests_total Requests\\\\handled\\nby path\n"
+                      "# TYPE app_requests_total counter\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("app_requests_total{path=\"/a\\\"b\\\\c\\nd\"} 3\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("app_requests_total{path=\"/plain\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE app_temperature gauge\napp_temperature -1.5\n"), std::string::npos)
+      << text;
+  // Families in name order.
+  EXPECT_LT(text.find("app_requests_total"), text.find("app_temperature"));
+}
+
+TEST(Metrics, HistogramsAreCumulativeWithInfSumAndCount) {
+  m::registry r;
+  const std::array<double, 3> bounds{0.1, 0.5, 1};
+  auto& h = r.histogram("app_wait_seconds", "Waits", {"kind"}, bounds).with({"x"});
+  for (const double v : {0.05, 0.1, 0.3, 2.0}) h.observe(v);
+  const std::string text = r.expose();
+  EXPECT_NE(text.find("# TYPE app_wait_seconds histogram\n"
+                      "app_wait_seconds_bucket{kind=\"x\",le=\"0.1\"} 2\n"  // <= 0.1: 0.05, 0.1
+                      "app_wait_seconds_bucket{kind=\"x\",le=\"0.5\"} 3\n"
+                      "app_wait_seconds_bucket{kind=\"x\",le=\"1\"} 3\n"
+                      "app_wait_seconds_bucket{kind=\"x\",le=\"+Inf\"} 4\n"
+                      "app_wait_seconds_sum{kind=\"x\"} 2.45\n"
+                      "app_wait_seconds_count{kind=\"x\"} 4\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Metrics, BadNamesAndMismatchesAreRefused) {
+  m::registry r;
+  EXPECT_THROW((void)r.counter("1bad", "x"), std::invalid_argument);
+  EXPECT_THROW((void)r.counter("bad-name", "x"), std::invalid_argument);
+  EXPECT_THROW((void)r.counter("ok_total", "x", {"__reserved"}), std::invalid_argument);
+  EXPECT_THROW((void)r.histogram("h", "x", {"le"}), std::invalid_argument);
+  const std::array<double, 2> unsorted{1, 0.5};
+  EXPECT_THROW((void)r.histogram("h", "x", {}, unsorted), std::invalid_argument);
+  auto& c = r.counter("ok_total", "x", {"a"});
+  EXPECT_EQ(&r.counter("ok_total", "x", {"a"}), &c);  // the same family again
+  EXPECT_THROW((void)r.gauge("ok_total", "x", {"a"}), std::invalid_argument);
+  EXPECT_THROW((void)r.counter("ok_total", "x", {"b"}), std::invalid_argument);
+  EXPECT_THROW((void)c.with({"1", "2"}), std::invalid_argument);
+}
+
+// The engine's events: attempts, retries, failures by verdict, the end by
+// reason and the delays, for one component.
+TEST(Metrics, CallMetricsCountWhatTheEngineDid) {
+  m::registry r;
+  rebound::testing::simulated_clock clock;
+  const auto policy = rebound::retry_policy{}
+                          .stop(rebound::stop::after_attempts(3))
+                          .backoff(rebound::backoff::constant(200ms))
+                          .jitter(rebound::jitter::none())
+                          .clock(clock)
+                          .observer(std::make_shared<m::call_metrics>(r, "billing"));
+  int n = 0;
+  EXPECT_EQ(rebound::retry(policy,
+                           [&] {
+                             if (++n < 3) throw std::runtime_error("flaky");
+                             return 7;
+                           }),
+            7);
+  EXPECT_THROW(rebound::retry(policy, []() -> int { throw std::runtime_error("down"); }),
+               std::exception);
+  const std::string text = r.expose();
+  EXPECT_NE(text.find("rebound_attempts_total{component=\"billing\"} 6\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_retries_total{component=\"billing\"} 4\n"), std::string::npos);
+  EXPECT_NE(text.find("rebound_attempt_failures_total{component=\"billing\",verdict=\"transient\"} "
+                      "5\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_calls_total{component=\"billing\",reason=\"succeeded\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find("rebound_calls_total{component=\"billing\",reason=\"attempts_exhausted\"} 1\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("rebound_retry_delay_seconds_bucket{component=\"billing\",le=\"0.25\"} 4\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_retry_delay_seconds_sum{component=\"billing\"} 0.8\n"),
+            std::string::npos);
+}
+
+TEST(Metrics, BreakerStateAndTransitions) {
+  m::registry r;
+  rebound::testing::simulated_clock clock;
+  rebound::circuit_breaker b({.failure_threshold = 2, .open_duration = 1s}, clock);
+  m::track(r, b, "ledger");
+  EXPECT_NE(r.expose().find("rebound_breaker_state{breaker=\"ledger\",state=\"closed\"} 1\n"),
+            std::string::npos);
+  for (int i = 0; i < 2; ++i) b.record(b.try_acquire(), false);
+  const std::string text = r.expose();
+  EXPECT_NE(text.find("rebound_breaker_state{breaker=\"ledger\",state=\"open\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_breaker_state{breaker=\"ledger\",state=\"closed\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("rebound_breaker_transitions_total{breaker=\"ledger\",to=\"open\"} 1\n"),
+            std::string::npos);
+}
+
+// Many threads adding while another exposes: every add is counted.
+TEST(Metrics, ConcurrentAddsAreAllCounted) {
+  m::registry r;
+  auto& c = r.counter("hits_total", "x").with({});
+  auto& h = r.histogram("lat_seconds", "x", {}).with({});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) {
+        c.add();
+        h.observe(0.002);
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) (void)r.expose();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c.value(), 40000U);
+  EXPECT_EQ(h.count(), 40000U);
+  EXPECT_EQ(h.cumulative().back(), 40000U);
+}
+
+// Runs retried as a whole: attempts, retries, results and failures.
+TEST(Metrics, RunSupervisorRuns) {
+  m::registry r;
+  rebound::testing::simulated_clock clock;
+  rebound::run_supervisor runs(rebound::retry_policy{}
+                                   .stop(rebound::stop::after_attempts(3))
+                                   .backoff(rebound::backoff::constant(1s))
+                                   .clock(clock));
+  {
+    const auto handle = m::track(r, runs, "agent");
+    int n = 0;
+    EXPECT_TRUE(runs.run({.key = "a",
+                          .attempt =
+                              [&](const rebound::run_context&) {
+                                if (++n < 2) throw std::runtime_error("provider 503");
+                              }})
+                    .ok());
+    EXPECT_FALSE(
+        runs.run({.key = "b",
+                  .attempt =
+                      [](const rebound::run_context&) { throw std::runtime_error("always"); }})
+            .ok());
+  }
+  // The handle is gone: later runs are not counted.
+  (void)runs.run({.key = "c", .attempt = [](const rebound::run_context&) {}});
+  const std::string text = r.expose();
+  EXPECT_NE(text.find("rebound_run_attempts_total{supervisor=\"agent\"} 5\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_run_retries_total{supervisor=\"agent\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("rebound_runs_total{supervisor=\"agent\",result=\"succeeded\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("rebound_runs_total{supervisor=\"agent\",result=\"failed\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("rebound_run_failures_total{supervisor=\"agent\",failure=\"retries_"
+                      "exhausted\"} 1\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Metrics, CollectorsRunBeforeEachExposition) {
+  m::registry r;
+  std::uint64_t source = 0;
+  auto& mirror = r.counter("mirrored_total", "x").with({});
+  const auto id = r.on_collect([&] { mirror.mirror(source); });
+  source = 41;
+  EXPECT_NE(r.expose().find("mirrored_total 41\n"), std::string::npos);
+  r.remove_collector(id);
+  source = 99;
+  EXPECT_NE(r.expose().find("mirrored_total 41\n"), std::string::npos);
+}
+
+}  // namespace
