@@ -322,13 +322,13 @@ int main(int argc, char** argv) {
   show("http (async)", http_async);
   show("pipeline", pipe);
   show("async timers", timers);
-  const long growth_allowed = warm / 20 + 4096;
 #ifdef REBOUND_SOAK_ASAN
   std::printf(
       "RSS: second quarter peak %ld KiB, last quarter peak %ld KiB (not checked under "
       "AddressSanitizer)\n",
       warm, last);
 #else
+  const long growth_allowed = warm / 20 + 4096;
   std::printf("RSS: second quarter peak %ld KiB, last quarter peak %ld KiB (allowed: +%ld)\n", warm,
               last, growth_allowed);
   if (last > warm + growth_allowed) {
