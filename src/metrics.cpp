@@ -236,7 +236,8 @@ std::string registry::expose() const {
   }
   std::string out;
   std::lock_guard lock(mu_);
-  for (const auto& [name, e] : families_) {
+  for (const auto& [key, e] : families_) {
+    const std::string& name = key;  // a plain reference: lambdas below capture it
     const auto head = [&](const std::string& help, const char* type) {
       out += "# HELP ";
       out += name;
@@ -248,28 +249,22 @@ std::string registry::expose() const {
       out += type;
       out += '\n';
     };
+    // Counters and gauges: one line per child, `name{labels} value`.
+    const auto simple = [&]<class T>(const family<T>& f, const char* type) {
+      head(f.help_, type);
+      std::lock_guard fl(f.mu_);
+      for (const auto& [values, child] : f.children_) {
+        out += name;
+        labels(out, f.labels_, values);
+        out += ' ';
+        number(out, child->value());
+        out += '\n';
+      }
+    };
     if (e.kind == kind::counter) {
-      const auto& f = *static_cast<const family<metrics::counter>*>(e.family.get());
-      head(f.help_, "counter");
-      std::lock_guard fl(f.mu_);
-      for (const auto& [values, c] : f.children_) {
-        out += name;
-        labels(out, f.labels_, values);
-        out += ' ';
-        number(out, c->value());
-        out += '\n';
-      }
+      simple(*static_cast<const family<metrics::counter>*>(e.family.get()), "counter");
     } else if (e.kind == kind::gauge) {
-      const auto& f = *static_cast<const family<metrics::gauge>*>(e.family.get());
-      head(f.help_, "gauge");
-      std::lock_guard fl(f.mu_);
-      for (const auto& [values, g] : f.children_) {
-        out += name;
-        labels(out, f.labels_, values);
-        out += ' ';
-        number(out, g->value());
-        out += '\n';
-      }
+      simple(*static_cast<const family<metrics::gauge>*>(e.family.get()), "gauge");
     } else {
       const auto& f = *static_cast<const family<metrics::histogram>*>(e.family.get());
       head(f.help_, "histogram");
