@@ -15,10 +15,15 @@ metrics::registration track(metrics::registry& r, const shared_budget& b) {
   auto* size =
       &r.gauge("rebound_fleet_size", "Live members of the fleet seen in Redis", {"dependency"})
            .with({dep});
-  const std::uint64_t id = r.on_collect([&b, shared, fallback, size] {
+  auto* up = &r.gauge("rebound_redis_up",
+                      "1 while the link to Redis is available, 0 while the budget decides alone",
+                      {"dependency"})
+                  .with({dep});
+  const std::uint64_t id = r.on_collect([&b, shared, fallback, size, up] {
     shared->mirror(b.shared_decisions());
     fallback->mirror(b.fallback_decisions());
     size->set(b.fleet_size());
+    up->set(b.redis_available() ? 1.0 : 0.0);
   });
   return metrics::registration([&r, id] { r.remove_collector(id); });
 }

@@ -456,6 +456,41 @@ TEST_F(CliTest, RunWritesItsMetricsFile) {
   EXPECT_NE(bad.err.find("--metrics-file"), std::string::npos) << bad.err;
 }
 
+// `simulate --metrics-file`: each strategy's engine metrics, the same table
+// with or without them (observing changes nothing the engine decides).
+TEST_F(CliTest, SimulateWritesEachStrategysMetrics) {
+  const auto on = dir_ / "on.json";
+  const auto off = dir_ / "off.json";
+  std::ofstream(on) << R"({"max_attempts": 3, "backoff": {"type": "constant", "initial": "0s"},
+                          "hedge": {"delay": "1s", "max_hedges": 2}})";
+  std::ofstream(off) << R"({"max_attempts": 1})";
+  const std::vector<std::string> args = {"simulate", "hedging",   "--requests",   "500",
+                                         "--rate",   "100",       "--slow-tiers", "0.05:2s",
+                                         "--policy", on.string(), "--policy",     off.string()};
+  const auto plain = run(args);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  auto with = args;
+  const auto file = dir_ / "sim.prom";
+  with.push_back("--metrics-file");
+  with.push_back(file.string());
+  const auto measured = run(with);
+  ASSERT_EQ(measured.status, 0) << measured.err;
+  EXPECT_EQ(plain.out, measured.out);
+  const std::string text = read_file(file);
+  EXPECT_NE(text.find("rebound_calls_total{component=\"off\",reason=\"succeeded\"} 500\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_calls_total{component=\"on\",reason=\"succeeded\"} 500\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("rebound_hedges_total{component=\"on\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rebound_hedges_total{component=\"on\"} "), std::string::npos) << text;
+  const auto layers = run({"simulate", "layers", "--metrics-file", file.string()});
+  EXPECT_EQ(layers.status, 2);
+  EXPECT_NE(layers.err.find("--metrics-file: not used by the layers scenario"), std::string::npos)
+      << layers.err;
+}
+
 TEST_F(CliTest, PolicyShowJsonFollowsTheDefinition) {
   const auto r = run({"policy", "show", "--attempts", "5", "--initial", "500ms", "--max-delay",
                       "3s", "--jitter", "none", "--samples", "10", "--json"});

@@ -163,9 +163,13 @@ TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
   }
   EXPECT_TRUE(eventually([&] { return down_events.load() > 0; }));  // on the link's thread
   EXPECT_EQ(down_events.load(), 1);
+  rebound::metrics::registry up_reg;
+  const auto up_handle = rebound::redis::track(up_reg, budget);
+  EXPECT_NE(up_reg.expose().find("rebound_redis_up{dependency=\"orders\"} 0\n"), std::string::npos);
 
   server.start();
   ASSERT_TRUE(l->wait_until_available(5s));
+  EXPECT_NE(up_reg.expose().find("rebound_redis_up{dependency=\"orders\"} 1\n"), std::string::npos);
   const auto shared_before = budget.shared_decisions();
   EXPECT_TRUE(budget.try_acquire({}));
   EXPECT_EQ(budget.shared_decisions(), shared_before + 1);

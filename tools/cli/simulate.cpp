@@ -71,6 +71,10 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
                 "hedging: fixed delays instead of the slow tail, as P:DUR,...; "
                 "e.g. 0.01:10s,0.04:5s,0.05:2s (gRPC-Java's hedging example)")
       ->type_name("LIST");
+  s->add_option("--metrics-file", o.metrics_file,
+                "contention, outage, hedging: write each strategy's engine metrics (component = "
+                "the strategy) to FILE, in Prometheus text format")
+      ->type_name("FILE");
   s->add_option("--processes", o.processes, "fleet: processes sharing the dependency (1000)")
       ->type_name("N");
   s->add_option("--poll-interval", o.poll_interval,
@@ -93,12 +97,12 @@ const std::vector<scenario>& scenarios() {
   static const std::vector<scenario> all = {
       {"contention",
        sim_cli::simulate_contention,
-       {"--clients-from", "--clients-to", "--clients-step", "--trials"},
+       {"--clients-from", "--clients-to", "--clients-step", "--trials", "--metrics-file"},
        true},
       {"outage",
        sim_cli::simulate_outage,
        {"--rate", "--capacity", "--queue", "--timeout", "--length", "--trigger-at", "--trigger-for",
-        "--trigger-capacity"},
+        "--trigger-capacity", "--metrics-file"},
        true},
       {"replica-lag",
        sim_cli::simulate_replica_lag,
@@ -111,7 +115,7 @@ const std::vector<scenario>& scenarios() {
       {"hedging",
        sim_cli::simulate_hedging,
        {"--rate", "--length", "--latency-median", "--slow-probability", "--slow-tiers",
-        "--requests"},
+        "--requests", "--metrics-file"},
        true},
       {"fleet",
        sim_cli::simulate_fleet,
@@ -165,7 +169,8 @@ int simulate_main(simulate_options& o) {
         {&o.slow_probability, "--slow-probability"},
         {&o.slow_tiers, "--slow-tiers"},
         {&o.processes, "--processes"},
-        {&o.poll_interval, "--poll-interval"}};
+        {&o.poll_interval, "--poll-interval"},
+        {&o.metrics_file, "--metrics-file"}};
     for (const auto& [value, flag] : given) {
       if (*value &&
           std::find(chosen->flags.begin(), chosen->flags.end(), flag) == chosen->flags.end()) {

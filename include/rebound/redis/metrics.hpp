@@ -6,6 +6,7 @@
 //   rebound_fleet_budget_decisions_total{dependency, source}  retry decisions taken with
 //                                       Redis ("shared") or without it ("fallback")
 //   rebound_fleet_size{dependency}      live members seen in Redis (the share divides by it)
+//   rebound_redis_up{dependency}        1 while the link to Redis is available
 #pragma once
 
 #include <string_view>

@@ -71,6 +71,8 @@ class shared_budget final : public retry_budget {
   [[nodiscard]] int fleet_size() const noexcept { return fleet_.fleet_size(); }
   [[nodiscard]] const std::string& dependency() const noexcept { return dependency_; }
   [[nodiscard]] const fleet_budget& fleet() const noexcept { return fleet_; }
+  /// Whether the link to Redis is up now (decisions are shared while it is).
+  [[nodiscard]] bool redis_available() const noexcept { return store_.available(); }
 
  private:
   // The budget's counts in Redis, computed by Lua scripts on Redis's clock:

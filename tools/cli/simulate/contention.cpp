@@ -18,7 +18,8 @@ int simulate_contention(const simulate_options& o) {
                        "must be >= --clients-from (" + std::to_string(c.clients_from) + ")");
   }
   c.seed = o.seed_value;
-  c.strategies = policy_strategies(o.policies);
+  metrics::registry registry;  // --metrics-file
+  c.strategies = strategies_for(o, false, sim::aws_strategies(), registry);
   if (dry_run()) return exit_code::ok;
   const auto r = sim::run_contention(c);
 
@@ -41,6 +42,7 @@ int simulate_contention(const simulate_options& o) {
              {"mean_write_calls", p.mean_write_calls},
              {"max_write_calls", p.max_write_calls}});
   }
+  rep.metrics(&registry);
   return rep.finish(o, r.events, [&] {
     std::vector<std::string> x_labels;
     std::vector<svg::series> calls, times;

@@ -28,16 +28,16 @@ std::vector<sim::hedging_options::tier> tiers_flag(const std::string& text) {
     const std::optional<std::string> d = item.substr(colon + 1);
     sim::hedging_options::tier t;
     t.probability = number_flag(p, "--slow-tiers", 0, 1, 0, false);
-    t.delay = duration_flag(d, "--slow-tiers", duration::zero(), duration::zero(),
-                            std::chrono::hours(1));
+    t.delay =
+        duration_flag(d, "--slow-tiers", duration::zero(), duration::zero(), std::chrono::hours(1));
     sum += t.probability;
     if (out.size() >= 16) throw config_error("--slow-tiers", "at most 16 tiers");
     out.push_back(t);
     i = end + 1;
   }
   if (sum > 1 + 1e-9) {
-    throw config_error("--slow-tiers", "the shares add up to " + std::to_string(sum) +
-                                           "; allowed: at most 1");
+    throw config_error("--slow-tiers",
+                       "the shares add up to " + std::to_string(sum) + "; allowed: at most 1");
   }
   return out;
 }
@@ -54,7 +54,8 @@ int simulate_hedging(const simulate_options& o) {
   c.slow_probability =
       number_flag(o.slow_probability, "--slow-probability", 0, 1, c.slow_probability, false);
   c.seed = o.seed_value;
-  c.strategies = policy_strategies(o.policies, true);
+  metrics::registry registry;  // --metrics-file
+  c.strategies = strategies_for(o, true, sim::default_hedging_strategies(), registry);
   if (o.requests) {
     if (o.length) throw config_error("--requests", "give --requests or --length, not both");
     c.requests = static_cast<std::uint64_t>(number_flag(o.requests, "--requests", 1, 2e7, 0, true));
@@ -77,7 +78,7 @@ int simulate_hedging(const simulate_options& o) {
               {"p95 ms", "latency_p95_ms", 8},
               {"p99 ms", "latency_p99_ms", 8},
               {"p99.9 ms", "latency_p999_ms", 9},
-             {"max ms", "latency_max_ms", 9},
+              {"max ms", "latency_max_ms", 9},
               {"attempts/req", "attempts_per_request", 12, column::form::fixed, 3},
               {"server ms/req", "server_ms_per_request", 15, column::form::fixed, 2}});
   std::string tail;
@@ -124,6 +125,7 @@ int simulate_hedging(const simulate_options& o) {
              {"hedges", row.hedges},
              {"hedges_refused", row.hedges_refused}});
   }
+  rep.metrics(&registry);
   return rep.finish(o, r.events, [&] {
     std::vector<svg::series> tails, load;
     for (const auto& row : r.rows) {

@@ -24,7 +24,8 @@ int simulate_outage(const simulate_options& o) {
   c.trigger_capacity =
       number_flag(o.trigger_capacity, "--trigger-capacity", 0, 1, c.trigger_capacity, false);
   c.seed = o.seed_value;
-  c.strategies = policy_strategies(o.policies);
+  metrics::registry registry;  // --metrics-file
+  c.strategies = strategies_for(o, false, sim::default_outage_strategies(), registry);
   if (c.trigger_at >= c.length) {
     throw config_error(o.trigger_at ? "--trigger-at" : "--length",
                        "the trigger starts at " + format_duration(c.trigger_at) +
@@ -90,6 +91,7 @@ int simulate_outage(const simulate_options& o) {
   rep.note(
       "amplification = attempts reaching the server / requests offered; goodput end = "
       "successes / offered over the last quarter");
+  rep.metrics(&registry);
   return rep.finish(o, r.events, [&] {
     std::vector<svg::series> goodput, attempts;
     for (const auto& s : r.series) {

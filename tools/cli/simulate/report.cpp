@@ -110,6 +110,20 @@ std::vector<sim::strategy> policy_strategies(const std::vector<std::string>& fil
   return out;
 }
 
+std::vector<sim::strategy> strategies_for(const simulate_options& o, bool hedging_scenario,
+                                          std::vector<sim::strategy> defaults,
+                                          metrics::registry& r) {
+  auto out = policy_strategies(o.policies, hedging_scenario);
+  if (!o.metrics_file) return out;  // empty: the scenario's own defaults
+  if (out.empty()) out = std::move(defaults);
+  for (auto& s : out) {
+    s.make = [inner = s.make, &r, name = s.name](clock& c) {
+      return inner(c).observer(std::make_shared<metrics::call_metrics>(r, name));
+    };
+  }
+  return out;
+}
+
 report::report(std::string scenario, std::string rows_key, std::vector<column> columns)
     : scenario_(std::move(scenario)),
       rows_key_(std::move(rows_key)),
@@ -147,6 +161,13 @@ int report::finish(const simulate_options& o, std::uint64_t events,
     write_file(*o.json, doc.dump(2) + "\n", "--json");
   }
   if (o.svg && svg) write_file(*o.svg, svg(), "--svg");
+  if (o.metrics_file && metrics_ != nullptr) {
+    try {
+      metrics::write_file(*metrics_, *o.metrics_file);
+    } catch (const std::exception& e) {
+      throw config_error("--metrics-file", e.what());
+    }
+  }
   return exit_code::ok;
 }
 

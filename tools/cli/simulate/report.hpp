@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../commands.hpp"
+#include "rebound/metrics.hpp"
 #include "rebound/sim/scenarios.hpp"
 
 namespace rebound::cli::sim_cli {
@@ -27,6 +28,12 @@ duration duration_flag(const std::optional<std::string>& v, const std::string& f
 /// --policy FILE...: each file becomes a strategy built on the simulation's clock.
 std::vector<sim::strategy> policy_strategies(const std::vector<std::string>& files,
                                              bool hedging_scenario = false);
+/// The strategies to run: --policy files, else `defaults`; with
+/// --metrics-file, each policy also counts the engine's events into `r`
+/// (component = the strategy's name).
+std::vector<sim::strategy> strategies_for(const simulate_options& o, bool hedging_scenario,
+                                          std::vector<sim::strategy> defaults,
+                                          metrics::registry& r);
 
 /// One column of a report: a key of each row's JSON object, printed.
 struct column {
@@ -60,7 +67,10 @@ class report {
   void row(json r) { rows_.push_back(std::move(r)); }
   /// Lines printed after the table.
   void note(std::string line) { notes_.push_back(std::move(line)); }
-  /// Prints, then writes --json and --svg (`svg` makes the chart, if asked for).
+  /// The registry --metrics-file writes (strategies_for fills it).
+  void metrics(const metrics::registry* r) { metrics_ = r; }
+  /// Prints, then writes --json, --svg (`svg` makes the chart, if asked
+  /// for) and --metrics-file.
   int finish(const simulate_options& o, std::uint64_t events,
              const std::function<std::string()>& svg = {}) const;
   [[nodiscard]] const std::vector<json>& rows() const noexcept { return rows_; }
@@ -72,6 +82,7 @@ class report {
   std::vector<std::string> intro_, notes_;
   json params_ = json::object();
   std::vector<json> rows_;
+  const metrics::registry* metrics_ = nullptr;
 };
 
 /// The scenarios, each in its own file.
