@@ -375,7 +375,7 @@ TEST_F(fixture, ACallbackCallStopsWhenAsked) {
   EXPECT_EQ(report.attempts, 1);
   // The server saw the cancellation (its handler polls every 2 ms; bounded real wait).
   for (int i = 0; i < 200 && server.cancelled("stop") == 0; ++i) {
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // the cancellation crosses the network (at most 1 s)
   }
   EXPECT_EQ(server.cancelled("stop"), 1);
 }
