@@ -22,6 +22,10 @@ std::string_view to_string(event_kind k) noexcept {
       return "hedged";
     case event_kind::server_delay_ignored:
       return "server_delay_ignored";
+    case event_kind::hedge_won:
+      return "hedge_won";
+    case event_kind::attempt_cancelled:
+      return "attempt_cancelled";
   }
   return "unknown";
 }
@@ -68,6 +72,12 @@ void counters_observer::on_event(const event& e) noexcept {
       break;
     case event_kind::server_delay_ignored:
       break;
+    case event_kind::hedge_won:
+      hedges_won_.fetch_add(1, relaxed);
+      break;
+    case event_kind::attempt_cancelled:
+      cancelled_.fetch_add(1, relaxed);
+      break;
     case event_kind::gave_up:
     case event_kind::succeeded: {
       const auto i = static_cast<std::size_t>(e.reason);
@@ -87,6 +97,8 @@ counters_observer::counts counters_observer::snapshot() const noexcept {
   c.failures_overloaded = overloaded_.load(relaxed);
   c.budget_rejections = budget_rejections_.load(relaxed);
   c.hedges = hedges_.load(relaxed);
+  c.hedges_won = hedges_won_.load(relaxed);
+  c.attempts_cancelled = cancelled_.load(relaxed);
   for (std::size_t i = 0; i < ends_.size(); ++i) c.ends[i] = ends_[i].load(relaxed);
   return c;
 }

@@ -56,6 +56,12 @@ void log_observer::on_event(const event& e) noexcept {
         logger_->debug("{}: nested retry loop handed attempt {} to the enclosing loop", name_,
                        e.attempt);
         break;
+      case event_kind::hedge_won:
+        logger_->debug("{}: hedged attempt {} won", name_, e.attempt);
+        break;
+      case event_kind::attempt_cancelled:
+        logger_->debug("{}: attempt {} cancelled: another attempt won", name_, e.attempt);
+        break;
     }
   } catch (...) {
     // Logging must never change the outcome of the call.

@@ -318,6 +318,14 @@ call_metrics::call_metrics(registry& r, std::string_view component) {
   hedges_ = &r.counter("rebound_hedges_total",
                        "Hedged attempts started while earlier ones still ran", {"component"})
                  .with({c});
+  hedges_won_ = &r.counter("rebound_hedges_won_total",
+                           "Calls whose first success came from a hedge, not the first attempt",
+                           {"component"})
+                     .with({c});
+  cancelled_ = &r.counter("rebound_attempts_cancelled_total",
+                          "Attempts still running when another attempt of the call won",
+                          {"component"})
+                    .with({c});
   budget_rejected_ =
       &r.counter("rebound_budget_rejections_total", "Retries a retry budget refused", {"component"})
            .with({c});
@@ -371,6 +379,12 @@ void call_metrics::on_event(const event& e) noexcept {
       if (r < stop_reason_count) calls_[r]->add();
       break;
     }
+    case event_kind::hedge_won:
+      hedges_won_->add();
+      break;
+    case event_kind::attempt_cancelled:
+      cancelled_->add();
+      break;
     case event_kind::server_delay_ignored:
       break;
   }

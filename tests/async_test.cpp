@@ -382,7 +382,27 @@ TEST_F(fixture, HedgeWinsAndTheSlowAttemptIsCancelled) {
   EXPECT_EQ(*fn.aborted, std::vector<int>{1});
   const auto c = counters->snapshot();
   EXPECT_EQ(c.hedges, 1u);
+  EXPECT_EQ(c.hedges_won, 1u);          // the hedge, attempt 2, won
+  EXPECT_EQ(c.attempts_cancelled, 1u);  // attempt 1 was still running
   EXPECT_EQ(c.ended(rebound::stop_reason::succeeded), 1u);
+}
+
+TEST_F(fixture, TheFirstAttemptBeatsItsHedgeAndTheHedgeIsCancelled) {
+  std::vector<rebound::event> seen;
+  auto p = policy.hedge({.delay = 100ms, .max_hedges = 1})
+               .observer(std::make_shared<rebound::function_observer>(
+                   [&](const rebound::event& e) { seen.push_back(e); }));
+  slow fn{&clock, {150ms, 10s}};
+  EXPECT_EQ(run(rebound::async_retry(p, fn)), 1);
+  EXPECT_EQ(*fn.aborted, std::vector<int>{2});
+  std::vector<std::pair<rebound::event_kind, int>> order;
+  for (const auto& e : seen) order.emplace_back(e.kind, e.attempt);
+  using k = rebound::event_kind;
+  // No hedge_won: the first attempt won. The hedge is cancelled before the call ends.
+  EXPECT_EQ(order, (std::vector<std::pair<k, int>>{
+                       {k::attempt_started, 1}, {k::hedged, 2}, {k::attempt_cancelled, 2},
+                       {k::succeeded, 2}}));
+  EXPECT_EQ(seen[1].resend_count(), 1);  // the hedge is the request's second send
 }
 
 TEST_F(fixture, AllHedgesRunAndTheFirstSuccessWins) {
@@ -395,6 +415,8 @@ TEST_F(fixture, AllHedgesRunAndTheFirstSuccessWins) {
   std::sort(losers.begin(), losers.end());
   EXPECT_EQ(losers, (std::vector<int>{1, 2}));
   EXPECT_EQ(counters->snapshot().hedges, 2u);
+  EXPECT_EQ(counters->snapshot().hedges_won, 1u);
+  EXPECT_EQ(counters->snapshot().attempts_cancelled, 2u);
 }
 
 TEST_F(fixture, HedgesCountAgainstTheAttemptLimit) {

@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "rebound/call.hpp"
 #include "rebound/retry.hpp"
 #include "rebound/testing/simulated_clock.hpp"
 
@@ -106,6 +107,39 @@ TEST(Metrics, CallMetricsCountWhatTheEngineDid) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("rebound_retry_delay_seconds_sum{component=\"billing\"} 0.8\n"),
+            std::string::npos);
+}
+
+TEST(Metrics, HedgesStartedWonAndCancelled) {
+  m::registry r;
+  rebound::testing::simulated_clock clock;
+  const auto policy = rebound::retry_policy{}
+                          .stop(rebound::stop::after_attempts(3))
+                          .hedge({.delay = 10ms, .max_hedges = 2})
+                          .clock(clock)
+                          .observer(std::make_shared<m::call_metrics>(r, "search"));
+  // A concurrent driver's calls, as the async loop, gRPC and the simulator make them.
+  for (const bool hedge_wins : {true, false}) {
+    rebound::retry_call call(policy, {}, {.concurrent = true});
+    ASSERT_TRUE(call.start().attempt());
+    clock.advance(10ms);
+    ASSERT_FALSE(call.hedge().has_value());  // attempt 2, a hedge, starts
+    if (hedge_wins) {
+      call.cancelled_by_winner(1);
+      call.succeeded(2, true);
+    } else {
+      call.cancelled_by_winner(2);
+      call.succeeded(1, false);
+    }
+  }
+  const std::string text = r.expose();
+  EXPECT_NE(text.find("rebound_attempts_total{component=\"search\"} 4\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("rebound_hedges_total{component=\"search\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("rebound_hedges_won_total{component=\"search\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("rebound_attempts_cancelled_total{component=\"search\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("rebound_calls_total{component=\"search\",reason=\"succeeded\"} 2\n"),
             std::string::npos);
 }
 

@@ -240,6 +240,24 @@ class retry_call {
   /// An attempt failed while others still run, so the call goes on: the
   /// budget hears of the failure and observers get attempt_failed.
   void failed_beside_others(const verdict& v, int attempt, std::string_view cause = {});
+  /// Attempt `winner` succeeded first; `hedged` when it was a hedge (not the
+  /// first attempt or a retry). Observers get hedge_won for a hedge, then
+  /// succeeded. Call it instead of succeeded() where attempts run side by side.
+  void succeeded(int winner, bool hedged) noexcept {
+    if (hedged && observer_ != nullptr) [[unlikely]] {
+      event e = make_event(event_kind::hedge_won, winner);
+      emit(e);
+    }
+    succeeded();
+  }
+  /// Attempt `number` was still running when another won; the driver cancels
+  /// it. Observers get attempt_cancelled.
+  void cancelled_by_winner(int number) const noexcept {
+    if (observer_ != nullptr) [[unlikely]] {
+      event e = make_event(event_kind::attempt_cancelled, number);
+      emit(e);
+    }
+  }
 
   // ---- adapter events ----------------------------------------------------
   /// Emits an event of `kind` for the current attempt (an adapter's own

@@ -160,7 +160,8 @@ class registry {
 };
 
 /// The call engine's events as metrics, for one component (the label
-/// `component`): attempts, retries, hedges, attempt failures by verdict,
+/// `component`): attempts, retries, hedges started and won, attempts
+/// cancelled because another won, attempt failures by verdict,
 /// calls by how they ended, budget refusals, deferrals to an outer loop and
 /// a histogram of retry delays. Attach it as a policy's observer. Its
 /// children are looked up once, here: an event is one relaxed atomic add.
@@ -175,6 +176,8 @@ class call_metrics final : public observer {
   metrics::counter* attempts_;
   metrics::counter* retries_;
   metrics::counter* hedges_;
+  metrics::counter* hedges_won_;
+  metrics::counter* cancelled_;
   metrics::counter* budget_rejected_;
   metrics::counter* deferred_;
   std::array<metrics::counter*, 5> failures_{};  // by verdict_kind

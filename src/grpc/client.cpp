@@ -342,6 +342,9 @@ void async_driver::on_done(int slot, ::grpc::Status s) {
     if (winner_ < 0 && !ending_) {
       winner_ = slot;
       ending_ = stop_reason::succeeded;
+      for (const auto& other : slots_) {
+        if (!other->finished) call_->cancelled_by_winner(other->number);
+      }
       if (const auto& h = call_->policy().hedge(); h && h->tracker) {
         const time_point now = call_->now();
         h->tracker->record(now - a.started);
@@ -483,7 +486,8 @@ void async_driver::step(std::unique_lock<std::mutex>& lock) {
   if (ending_ && (winner_ >= 0 || running_ == 0)) {
     finished_ = true;
     if (winner_ >= 0) {
-      call_->succeeded();
+      const auto& w = *slots_[static_cast<std::size_t>(winner_)];
+      call_->succeeded(w.number, w.hedged);
       result.emplace(winner_, last_);
     } else {
       call_->end(*ending_);

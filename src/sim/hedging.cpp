@@ -158,13 +158,18 @@ class hedging_run {
   }
 
   void attempt_done(std::uint64_t arg) {
-    // The attempt's index (arg % max_attempts_per_request) does not matter
-    // here: the first to answer wins, whichever it is.
+    // The first to answer wins, whichever it is; those still running are
+    // cancelled.
     const std::uint64_t id = arg / max_attempts_per_request;
+    const auto winner = static_cast<int>(arg % max_attempts_per_request);
     request& r = *requests_[id];
     if (r.done) return;  // a loser: cancelled when the winner answered (counted there)
     r.done = true;
-    r.call.succeeded();
+    for (int i = 0; i < r.launched; ++i) {
+      if (i != winner && r.ends[static_cast<std::size_t>(i)] > eng_.now())
+        r.call.cancelled_by_winner(i + 1);
+    }
+    r.call.succeeded(winner + 1, winner > 0);
     if (const auto& h = policy_.hedge(); h && h->tracker) {
       // The winner's time, and at least this long for each attempt it beat
       // (as the async loop records them).

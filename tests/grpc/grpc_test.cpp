@@ -322,9 +322,11 @@ TEST_F(fixture, HedgingThroughTheCallbackApiCutsTheTail) {
   req.set_slow_first(1);  // only the first request is slow
   SayReply reply;
   // Real time: the hedge delay races a real server.
+  auto counts = std::make_shared<rebound::counters_observer>();
   const rebound::grpc::options o{.policy = rebound::retry_policy{}
                                                .stop(rebound::stop::after_attempts(3))
-                                               .hedge({.delay = 50ms, .max_hedges = 2})};
+                                               .hedge({.delay = 50ms, .max_hedges = 2})
+                                               .observer(counts)};
   std::promise<grpc::Status> done;
   rebound::grpc::async_call(o, stub->async(), &Echo::Stub::async_interface::Say, req, &reply,
                             spec(), [&](grpc::Status s) { done.set_value(std::move(s)); });
@@ -334,6 +336,8 @@ TEST_F(fixture, HedgingThroughTheCallbackApiCutsTheTail) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(reply.received(), 2);  // the hedge's answer
   EXPECT_EQ(report.attempts, 2);
+  EXPECT_EQ(counts->snapshot().hedges_won, 1u);
+  EXPECT_EQ(counts->snapshot().attempts_cancelled, 1u);  // the slow first attempt
   // The slow first attempt was cancelled, and the server saw it.
   for (int i = 0; i < 200 && server.cancelled("hedge") == 0; ++i) {
     std::this_thread::sleep_for(5ms);  // the cancellation crosses the network

@@ -49,6 +49,20 @@ TEST_F(HttpTest, GetRidesThroughAResumeWindowOf503) {
   EXPECT_EQ(server.executed().by_path.at("/resume/get"), r.attempts);
 }
 
+TEST_F(HttpTest, EachAttemptsEventCarriesItsResendCount) {
+  rebound::testing::simulated_clock clock;
+  client c({.policy = policy.clock(clock)});
+  const auto r = c.get(server.url("/retry-after/resend?status=503&seconds=1&times=2"));
+  EXPECT_EQ(r.status, 200);
+  // OpenTelemetry's http.request.resend_count: 0 on the first send, then 1, 2.
+  std::vector<int> resends;
+  for (const auto& e : events) {
+    if (e.kind == rebound::event_kind::attempt_started) resends.push_back(e.resend_count());
+  }
+  EXPECT_EQ(resends, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(r.attempts, 3);
+}
+
 TEST_F(HttpTest, PostWithoutAKeyIsSentOnceAndStopsAsNotIdempotent) {
   client c({.policy = policy});
   const auto r = c.send({.method = "POST", .url = server.url("/resume/post?ms=1500"), .body = "x"});

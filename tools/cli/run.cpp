@@ -161,6 +161,8 @@ class run_observer final : public observer {
       case event_kind::deferred:
       case event_kind::hedged:
       case event_kind::server_delay_ignored:
+      case event_kind::hedge_won:
+      case event_kind::attempt_cancelled:
         break;
     }
     *json_ << j.dump() << "\n";

@@ -134,6 +134,8 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   std::optional<stop_reason> ending;     // set: finishing, draining what still runs
   bool cut_short = false;                // the last failure was our own cancellation
   std::optional<value_t> winner;         // a success
+  int winner_number = 1;
+  bool winner_hedged = false;
   std::optional<value_t> last_rejected;  // the last rejected result (expected-like)
   std::exception_ptr last_error;
 
@@ -146,6 +148,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       const bool cancelled_by_us = f.it->cancel_sent;
       const time_point started = f.it->started;
       const int number = f.it->number;
+      const bool was_hedge = f.it->hedged;
       st->running.erase(f.it);
       attempt_outcome<T>& out = f.outcome;
       verdict v = verdict::success();
@@ -157,6 +160,8 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
       if (v.kind == verdict_kind::success) {
         if (winner || call.ended()) continue;  // a loser that finished anyway
         winner.emplace(std::move(*out.value));
+        winner_number = number;
+        winner_hedged = was_hedge;
         if (hedge && hedge->tracker) {
           const time_point now = call.now();
           hedge->tracker->record(now - started);
@@ -165,6 +170,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
           for (const auto& s : st->running) hedge->tracker->record(now - s.started);
         }
         ending = stop_reason::succeeded;
+        for (const auto& s : st->running) call.cancelled_by_winner(s.number);
         st->cancel_all();
         continue;
       }
@@ -255,7 +261,7 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   on_stop.reset();
 
   if (winner) {
-    call.succeeded();
+    call.succeeded(winner_number, winner_hedged);
     if constexpr (std::is_void_v<T>) {
       co_return;
     } else {
