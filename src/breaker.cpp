@@ -84,6 +84,15 @@ bool circuit_breaker::should_trip(std::int64_t second) const {
          static_cast<double>(failures) >= options_.failure_ratio * static_cast<double>(calls);
 }
 
+void circuit_breaker::release(const breaker_permit& permit) {
+  if (!permit.allowed || !permit.probe) return;
+  const std::lock_guard lock(mu_);
+  if (state_.load(std::memory_order_relaxed) == breaker_state::half_open &&
+      permit.generation == generation_ && probes_left_ < options_.half_open_probes) {
+    ++probes_left_;
+  }
+}
+
 void circuit_breaker::record(const breaker_permit& permit, bool succeeded) {
   if (!permit.allowed) return;
   if (!permit.probe && options_.mode == breaker_mode::consecutive && succeeded) {

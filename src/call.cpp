@@ -2,6 +2,8 @@
 // is decided. Every retry loop in rebound drives it.
 #include "rebound/call.hpp"
 
+#include "rebound/limits.hpp"
+
 #include "detail/arith.hpp"
 #include "rebound/breaker.hpp"
 #include "rebound/detail/coarse_clock.hpp"
@@ -85,6 +87,8 @@ verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
     return verdict::overloaded();
   } catch (const circuit_open_error&) {
     return verdict::overloaded();
+  } catch (const rejected_error&) {
+    return verdict::overloaded();  // a bulkhead, limiter, rate limiter or admission control
   } catch (...) {  // NOLINT(bugprone-empty-catch): the policy's rules decide below
   }
   return p.classifier().classify_exception(e);

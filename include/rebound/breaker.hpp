@@ -81,6 +81,9 @@ class circuit_breaker {
   [[nodiscard]] breaker_permit try_acquire();
   /// The outcome of a call that try_acquire() allowed.
   void record(const breaker_permit& permit, bool succeeded);
+  /// A permit whose call never reached the dependency (a local limit
+  /// refused it): nothing is counted, and a half-open probe is handed back.
+  void release(const breaker_permit& permit);
 
   /// Opens the circuit until reset(), whatever the calls do (maintenance, incidents).
   void isolate();
