@@ -187,6 +187,81 @@ void BM_pipeline_success(benchmark::State& state) {
 }
 BENCHMARK(BM_pipeline_success);
 
+// ---- concurrency limits (issue 18): each against BM_atomic_rmw ----
+
+// One uncontended atomic read-modify-write: the unit the limits are measured in.
+void BM_atomic_rmw(benchmark::State& state) {
+  std::atomic<int> n{0};
+  for (auto _ : state) benchmark::DoNotOptimize(n.fetch_add(1));
+}
+BENCHMARK(BM_atomic_rmw);
+
+// Take a bulkhead slot and give it back.
+void BM_bulkhead_success(benchmark::State& state) {
+  rebound::bulkhead b({.max_concurrent = 64});
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) {
+    auto slot = b.try_acquire();
+    benchmark::DoNotOptimize(payload(x));
+  }
+  report_allocs(state, before);
+}
+BENCHMARK(BM_bulkhead_success);
+
+// An AIMD limiter's permit and sample (Netflix's defaults, system clock).
+void BM_limiter_success(benchmark::State& state) {
+  rebound::concurrency_limiter l(rebound::limiter_options::aimd());
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) {
+    const auto permit = l.try_acquire();
+    benchmark::DoNotOptimize(payload(x));
+    l.on_success(permit);
+  }
+  report_allocs(state, before);
+}
+BENCHMARK(BM_limiter_success);
+
+// The same with Gradient2, whose estimate moves under a mutex on every sample.
+void BM_limiter_gradient2_success(benchmark::State& state) {
+  rebound::concurrency_limiter l(rebound::limiter_options::gradient2());
+  int x = 0;
+  for (auto _ : state) {
+    const auto permit = l.try_acquire();
+    benchmark::DoNotOptimize(payload(x));
+    l.on_success(permit);
+  }
+}
+BENCHMARK(BM_limiter_gradient2_success);
+
+// A rate limiter's turn that is always free (GCRA: one clock read and one CAS).
+void BM_rate_limiter_acquire(benchmark::State& state) {
+  rebound::rate_limiter r({.rate = 1e9, .burst = 1000000});
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(r.try_acquire());
+  report_allocs(state, before);
+}
+BENCHMARK(BM_rate_limiter_acquire);
+
+// BM_pipeline_success's layers plus a bulkhead, an AIMD limiter and a rate limiter.
+void BM_pipeline_full_success(benchmark::State& state) {
+  const auto policy = rebound::retry_policy{}
+                          .stop(rebound::stop::after_attempts(3))
+                          .budget(std::make_shared<rebound::token_bucket_budget>());
+  const auto p = rebound::pipeline(policy, std::make_shared<rebound::circuit_breaker>(), 5s)
+                     .bulkhead(std::make_shared<rebound::bulkhead>(
+                         rebound::bulkhead_options{.max_concurrent = 64}))
+                     .limiter(std::make_shared<rebound::concurrency_limiter>())
+                     .rate_limit(std::make_shared<rebound::rate_limiter>(
+                         rebound::rate_limiter_options{.rate = 1e9, .burst = 1000000}));
+  int x = 0;
+  const auto before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(p.execute([&] { return payload(x); }));
+  report_allocs(state, before);
+}
+BENCHMARK(BM_pipeline_full_success);
+
 // The simulator's engine: 1,000 timers, each rescheduling itself after an
 // exponentially distributed delay. Items/s = events run per second.
 struct sim_timer {

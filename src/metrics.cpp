@@ -455,6 +455,56 @@ registration track(registry& r, run_supervisor& s, std::string_view name) {
   return registration([&s, id] { s.unsubscribe(id); });
 }
 
+// ---- concurrency limits ----------------------------------------------------------
+
+registration track(registry& r, concurrency_limiter& l, std::string_view name) {
+  const std::string n(name);
+  auto* limit = &r.gauge("rebound_concurrency_limit", "The concurrency limiter's current limit",
+                         {"limiter"})
+                     .with({n});
+  auto* in_flight =
+      &r.gauge("rebound_limiter_in_flight", "Calls the limiter let through that have not ended",
+               {"limiter"})
+           .with({n});
+  auto* refused = &r.counter("rebound_limiter_rejections_total",
+                             "Calls the concurrency limiter refused", {"limiter"})
+                       .with({n});
+  const std::uint64_t id = r.on_collect([&l, limit, in_flight, refused] {
+    limit->set(l.limit());
+    in_flight->set(l.in_flight());
+    refused->mirror(l.rejected());
+  });
+  return registration([&r, id] { r.remove_collector(id); });
+}
+
+registration track(registry& r, bulkhead& b, std::string_view name) {
+  const std::string n(name);
+  auto* in_flight =
+      &r.gauge("rebound_bulkhead_in_flight", "Bulkhead slots taken", {"bulkhead"}).with({n});
+  auto* queued =
+      &r.gauge("rebound_bulkhead_queued", "Callers waiting for a bulkhead slot", {"bulkhead"})
+           .with({n});
+  auto* refused = &r.counter("rebound_bulkhead_rejections_total",
+                             "Calls the bulkhead refused (full queue or wait ran out)",
+                             {"bulkhead"})
+                       .with({n});
+  const std::uint64_t id = r.on_collect([&b, in_flight, queued, refused] {
+    in_flight->set(b.in_flight());
+    queued->set(b.queued());
+    refused->mirror(b.rejected());
+  });
+  return registration([&r, id] { r.remove_collector(id); });
+}
+
+registration track(registry& r, rate_limiter& l, std::string_view name) {
+  auto* refused = &r.counter("rebound_rate_limiter_rejections_total",
+                             "Calls the rate limiter refused (their turn was too far away)",
+                             {"rate_limiter"})
+                       .with({std::string(name)});
+  const std::uint64_t id = r.on_collect([&l, refused] { refused->mirror(l.rejected()); });
+  return registration([&r, id] { r.remove_collector(id); });
+}
+
 // ---- the endpoint -------------------------------------------------------------
 
 server::server(const registry& r, options o) : registry_(r), address_(std::move(o.address)) {

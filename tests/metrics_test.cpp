@@ -143,6 +143,36 @@ TEST(Metrics, HedgesStartedWonAndCancelled) {
             std::string::npos);
 }
 
+TEST(Metrics, ConcurrencyLimitsAreExposed) {
+  m::registry r;
+  rebound::testing::simulated_clock clock;
+  rebound::concurrency_limiter lim(rebound::limiter_options::fixed(2), clock);
+  rebound::bulkhead bh({.max_concurrent = 1}, clock);
+  rebound::rate_limiter rl({.rate = 1, .burst = 1}, clock);
+  const auto a = track(r, lim, "db");
+  const auto b = track(r, bh, "db");
+  const auto c = track(r, rl, "db");
+  const auto p1 = lim.try_acquire();
+  const auto p2 = lim.try_acquire();
+  EXPECT_FALSE(lim.try_acquire());
+  const auto slot = bh.try_acquire();
+  EXPECT_FALSE(bh.acquire());
+  EXPECT_TRUE(rl.try_acquire());
+  EXPECT_FALSE(rl.try_acquire());
+  const std::string text = r.expose();
+  for (const char* line : {"rebound_concurrency_limit{limiter=\"db\"} 2\n",
+                           "rebound_limiter_in_flight{limiter=\"db\"} 2\n",
+                           "rebound_limiter_rejections_total{limiter=\"db\"} 1\n",
+                           "rebound_bulkhead_in_flight{bulkhead=\"db\"} 1\n",
+                           "rebound_bulkhead_queued{bulkhead=\"db\"} 0\n",
+                           "rebound_bulkhead_rejections_total{bulkhead=\"db\"} 1\n",
+                           "rebound_rate_limiter_rejections_total{rate_limiter=\"db\"} 1\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  }
+  lim.on_ignore(p1);
+  lim.on_ignore(p2);
+}
+
 TEST(Metrics, BreakerStateAndTransitions) {
   m::registry r;
   rebound::testing::simulated_clock clock;

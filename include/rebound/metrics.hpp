@@ -34,6 +34,7 @@
 
 #include "rebound/breaker.hpp"
 #include "rebound/events.hpp"
+#include "rebound/limits.hpp"
 #include "rebound/run_supervisor.hpp"
 
 namespace rebound::metrics {
@@ -220,6 +221,17 @@ class registration {
 /// (`rebound_breaker_transitions_total{breaker, to}`). Installs the
 /// breaker's state listener (one per breaker: it replaces another).
 void track(registry& r, circuit_breaker& b, std::string_view name);
+
+/// A concurrency limiter (label `limiter`): its current limit
+/// (`rebound_concurrency_limit`, gauge), calls in flight
+/// (`rebound_limiter_in_flight`) and refusals
+/// (`rebound_limiter_rejections_total`), copied at each exposition.
+[[nodiscard]] registration track(registry& r, concurrency_limiter& l, std::string_view name);
+/// A bulkhead (label `bulkhead`): `rebound_bulkhead_in_flight`,
+/// `rebound_bulkhead_queued`, `rebound_bulkhead_rejections_total`.
+[[nodiscard]] registration track(registry& r, bulkhead& b, std::string_view name);
+/// A rate limiter (label `rate_limiter`): `rebound_rate_limiter_rejections_total`.
+[[nodiscard]] registration track(registry& r, rate_limiter& l, std::string_view name);
 
 /// An HTTP endpoint for a registry: GET /metrics answers expose(). Listens
 /// on 127.0.0.1 unless told otherwise (the exposition tells anyone who can
