@@ -350,6 +350,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "--slow-tiers: \"2s\" is not P:DURATION"},
         bad_flags{{"simulate", "hedging", "--requests", "10", "--length", "5s"},
                   "--requests: give --requests or --length, not both"},
+        bad_flags{{"run", "--max-concurrency", "0", "--", "true"},
+                  "--max-concurrency: 0 is out of range; allowed: 1..10000"},
+        bad_flags{{"run", "--concurrency-key", "k", "--", "true"},
+                  "--concurrency-key: has no effect without --max-concurrency"},
+        bad_flags{{"run", "--max-concurrency", "2", "--concurrency-key", "../etc", "--", "true"},
+                  "--concurrency-key: \"../etc\" is not allowed"},
+        bad_flags{{"run", "--max-concurrency", "2", "--concurrency-dir", "DIR/none", "--", "true"},
+                  "--concurrency-dir: cannot use"},
         bad_flags{{"frobnicate"}, "unknown command \"frobnicate\""},
         bad_flags{{"run", "--timeout=abc", "--", "true"}, "--timeout"},
         bad_flags{{"http", "http://"}, "url: \"http://\" is not a valid URL"},
@@ -454,6 +462,48 @@ TEST_F(CliTest, RunWritesItsMetricsFile) {
       {"run", "-q", "--metrics-file", (dir_ / "no" / "such" / "dir.prom").string(), "--", "true"});
   EXPECT_EQ(bad.status, 0);
   EXPECT_NE(bad.err.find("--metrics-file"), std::string::npos) << bad.err;
+}
+
+// `run --max-concurrency`: real processes started at once share N slots
+// through lock files; the children log when they start and end.
+TEST_F(CliTest, MaxConcurrencyHoldsAcrossProcesses) {
+  const auto log = dir_ / "log";
+  const std::string body = "echo s >> " + log.string() + "; sleep 0.2; echo e >> " + log.string();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 6; ++i) {
+    pids.push_back(spawn({"run", "-q", "--max-concurrency", "2", "--concurrency-key", "cli-test",
+                          "--concurrency-dir", dir_.string(), "--", "sh", "-c", body}));
+  }
+  for (const pid_t p : pids) EXPECT_EQ(wait_bounded(p, 30'000), 0);
+  int running = 0;
+  int peak = 0;
+  int started = 0;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line == "s") {
+      ++started;
+      peak = std::max(peak, ++running);
+    } else {
+      --running;
+    }
+  }
+  EXPECT_EQ(started, 6);
+  EXPECT_EQ(peak, 2);  // six at once would have overlapped: the slots held them to two
+}
+
+TEST_F(CliTest, MaxConcurrencyWaitsNoLongerThanMaxTime) {
+  const pid_t holder = spawn({"run", "-q", "--max-concurrency", "1", "--concurrency-key", "held",
+                              "--concurrency-dir", dir_.string(), "--", "sleep", "3"});
+  // Wait (bounded) for the holder's slot file to be locked by it.
+  const auto lock = dir_ / "rebound-held.0.lock";
+  for (int i = 0; i < 1000 && !fs::exists(lock); ++i) ::poll(nullptr, 0, 5);
+  ::poll(nullptr, 0, 50);  // a real pause: the holder takes its flock after creating the file
+  const auto r = run({"run", "--max-concurrency", "1", "--concurrency-key", "held",
+                      "--concurrency-dir", dir_.string(), "--max-time", "300ms", "--", "true"});
+  EXPECT_EQ(r.status, 123) << r.err;  // time_exhausted
+  EXPECT_NE(r.err.find("waiting for one of 1 --max-concurrency slots"), std::string::npos) << r.err;
+  ::kill(holder, SIGTERM);
+  wait_bounded(holder, 10'000);
 }
 
 // `simulate --metrics-file`: each strategy's engine metrics, the same table

@@ -26,6 +26,8 @@ struct run_options {
   policy_flags policy;
   std::optional<std::string> timeout, kill_after, retry_on_exit, no_retry_on_exit, events,
       events_file, metrics_file;
+  std::optional<int> max_concurrency;
+  std::optional<std::string> concurrency_key, concurrency_dir;
   bool quiet = false;
   std::vector<std::string> command;
 };

@@ -2,8 +2,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -12,6 +16,7 @@
 #include <thread>
 
 #include "child.hpp"
+#include "slots.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "rebound/duration.hpp"
@@ -200,6 +205,17 @@ CLI::App* add_run(CLI::App& app, run_options& o) {
                   "Write the call's metrics to FILE at exit (Prometheus text format; for "
                   "node_exporter's textfile collector)")
       ->type_name("FILE");
+  run->add_option("--max-concurrency", o.max_concurrency,
+                  "At most N attempts of this command run at once on this machine, across "
+                  "processes (xargs -P, parallel, cron): the others wait for a slot")
+      ->type_name("N");
+  run->add_option("--concurrency-key", o.concurrency_key,
+                  "Which processes share the --max-concurrency slots (default: the program's "
+                  "name)")
+      ->type_name("KEY");
+  run->add_option("--concurrency-dir", o.concurrency_dir,
+                  "Where the slot lock files live (default: $XDG_RUNTIME_DIR, else /tmp)")
+      ->type_name("DIR");
   run->add_flag("-q,--quiet", o.quiet, "No progress lines");
   run->add_option("command", o.command, "The command and its arguments, after --")
       ->type_name("CMD [ARGS...]");
@@ -231,6 +247,26 @@ int run_main(const run_options& o) {
     if (o.retry_on_exit) retry_on = parse_exit_list(*o.retry_on_exit, "--retry-on-exit");
     if (o.no_retry_on_exit)
       no_retry_on = parse_exit_list(*o.no_retry_on_exit, "--no-retry-on-exit");
+    if (o.max_concurrency && (*o.max_concurrency < 1 || *o.max_concurrency > 10000)) {
+      throw config_error("--max-concurrency", std::to_string(*o.max_concurrency) +
+                                                  " is out of range; allowed: 1..10000");
+    }
+    if ((o.concurrency_key || o.concurrency_dir) && !o.max_concurrency) {
+      throw config_error(o.concurrency_key ? "--concurrency-key" : "--concurrency-dir",
+                         "has no effect without --max-concurrency");
+    }
+    if (o.concurrency_key) {
+      const std::string& k = *o.concurrency_key;
+      const bool ok = !k.empty() && k.size() <= 100 &&
+                      std::all_of(k.begin(), k.end(), [](char ch) {
+                        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' ||
+                               ch == '_' || ch == '.';
+                      });
+      if (!ok) {
+        throw config_error("--concurrency-key",
+                           "\"" + k + "\" is not allowed; allowed: 1 to 100 of A-Z a-z 0-9 - _ .");
+      }
+    }
     if (o.events && *o.events != "json") {
       throw config_error("--events", "\"" + *o.events + "\" is not supported; allowed: json");
     }
@@ -239,6 +275,25 @@ int run_main(const run_options& o) {
   }
   if (o.command.empty()) return usage_error("run: no command given; write it after --");
   if (o.command.front().empty()) return usage_error("run: the command is an empty string");
+  std::optional<process_slots> slots;
+  if (o.max_concurrency) {
+    std::string key = o.concurrency_key.value_or(
+        std::filesystem::path(o.command.front()).filename().string());
+    for (char& ch : key) {
+      if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') ch = '_';
+    }
+    std::string dir = "/tmp";
+    if (o.concurrency_dir) {
+      dir = *o.concurrency_dir;
+    } else if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0') {
+      dir = x;
+    }
+    try {
+      slots.emplace(dir, key, *o.max_concurrency);
+    } catch (const std::runtime_error& e) {
+      return usage_error(std::string(o.concurrency_dir ? "--concurrency-dir: " : "") + e.what());
+    }
+  }
   if (dry_run()) return exit_code::ok;
 
   std::ofstream events_file;
@@ -313,6 +368,38 @@ int run_main(const run_options& o) {
                 const duration cap = std::max(*left, floor);
                 cut_by_max_time = !limit || cap < *limit;
                 limit = limit ? std::min(*limit, cap) : cap;
+              }
+              // --max-concurrency: a slot for this attempt, held while the child runs.
+              process_slots::held slot;
+              if (slots) {
+                slot = slots->try_take();
+                if (!slot) {
+                  if (human) {
+                    std::cerr << "waiting for one of " << *o.max_concurrency
+                              << " --max-concurrency slots\n";
+                  }
+                  clock& c = system_clock();
+                  const auto left = a.remaining();
+                  const time_point until = left ? c.now() + *left : time_point::max();
+                  slot = slots->take(c, until, a.stop_token());
+                  if (!slot) {
+                    last = {};
+                    last.how = a.stop_token().stop_requested() ? child_result::kind::cancelled
+                                                               : child_result::kind::timed_out;
+                    last.shell_status = last.how == child_result::kind::cancelled ? 130 : 124;
+                    attempt_outcome out;
+                    out.failure = {last, "no --max-concurrency slot before --max-time"};
+                    return out;
+                  }
+                }
+                // The wait for the slot counted against --max-time.
+                if (const auto left = a.remaining()) {
+                  const duration cap = std::max(*left, duration(std::chrono::milliseconds(1)));
+                  if (!limit || cap < *limit) {
+                    cut_by_max_time = true;
+                    limit = cap;
+                  }
+                }
               }
               std::optional<std::chrono::milliseconds> ms;
               if (limit) ms = std::chrono::ceil<std::chrono::milliseconds>(*limit);
