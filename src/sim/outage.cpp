@@ -29,10 +29,11 @@ class outage_run {
   outage_run(const outage_options& o, const strategy& s)
       : o_(o), eng_(mix(o.seed, 0x07a9e)), policy_(s.make(eng_)) {
     if (s.breaker) breaker_ = std::make_unique<circuit_breaker>(*s.breaker, eng_);
+    if (s.limiter) limiter_ = std::make_unique<concurrency_limiter>(*s.limiter, eng_);
     const auto buckets = static_cast<std::size_t>((o.length + o.bucket - duration(1)) / o.bucket);
     series_.strategy = s.name;
     for (auto* v : {&series_.offered, &series_.attempts, &series_.goodput, &series_.failed,
-                    &series_.latency_p50_ms, &series_.latency_p99_ms}) {
+                    &series_.latency_p50_ms, &series_.latency_p99_ms, &series_.limit}) {
       v->assign(buckets, 0.0);
     }
     latencies_.resize(buckets);
@@ -50,6 +51,7 @@ class outage_run {
       series_.latency_p50_ms[b] = percentile(latencies_[b], 0.5);
       series_.latency_p99_ms[b] = percentile(latencies_[b], 0.99);
     }
+    series_.latency_p99_ms_during = percentile(during_ms_, 0.99);
     summarise();
     events_ = eng_.events_run();
     return series_;
@@ -65,6 +67,7 @@ class outage_run {
     bool waiting = false;     // an attempt is in flight and unanswered
     bool finished = false;    // the logical request ended (success or failure)
     breaker_permit permit{};  // the breaker's permit for the attempt in flight
+    limiter_permit slot{};    // the limiter's permit for the attempt in flight
   };
 
   static std::uint64_t key(std::uint64_t id, int attempt) {
@@ -90,7 +93,8 @@ class outage_run {
   void arrival(std::uint64_t) {
     const std::uint64_t id = requests_.size();
     requests_.push_back(request{retry_call(policy_, {.seed = mix(o_.seed, id)}, {.nested = 0}),
-                                eng_.now(), 0, false, false, breaker_permit{}});
+                                eng_.now(), 0, false, false, breaker_permit{}, limiter_permit{}});
+    if (limiter_) series_.limit[bucket_of(eng_.now())] = limiter_->limit();
     ++series_.started;
     series_.offered[bucket_of(eng_.now())] += 1;
     if (!requests_.back().call.start().attempt()) {  // adaptive throttling refused it locally
@@ -109,6 +113,18 @@ class outage_run {
       if (!r.permit) {
         // An open circuit: overloaded for the engine (as pipeline's
         // circuit_open_error is), so the call ends; nothing reaches the server.
+        (void)r.call.failed(verdict::overloaded());
+        finish(id, false);
+        return;
+      }
+    }
+    if (limiter_) {
+      r.slot = limiter_->try_acquire();
+      if (!r.slot) {
+        // Shed locally (as pipeline's limit_exceeded_error): overloaded, so
+        // the call ends; the breaker's permit goes back unused.
+        if (breaker_) breaker_->release(r.permit);
+        ++series_.shed;
         (void)r.call.failed(verdict::overloaded());
         finish(id, false);
         return;
@@ -161,6 +177,7 @@ class outage_run {
     if (r.waiting && r.attempt == attempt) {
       r.waiting = false;
       if (breaker_) breaker_->record(r.permit, true);
+      if (limiter_) limiter_->on_success(r.slot);
       r.call.succeeded();  // budget refunds, throttle accepts
       finish(id, true);
     } else {
@@ -179,6 +196,7 @@ class outage_run {
     if (!r.waiting || r.attempt != attempt) return;  // already answered
     r.waiting = false;
     if (breaker_) breaker_->record(r.permit, false);
+    if (limiter_) limiter_->on_dropped(r.slot);  // a timeout or a refusal: overload
     const call_step step = r.call.failed(v);
     if (!step.wait()) {
       finish(id, false);
@@ -200,8 +218,10 @@ class outage_run {
     if (ok) {
       ++series_.succeeded;
       series_.goodput[b] += 1;
-      latencies_[b].push_back(
-          std::chrono::duration<double, std::milli>(eng_.now() - requests_[id].started).count());
+      const double ms =
+          std::chrono::duration<double, std::milli>(eng_.now() - requests_[id].started).count();
+      latencies_[b].push_back(ms);
+      if (triggered()) during_ms_.push_back(ms);
     } else {
       ++series_.failures;
       series_.failed[b] += 1;
@@ -232,12 +252,24 @@ class outage_run {
     const duration tail_from = std::max(end_of_trigger, o_.length - o_.length / 4);
     series_.goodput_ratio_end = ratio(tail_from, o_.length, series_.goodput, series_.offered);
     series_.recovered = series_.goodput_ratio_end >= 0.9;
+    series_.goodput_ratio_during =
+        ratio(o_.trigger_at, end_of_trigger, series_.goodput, series_.offered);
+    for (std::size_t b = 0; b < series_.goodput.size(); ++b) {
+      const auto t = o_.bucket * static_cast<duration::rep>(b);
+      if (t < end_of_trigger || series_.offered[b] == 0) continue;
+      if (series_.goodput[b] >= 0.9 * series_.offered[b]) {
+        series_.recovery_s = std::chrono::duration<double>(t - end_of_trigger).count();
+        break;
+      }
+    }
   }
 
   const outage_options& o_;
   engine eng_;
   retry_policy policy_;
   std::unique_ptr<circuit_breaker> breaker_;
+  std::unique_ptr<concurrency_limiter> limiter_;
+  std::vector<double> during_ms_;
   std::deque<request> requests_;
   std::deque<std::uint64_t> queue_;
   bool busy_ = false;
@@ -280,6 +312,24 @@ std::vector<strategy> default_outage_strategies() {
              std::make_shared<adaptive_throttle>(adaptive_throttle::options{}, c));
        },
        std::nullopt},
+  };
+}
+
+std::vector<strategy> default_overload_strategies() {
+  const auto retries = [](clock& c) {
+    return retry_policy{}
+        .stop(stop::after_attempts(4))
+        .backoff(backoff::exponential(100ms, 2.0, 1s))
+        .jitter(jitter::full())
+        .budget(std::make_shared<ratio_budget>(ratio_budget::options{}, c))
+        .clock(c);
+  };
+  return {
+      {"3 retries + ratio budget", retries, std::nullopt},
+      {"+ fixed limit 100", retries, std::nullopt, limiter_options::fixed(100)},
+      {"+ AIMD", retries, std::nullopt, limiter_options::aimd()},
+      {"+ Gradient2", retries, std::nullopt, limiter_options::gradient2()},
+      {"+ Vegas", retries, std::nullopt, limiter_options::vegas()},
   };
 }
 

@@ -168,6 +168,56 @@ TEST(OutageDeterminismTest, SameSeedSameNumbers) {
   EXPECT_EQ(a.events, b.events);
 }
 
+// ---- overload: concurrency limiters against the retry budget alone ----
+
+TEST(OverloadTest, LimitersKeepGoodputAtCapacityWhereTheBudgetAloneQueuesIntoTimeouts) {
+  // Capacity falls to 30% (450/s against 1000/s offered). Without a limit
+  // the FIFO queue grows until waits pass the 1 s client timeout, and the
+  // server works for clients that left. A limit keeps the queue short: the
+  // excess is shed locally, and what goes is served in time.
+  const auto r = rebound::sim::run_outage(
+      {.trigger_capacity = 0.3, .strategies = rebound::sim::default_overload_strategies()});
+  std::map<std::string, const rebound::sim::outage_series*> s;
+  for (const auto& x : r.series) s[x.strategy] = &x;
+  const auto& budget = *s.at("3 retries + ratio budget");
+  EXPECT_LT(budget.goodput_ratio_during, 0.15);
+  EXPECT_GT(budget.wasted, 1000u);
+  EXPECT_EQ(budget.shed, 0u);
+  for (const char* name : {"+ fixed limit 100", "+ AIMD", "+ Gradient2", "+ Vegas"}) {
+    const auto& l = *s.at(name);
+    EXPECT_GT(l.goodput_ratio_during, 0.4) << name;  // the capacity, 45%, nearly all used
+    EXPECT_GT(l.shed, 1000u) << name;
+    EXPECT_LT(l.wasted, budget.wasted / 10) << name;
+    EXPECT_LT(l.latency_p99_ms_during, budget.latency_p99_ms_during) << name;
+    EXPECT_GE(l.recovery_s, 0) << name;
+    EXPECT_LE(l.recovery_s, budget.recovery_s) << name;
+    EXPECT_EQ(l.started, l.succeeded + l.failures + l.in_flight) << name;
+  }
+  // Latency-based limits hold the queue shorter than AIMD, which only
+  // backs off on drops (none come while waits stay under the timeout).
+  EXPECT_LT(s.at("+ Gradient2")->latency_p99_ms_during, s.at("+ AIMD")->latency_p99_ms_during);
+  EXPECT_LT(s.at("+ Vegas")->latency_p99_ms_during, s.at("+ AIMD")->latency_p99_ms_during);
+  // The limiter's limit is reported per second, within its bounds.
+  for (const double v : s.at("+ AIMD")->limit) {
+    if (v > 0) {
+      EXPECT_TRUE(v >= 20 && v <= 200) << v;
+    }
+  }
+}
+
+TEST(OverloadTest, InAFullOutageALimiterAddsNothingToTheBudget) {
+  // Refusals come back at once, so little is in flight and no limit is
+  // reached: the budget is what keeps retries in check.
+  const auto r = rebound::sim::run_outage(
+      {.trigger_capacity = 0.0, .strategies = rebound::sim::default_overload_strategies()});
+  const auto& budget = r.series.front();
+  for (const auto& l : r.series) {
+    EXPECT_NEAR(l.amplification_during, budget.amplification_during, 0.02) << l.strategy;
+    EXPECT_EQ(l.goodput_ratio_during, 0) << l.strategy;
+    EXPECT_TRUE(l.recovered) << l.strategy;
+  }
+}
+
 TEST(ReplicaLagTest, RetryThenPrimaryRemovesLagErrorsAtASmallPrimaryCost) {
   const auto r = rebound::sim::run_replica_lag({.length = 30s});
   ASSERT_EQ(r.rows.size(), 4u);

@@ -13,9 +13,9 @@ namespace rebound::cli {
 CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   auto* s = app.add_subcommand("simulate",
                                "Simulate what a policy does to a fleet: contention, "
-                               "outage, replica-lag, layers, hedging, fleet");
+                               "outage, overload, replica-lag, layers, hedging, fleet");
   s->add_option("scenario", o.scenario,
-                "contention | outage | replica-lag | layers | hedging | fleet")
+                "contention | outage | overload | replica-lag | layers | hedging | fleet")
       ->type_name("SCENARIO");
   s->add_option("--seed", o.seed, "Random seed (default 1): same seed, same numbers")
       ->type_name("N");
@@ -104,6 +104,11 @@ const std::vector<scenario>& scenarios() {
        {"--rate", "--capacity", "--queue", "--timeout", "--length", "--trigger-at", "--trigger-for",
         "--trigger-capacity", "--metrics-file"},
        true},
+      {"overload",
+       sim_cli::simulate_overload,
+       {"--rate", "--capacity", "--queue", "--timeout", "--length", "--trigger-at", "--trigger-for",
+        "--trigger-capacity", "--metrics-file"},
+       true},
       {"replica-lag",
        sim_cli::simulate_replica_lag,
        {"--rate", "--length", "--read-after", "--lag-mean", "--spike-probability"},
@@ -129,7 +134,7 @@ const std::vector<scenario>& scenarios() {
 
 int simulate_main(simulate_options& o) {
   try {
-    const std::string names = "contention, outage, replica-lag, layers, hedging, fleet";
+    const std::string names = "contention, outage, overload, replica-lag, layers, hedging, fleet";
     if (o.scenario.empty()) {
       throw config_error("simulate", "no scenario given; allowed: " + names);
     }

@@ -17,6 +17,7 @@
 #include "rebound/breaker.hpp"
 #include "rebound/budget.hpp"
 #include "rebound/clock.hpp"
+#include "rebound/limits.hpp"
 #include "rebound/policy.hpp"
 
 namespace rebound::sim {
@@ -29,6 +30,9 @@ struct strategy {
   std::function<retry_policy(clock&)> make;
   /// A circuit breaker in front of the dependency, made fresh per run.
   std::optional<breaker_options> breaker;
+  /// A concurrency limiter in front of the dependency (outage and overload
+  /// scenarios), made fresh per run: a refused attempt is shed locally.
+  std::optional<limiter_options> limiter{};
 };
 
 // ---- contention ----------------------------------------------------------
@@ -108,6 +112,13 @@ struct outage_series {
   bool recovered = false;        ///< goodput_ratio_end >= 0.9
   std::uint64_t started = 0, succeeded = 0, failures = 0, in_flight = 0;
   std::uint64_t wasted = 0;  ///< requests the server completed after their client gave up
+  std::uint64_t shed = 0;    ///< attempts a concurrency limiter refused locally
+  std::vector<double> limit;  ///< the limiter's limit at the end of each bucket (0: none)
+  double goodput_ratio_during = 0;  ///< goodput / offered during the trigger
+  double latency_p99_ms_during = 0;  ///< p99 of the successes that ended during the trigger
+  /// Seconds from the trigger's end to the first bucket whose goodput is at
+  /// least 90% of what was offered; -1 when that never happens.
+  double recovery_s = -1;
 };
 
 struct outage_result {
@@ -119,6 +130,10 @@ struct outage_result {
 /// each budget (token bucket, ratio, gRPC throttle); with a breaker; with
 /// adaptive throttling.
 [[nodiscard]] std::vector<strategy> default_outage_strategies();
+/// The overload comparison: 3 retries with a ratio budget alone, and with a
+/// fixed concurrency limit (100), AIMD, Gradient2 and Vegas (Netflix's
+/// defaults) in front of the server. Run them with run_outage.
+[[nodiscard]] std::vector<strategy> default_overload_strategies();
 [[nodiscard]] outage_result run_outage(const outage_options& o);
 
 // ---- replica-lag -----------------------------------------------------------

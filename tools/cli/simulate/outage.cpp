@@ -1,4 +1,5 @@
 // rebound simulate outage: a fleet's clients through a capacity drop or a full outage.
+#include <algorithm>
 #include <cstdio>
 
 #include "../common.hpp"
@@ -8,7 +9,12 @@
 
 namespace rebound::cli::sim_cli {
 
-int simulate_outage(const simulate_options& o) {
+namespace {
+
+// The flags outage and overload share; `defaults` gives the strategies
+// when no --policy file is given.
+sim::outage_options outage_flags(const simulate_options& o, std::vector<sim::strategy> defaults,
+                                 metrics::registry& registry) {
   sim::outage_options c;
   c.rate = number_flag(o.rate, "--rate", 1, 1e6, c.rate, false);
   c.capacity = number_flag(o.capacity, "--capacity", 1, 1e7, c.capacity, false);
@@ -24,8 +30,8 @@ int simulate_outage(const simulate_options& o) {
   c.trigger_capacity =
       number_flag(o.trigger_capacity, "--trigger-capacity", 0, 1, c.trigger_capacity, false);
   c.seed = o.seed_value;
-  metrics::registry registry;  // --metrics-file
-  c.strategies = strategies_for(o, false, sim::default_outage_strategies(), registry);
+  c.strategies = strategies_for(o, false, defaults, registry);
+  if (c.strategies.empty()) c.strategies = std::move(defaults);
   if (c.trigger_at >= c.length) {
     throw config_error(o.trigger_at ? "--trigger-at" : "--length",
                        "the trigger starts at " + format_duration(c.trigger_at) +
@@ -35,6 +41,14 @@ int simulate_outage(const simulate_options& o) {
   if (c.rate * std::chrono::duration<double>(c.length).count() > 5e7) {
     throw config_error("--rate", "rate x length is over 50 million requests; shorten --length");
   }
+  return c;
+}
+
+}  // namespace
+
+int simulate_outage(const simulate_options& o) {
+  metrics::registry registry;  // --metrics-file
+  const sim::outage_options c = outage_flags(o, sim::default_outage_strategies(), registry);
   if (dry_run()) return exit_code::ok;
   const auto r = sim::run_outage(c);
   const double t0 = std::chrono::duration<double>(c.trigger_at).count();
@@ -102,6 +116,77 @@ int simulate_outage(const simulate_options& o) {
                                   "requests/s", goodput, t0, t1),
                        svg::lines("Attempts reaching the server per second", "seconds",
                                   "attempts/s", attempts, t0, t1)});
+  });
+}
+
+// The overload comparison: the same server, with concurrency limiters in
+// front of it against the retry budget alone.
+int simulate_overload(const simulate_options& o) {
+  metrics::registry registry;
+  const sim::outage_options c = outage_flags(o, sim::default_overload_strategies(), registry);
+  if (dry_run()) return exit_code::ok;
+  const auto r = sim::run_outage(c);
+  const double t0 = std::chrono::duration<double>(c.trigger_at).count();
+  const double t1 = t0 + std::chrono::duration<double>(c.trigger_for).count();
+  report rep("overload", "series",
+             {{"policy", "policy", 26, column::form::text},
+              {"goodput during", "goodput_ratio_during", 15, column::form::percent, 0},
+              {"p99 during", "latency_p99_ms_during", 11, column::form::fixed, 0},
+              {"recovery", "recovery_s", 9, column::form::seconds},
+              {"shed", "shed", 8, column::form::integer},
+              {"amp.during", "amplification_during", 11, column::form::fixed, 2},
+              {"wasted", "wasted", 8, column::form::integer}});
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "overload: %.0f req/s offered to a server of capacity %.0f/s (FIFO queue %d: "
+                "latency grows with it; client timeout %s)",
+                c.rate, c.capacity, c.queue, format_duration(c.client_timeout).c_str());
+  rep.intro(line);
+  std::snprintf(line, sizeof line, "trigger: capacity x%.2f from %gs to %gs; run %s; seed %llu",
+                c.trigger_capacity, t0, t1, format_duration(c.length).c_str(),
+                static_cast<unsigned long long>(c.seed));
+  rep.intro(line);
+  rep.param("seed", c.seed);
+  rep.param("rate", c.rate);
+  rep.param("capacity", c.capacity);
+  rep.param("queue", c.queue);
+  rep.param("trigger_at_s", t0);
+  rep.param("trigger_end_s", t1);
+  rep.param("trigger_capacity", c.trigger_capacity);
+  rep.param("bucket_s", std::chrono::duration<double>(c.bucket).count());
+  for (const auto& s : r.series) {
+    rep.row({{"policy", s.strategy},
+             {"goodput_ratio_during", s.goodput_ratio_during},
+             {"latency_p99_ms_during", s.latency_p99_ms_during},
+             {"recovery_s", s.recovery_s},
+             {"shed", s.shed},
+             {"amplification_during", s.amplification_during},
+             {"wasted", s.wasted},
+             {"started", s.started},
+             {"succeeded", s.succeeded},
+             {"failed", s.failures},
+             {"goodput_per_bucket", s.goodput},
+             {"limit_per_bucket", s.limit},
+             {"latency_p99_ms_per_bucket", s.latency_p99_ms}});
+  }
+  rep.note(
+      "goodput during = successes / offered while the capacity is down; p99 during = of the "
+      "successes that ended then (ms); recovery = from the trigger's end to the first second "
+      "with goodput >= 90% of offered; shed = attempts the limiter refused locally");
+  rep.metrics(&registry);
+  return rep.finish(o, r.events, [&] {
+    std::vector<svg::series> goodput, limits, p99;
+    for (const auto& s : r.series) {
+      goodput.push_back({s.strategy, s.goodput});
+      p99.push_back({s.strategy, s.latency_p99_ms});
+      if (std::any_of(s.limit.begin(), s.limit.end(), [](double v) { return v > 0; })) {
+        limits.push_back({s.strategy, s.limit});
+      }
+    }
+    return svg::stack({svg::lines("Goodput (successful requests per second)", "seconds",
+                                  "requests/s", goodput, t0, t1),
+                       svg::lines("p99 latency of successes (ms)", "seconds", "ms", p99, t0, t1),
+                       svg::lines("Concurrency limit", "seconds", "limit", limits, t0, t1)});
   });
 }
 

@@ -88,6 +88,7 @@ class report {
 /// The scenarios, each in its own file.
 int simulate_contention(const simulate_options& o);
 int simulate_outage(const simulate_options& o);
+int simulate_overload(const simulate_options& o);
 int simulate_layers(const simulate_options& o);
 int simulate_replica_lag(const simulate_options& o);
 int simulate_hedging(const simulate_options& o);
