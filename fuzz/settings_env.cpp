@@ -3,6 +3,7 @@
 // config_error naming a variable.
 #include "input.hpp"
 #include "rebound/config.hpp"
+#include "rebound/limits.hpp"
 #include "rebound/pg/options.hpp"
 #include "rebound/redis/client.hpp"
 
@@ -23,6 +24,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     (void)rebound::apply_breaker_env({}, "APP", vars);
+  } catch (const rebound::config_error& e) {
+    named(e);
+  }
+  try {
+    (void)rebound::apply_limiter_env(rebound::limiter_options::aimd(), "APP", vars);
+  } catch (const rebound::config_error& e) {
+    named(e);
+  }
+  try {
+    (void)rebound::apply_bulkhead_env({}, "APP", vars);
+  } catch (const rebound::config_error& e) {
+    named(e);
+  }
+  try {
+    (void)rebound::apply_rate_limiter_env({}, "APP", vars);
+  } catch (const rebound::config_error& e) {
+    named(e);
+  }
+  try {
+    (void)rebound::apply_admission_env({}, "APP", vars);
   } catch (const rebound::config_error& e) {
     named(e);
   }
