@@ -155,16 +155,32 @@ void fleet_budget::flush() {
   // Each call reaches the local fallback budget exactly once: when it is
   // first taken from pending_, never again when a busy deposit is retried.
   if (std::holds_alternative<ratio>(settings_)) static_cast<ratio_budget&>(*local_).on_calls(fresh);
+  const time_point now = clock_.now();
+  // Deposits kept across an outage are sent once the store is back, unless
+  // they are older than the budget's window (a ratio budget's; a bucket's
+  // member_ttl): counted so late they would count twice in effect, inflating
+  // what the fleet may retry just after it recovers.
+  const duration keep_for = std::holds_alternative<ratio>(settings_)
+                                ? std::get<ratio>(settings_).window
+                                : options_.member_ttl;
+  if (unsent_ > 0 && now - unsent_since_ > keep_for) unsent_ = 0;
+  const bool had_unsent = unsent_ > 0;
   auto n = fresh + std::exchange(unsent_, 0);
   if (std::holds_alternative<token_bucket>(settings_)) {
     // Leased bucket tokens that expired unused go back to the fleet.
     std::lock_guard lock(lease_mu_);
-    if (leased_ > 0 && clock_.now() >= lease_until_) n += std::exchange(leased_, 0);
+    if (leased_ > 0 && now >= lease_until_) n += std::exchange(leased_, 0);
   }
-  const time_point now = clock_.now();
+  const auto keep = [&] {
+    unsent_ = n;
+    if (!had_unsent) unsent_since_ = now;
+  };
   const bool beat = now >= next_beat_;
   if (n <= 0 && !beat) return;
-  if (!store_.available()) return;  // down: dropped (fewer calls counted: fewer retries allowed)
+  if (!store_.available()) {  // down: kept for when it is back (a failover, a restart)
+    if (n > 0) keep();
+    return;
+  }
   const fleet_budget_store::member me{options_.member_id, options_.member_ttl};
   std::optional<long long> done;
   try {
@@ -175,10 +191,11 @@ void fleet_budget::flush() {
     next_beat_ = now + options_.member_ttl / 3;
     if (*done > 0) set_fleet_size(*done);
   }
-  // Not sent because the store was busy: kept for the next flush, apart from
-  // pending_ (the local budget has them). A timeout marks the store down;
-  // whether it applied the deposit is unknown: dropped.
-  if (!done && store_.available()) unsent_ = n;
+  // Not sent (the store was busy or down), or refused by the server: kept
+  // for the next flush, apart from pending_ (the local budget has them). A
+  // timeout marks the store down and whether it applied the deposit is
+  // unknown: dropped, so that nothing is counted twice.
+  if (!done && n > 0 && (store_.available() || store_.last_failure_unapplied())) keep();
 }
 
 void fleet_budget::release() {

@@ -127,16 +127,53 @@ TEST(FleetBudget, BusyDepositsAreSentLaterExactlyOnce) {
   EXPECT_EQ(store.totals().calls, 500U);
 }
 
-TEST(FleetBudget, DepositsWhileTheStoreIsDownAreDropped) {
+TEST(FleetBudget, DepositsWhileTheStoreIsDownAreSentOnceItIsBack) {
+  // A Sentinel failover or a restart: the calls made meanwhile still count
+  // for the fleet, once.
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);
   fleet_budget b(store, ten_percent, {}, clock);
   store.set_available(false);
   for (int i = 0; i < 300; ++i) b.on_call();
   b.flush();
+  clock.advance(2s);
+  for (int i = 0; i < 100; ++i) b.on_call();
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 0U);
   store.set_available(true);
   b.flush();
-  EXPECT_EQ(store.totals().calls, 0U);  // fewer calls counted: fewer retries, never more
+  EXPECT_EQ(store.totals().calls, 400U);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 400U);  // never twice
+}
+
+TEST(FleetBudget, DepositsOlderThanTheWindowAreDropped) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, {}, clock);  // a 10 s window
+  store.set_available(false);
+  for (int i = 0; i < 300; ++i) b.on_call();
+  b.flush();
+  clock.advance(11s);  // a long outage: those calls left the window
+  for (int i = 0; i < 50; ++i) b.on_call();
+  b.flush();
+  store.set_available(true);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 50U);
+}
+
+TEST(FleetBudget, ADepositThatMayHaveBeenAppliedIsNeverSentAgain) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  fleet_budget b(store, ten_percent, {}, clock);
+  for (int i = 0; i < 300; ++i) b.on_call();
+  store.time_out_after_next_deposit();  // Redis ran it; the answer was lost
+  b.flush();
+  EXPECT_FALSE(store.available());
+  EXPECT_EQ(store.totals().calls, 300U);
+  store.set_available(true);
+  b.flush();
+  EXPECT_EQ(store.totals().calls, 300U);  // not 600
 }
 
 TEST(FleetBudget, HeartbeatsTellEachProcessTheFleetSize) {

@@ -80,6 +80,13 @@ class fleet_budget_store {
   /// The most one operation may take (a thread waiting for another's round
   /// trip waits no longer than this).
   [[nodiscard]] virtual duration bound() const noexcept = 0;
+  /// True when the last operation that answered nothing certainly left the
+  /// store unchanged: it was never sent (the store was down), or the server
+  /// refused it with an error (a demoted master's READONLY). False when it
+  /// may have been applied (a timeout after sending). A deposit that
+  /// certainly was not applied is kept and sent again; one that may have
+  /// been is dropped, so a deposit is never counted twice.
+  [[nodiscard]] virtual bool last_failure_unapplied() const noexcept { return false; }
 };
 
 struct fleet_budget_options {
@@ -166,7 +173,8 @@ class fleet_budget final : public retry_budget {
   // budget already) whose send was refused as busy: sent at the next flush,
   // never fed to the local budget twice. Under flush_mu_.
   std::int64_t unsent_ = 0;
-  time_point next_beat_{};  // under flush_mu_
+  time_point unsent_since_{};  // when the oldest of unsent_ was kept (under flush_mu_)
+  time_point next_beat_{};     // under flush_mu_
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
   bool refilling_ = false;    // one round trip for more at a time (under lease_mu_)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <ctime>
 #include <utility>
 
@@ -170,7 +171,9 @@ link::link(options o, clock& c)
     : options_((o.validate(), std::move(o))),
       clock_(c),
       reconnect_policy_(options_.reconnect.to_policy(c)),
-      where_(options_.host + ":" + std::to_string(options_.port)) {
+      where_(options_.sentinels.empty()
+                 ? options_.host + ":" + std::to_string(options_.port)
+                 : "master " + options_.master_name + " (via Sentinel)") {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -253,13 +256,53 @@ duration link::schedule_reconnect_locked() {
   return duration::zero();
 }
 
+bool link::master_from_sentinels(std::string& host, int& port, std::string& why) {
+  std::string asked;
+  for (const std::string& s : options_.sentinels) {
+    const auto colon = s.rfind(':');
+    const std::string shost = s.substr(0, colon);
+    const int sport = std::stoi(s.substr(colon + 1));
+    asked += (asked.empty() ? "" : ", ") + s;
+    redisContext* c =
+        redisConnectWithTimeout(shost.c_str(), sport, to_timeval(options_.connect_timeout));
+    if (c == nullptr || c->err != 0) {
+      if (c != nullptr) redisFree(c);
+      continue;
+    }
+    redisSetTimeout(c, to_timeval(options_.command_timeout));
+    const auto r = command(c, {"SENTINEL", "get-master-addr-by-name", options_.master_name});
+    redisFree(c);
+    // A known master is an array of two strings, its address and port.
+    if (!r || r->type != reply::kind::array || r->elements.size() != 2 ||
+        r->elements[0].type != reply::kind::string || r->elements[1].type != reply::kind::string) {
+      continue;
+    }
+    const std::string& p = r->elements[1].text;
+    int parsed = 0;
+    const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), parsed);
+    if (ec != std::errc() || end != p.data() + p.size() || parsed < 1 || parsed > 65535) continue;
+    host = r->elements[0].text;
+    port = parsed;
+    return true;
+  }
+  why = "no Sentinel answered with master \"" + options_.master_name + "\" (asked " + asked + ")";
+  return false;
+}
+
 bool link::connect_locked(std::string& why) {
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  redisContext* c = redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                            to_timeval(options_.connect_timeout));
+  std::string host = options_.host;
+  int port = options_.port;
+  const bool sentinel = !options_.sentinels.empty();
+  if (sentinel) {
+    if (!master_from_sentinels(host, port, why)) return false;
+    where_ = host + ":" + std::to_string(port) + " (master " + options_.master_name + ")";
+  }
+  redisContext* c =
+      redisConnectWithTimeout(host.c_str(), port, to_timeval(options_.connect_timeout));
   if (c == nullptr || c->err != 0) {
     why = c != nullptr ? std::string(c->errstr) : "out of memory";
     if (c != nullptr) redisFree(c);
@@ -287,6 +330,17 @@ bool link::connect_locked(std::string& why) {
     why = pong ? pong->text : "no answer to PING";
     redisFree(c);
     return false;
+  }
+  if (sentinel) {
+    // The Sentinels' answer may be stale (a failover in progress): the
+    // server itself says whether it is the master (ROLE's first element).
+    const auto role = command(c, {"ROLE"});
+    if (!role || role->type != reply::kind::array || role->elements.empty() ||
+        role->elements[0].text != "master") {
+      why = where_ + " is not the master yet (ROLE)";
+      redisFree(c);
+      return false;
+    }
   }
   // The scripts callers use, loaded before anyone calls EVALSHA.
   for (const auto source : scripts_) {

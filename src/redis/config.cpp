@@ -1,6 +1,7 @@
 // redis::options from JSON and environment variables, through the settings
 // schema (src/config/schema.hpp): the link's keys in one table, its
 // reconnect rule as a policy document of the core schema.
+#include <algorithm>
 #include <array>
 
 #include "../config/schema.hpp"
@@ -184,6 +185,29 @@ const auto link_table = std::to_array<::rebound::detail::setting<I>>({
      }},
     {"member_ttl", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.member_ttl = dur(v, f); }},
+    {"sentinels", "",
+     [](I& t, const value_ref& v, const std::string& f) {
+       std::vector<std::string> out;
+       if (v.j != nullptr) {
+         if (!v.j->is_array()) config_fail(f, "expected an array of \"host:port\", got " + v.j->dump());
+         for (std::size_t i = 0; i < v.j->size(); ++i) {
+           const auto& e = (*v.j)[i];
+           const std::string at = f + "[" + std::to_string(i) + "]";
+           if (!e.is_string()) config_fail(at, "expected \"host:port\", got " + e.dump());
+           out.push_back(e.get<std::string>());
+         }
+       } else {
+         std::string_view rest = v.text;
+         while (!rest.empty()) {
+           const auto comma = rest.find(',');
+           out.emplace_back(rest.substr(0, comma));
+           rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+         }
+       }
+       t.o.sentinels = std::move(out);
+     }},
+    {"master_name", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.master_name = text_of(v, f, false); }},
 });
 
 void finish_input(input& t) {
@@ -242,6 +266,28 @@ void options::validate() const {
                 std::to_string(expected_fleet_size) + " is out of range; allowed: 1..1000000");
   }
   check_range(member_ttl, "member_ttl", 1s, 1h);
+  if (sentinels.size() > 64) {
+    config_fail("sentinels", std::to_string(sentinels.size()) + " Sentinels; allowed: at most 64");
+  }
+  for (std::size_t i = 0; i < sentinels.size(); ++i) {
+    const std::string at = "sentinels[" + std::to_string(i) + "]";
+    const std::string& e = sentinels[i];
+    const auto colon = e.rfind(':');
+    int p = 0;
+    const bool digits = colon != std::string::npos && colon + 1 < e.size() && e.size() - colon <= 6 &&
+                        std::all_of(e.begin() + static_cast<std::ptrdiff_t>(colon) + 1, e.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) p = std::stoi(e.substr(colon + 1));
+    if (colon == 0 || !digits || p < 1 || p > 65535) {
+      config_fail(at, "\"" + e + "\" is not host:port (port 1..65535)");
+    }
+  }
+  if (!sentinels.empty() && master_name.empty()) {
+    config_fail("master_name", "empty; Sentinels need the name of the master they monitor");
+  }
+  if (sentinels.empty() && !master_name.empty()) {
+    config_fail("master_name", "set without sentinels; give the Sentinels' addresses too");
+  }
 }
 
 options options_from_json(std::string_view text, options o) {

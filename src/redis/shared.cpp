@@ -182,20 +182,31 @@ shared_budget::store::store(link& l, std::string key, std::string members_key)
 
 duration shared_budget::store::bound() const noexcept { return link_.settings().command_timeout; }
 
+std::optional<long long> shared_budget::store::run(std::string_view script,
+                                                   const std::vector<std::string>& args) {
+  const bool was_up = link_.available();
+  const auto r = link_.eval(script, {key_, members_key_}, args);
+  // Nothing at all: never sent if the link was down before the call (it
+  // answers at once then); otherwise it may have timed out after sending.
+  // An error reply (READONLY from a demoted master): the script did not run.
+  unapplied_.store(r ? r->type == reply::kind::error : !was_up, std::memory_order_relaxed);
+  if (!r || r->type != reply::kind::integer) return std::nullopt;
+  return r->integer;
+}
+
 std::optional<long long> shared_budget::store::deposit(const fleet_budget_settings& s, long long n,
                                                        const member* m) {
   const std::string id = m != nullptr ? std::string(m->id) : std::string();
   const std::string ttl = m != nullptr ? std::to_string(milliseconds(m->ttl)) : std::string("0");
   if (const auto* r = std::get_if<ratio_budget::options>(&s)) {
-    return eval_integer(
-        link_, ratio_script(), {key_, members_key_},
-        {"call", std::to_string(n), number(r->ratio), std::to_string(r->min_per_second),
-         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(r->window).count()), id,
-         ttl});
+    return run(ratio_script(),
+               {"call", std::to_string(n), number(r->ratio), std::to_string(r->min_per_second),
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(r->window).count()),
+                id, ttl});
   }
   const auto& b = std::get<token_bucket_budget::options>(s);
-  return eval_integer(link_, bucket_script(), {key_, members_key_},
-                      {"refund", std::to_string(n), std::to_string(b.capacity), "0", "", id, ttl});
+  return run(bucket_script(),
+             {"refund", std::to_string(n), std::to_string(b.capacity), "0", "", id, ttl});
 }
 
 std::optional<long long> shared_budget::store::take(const fleet_budget_settings& s, long long n,

@@ -36,7 +36,10 @@ long long fleet_store::live_members(time_point now) {
 std::optional<long long> fleet_store::deposit(const fleet_budget_settings& s, long long n,
                                               const member* m) {
   std::lock_guard lock(mu_);
-  if (!answers()) return std::nullopt;
+  if (!answers()) {
+    unapplied_.store(!up_.load(), std::memory_order_relaxed);
+    return std::nullopt;
+  }
   const time_point now = clock_.now();
   if (std::holds_alternative<ratio_budget::options>(s)) {
     const std::int64_t sec = detail::whole_seconds(now);
@@ -50,9 +53,21 @@ std::optional<long long> fleet_store::deposit(const fleet_budget_settings& s, lo
     const auto& b = std::get<token_bucket_budget::options>(s);
     if (n > 0) tokens_ = std::min<long long>(b.capacity, tokens_.value_or(b.capacity) + n);
   }
+  if (time_out_next_) {  // applied, but the answer never came
+    time_out_next_ = false;
+    up_.store(false);
+    ++counts_.refused;
+    unapplied_.store(false, std::memory_order_relaxed);
+    return std::nullopt;
+  }
   if (m == nullptr || m->id.empty()) return 0;
   members_.insert_or_assign(std::string(m->id), now + m->ttl);
   return live_members(now);
+}
+
+void fleet_store::time_out_after_next_deposit() {
+  std::lock_guard lock(mu_);
+  time_out_next_ = true;
 }
 
 std::optional<long long> fleet_store::take(const fleet_budget_settings& s, long long n,

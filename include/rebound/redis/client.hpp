@@ -97,6 +97,13 @@ struct options {
   bool share = true;
   int expected_fleet_size = 1;
   duration member_ttl = std::chrono::seconds(10);
+  /// Redis Sentinel: "host:port" of each Sentinel. When given, the link
+  /// asks them (in order) for `master_name`'s address instead of using
+  /// host and port, checks with ROLE that the server it reached is the
+  /// master, and asks again whenever the link goes down: a master that died
+  /// or was demoted (READONLY) is followed to the one Sentinel promoted.
+  std::vector<std::string> sentinels{};
+  std::string master_name{};
 
   /// Checks every field; throws rebound::config_error naming the first bad one.
   void validate() const;
@@ -111,7 +118,8 @@ struct options {
 /// "poll_interval": "100ms", "fallback": "local"|"open"|"closed", "fleet_probes": 1,
 /// "budget": {"kind": "ratio", "ratio": 0.2, "min_per_second": 10, "window": "10s"} or
 /// {"kind": "token_bucket", "capacity": 500, "retry_cost": 5, "timeout_retry_cost": 10,
-/// "success_refund": 1}, "share": true, "expected_fleet_size": 1, "member_ttl": "10s"}. "reconnect"
+/// "success_refund": 1}, "share": true, "expected_fleet_size": 1, "member_ttl": "10s",
+/// "sentinels": ["10.0.0.7:26379", ...], "master_name": "mymaster"}. "reconnect"
 /// takes every key of a policy document; "reconnect_min" and "reconnect_max"
 /// are shorthands for reconnect_backoff(min, max). Throws rebound::config_error.
 [[nodiscard]] options options_from_json(std::string_view json, options base = {});
@@ -121,7 +129,8 @@ struct options {
 /// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH,
 /// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK,
 /// PREFIX_FLEET_PROBES, PREFIX_BUDGET_KIND, PREFIX_BUDGET_RATIO (and each budget key),
-/// PREFIX_SHARE, PREFIX_EXPECTED_FLEET_SIZE, PREFIX_MEMBER_TTL over `base`; another
+/// PREFIX_SHARE, PREFIX_EXPECTED_FLEET_SIZE, PREFIX_MEMBER_TTL, PREFIX_SENTINELS
+/// (host:port,host:port), PREFIX_MASTER_NAME over `base`; another
 /// name under the prefix is an error. Values are never echoed for PASSWORD.
 [[nodiscard]] options apply_env(options base, std::string_view prefix,
                                 const std::map<std::string, std::string>& vars);
@@ -238,6 +247,8 @@ class link {
  private:
   void run();
   bool connect_locked(std::string& why);
+  // Sentinel: the master's address, from the first Sentinel that knows it.
+  bool master_from_sentinels(std::string& host, int& port, std::string& why);
   void mark_down_locked(const std::string& why);
   duration schedule_reconnect_locked();
   std::optional<reply> call_locked(const std::vector<std::string>& argv, time_point deadline);

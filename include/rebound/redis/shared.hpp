@@ -22,6 +22,8 @@
 // as configured), and shares again once it is back.
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <string>
 
@@ -87,10 +89,17 @@ class shared_budget final : public retry_budget {
     [[nodiscard]] std::optional<long long> take(const fleet_budget_settings& s, long long n,
                                                 long long need) override;
     [[nodiscard]] duration bound() const noexcept override;
+    [[nodiscard]] bool last_failure_unapplied() const noexcept override {
+      return unapplied_.load(std::memory_order_relaxed);
+    }
 
    private:
+    // The script's integer, or nothing; notes whether "nothing" certainly
+    // changed nothing (never sent, or an error reply).
+    std::optional<long long> run(std::string_view script, const std::vector<std::string>& args);
     link& link_;
     std::string key_, members_key_;
+    std::atomic<bool> unapplied_{false};
   };
   shared_budget(std::shared_ptr<link> l, std::string dependency, fleet_budget_settings s);
 

@@ -37,7 +37,15 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
   /// (the link was busy for a whole command timeout).
   void busy_for(int n);
 
+  /// The next deposit is applied, then answers nothing and the store goes
+  /// down: a command that timed out after Redis ran it.
+  void time_out_after_next_deposit();
+
   [[nodiscard]] bool available() const noexcept override;
+  /// A refusal while down changed nothing; a timed-out deposit may have.
+  [[nodiscard]] bool last_failure_unapplied() const noexcept override {
+    return unapplied_.load(std::memory_order_relaxed);
+  }
 
   // fleet_budget_store (the ratio and bucket scripts, and the members set)
   [[nodiscard]] std::optional<long long> deposit(const fleet_budget_settings& s, long long n,
@@ -73,6 +81,8 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
   const clock& clock_;
   mutable std::mutex mu_;
   std::atomic<bool> up_{true};
+  std::atomic<bool> unapplied_{false};
+  bool time_out_next_ = false;
   int busy_ = 0;
   counts counts_;
   // ratio: per whole second of the clock, calls and retries
