@@ -1,6 +1,7 @@
 #include "rebound/redis/client.hpp"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -186,6 +187,66 @@ link::~link() {
   thread_.join();
   std::lock_guard lock(mu_);
   if (ctx_ != nullptr) redisFree(ctx_);
+  if (sentinel_sub_ != nullptr) redisFree(sentinel_sub_);
+}
+
+void link::watch_sentinels() {
+  if (options_.sentinels.empty()) return;
+  if (sentinel_sub_ == nullptr) {
+    const time_point now = real_now();
+    if (now < next_subscribe_) return;
+    next_subscribe_ = now + std::chrono::seconds(1);
+    for (const std::string& s : options_.sentinels) {
+      const auto colon = s.rfind(':');
+      redisContext* c = redisConnectWithTimeout(s.substr(0, colon).c_str(),
+                                                std::stoi(s.substr(colon + 1)),
+                                                to_timeval(options_.connect_timeout));
+      if (c == nullptr || c->err != 0) {
+        if (c != nullptr) redisFree(c);
+        continue;
+      }
+      redisSetTimeout(c, to_timeval(options_.command_timeout));
+      auto* r = static_cast<redisReply*>(redisCommand(c, "SUBSCRIBE +switch-master"));
+      if (r == nullptr) {
+        redisFree(c);
+        continue;
+      }
+      freeReplyObject(r);
+      sentinel_sub_ = c;
+      break;
+    }
+    if (sentinel_sub_ == nullptr) return;
+  }
+  // Only what has arrived: the wait for more is the link's own loop.
+  pollfd p{sentinel_sub_->fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return;
+  if (redisBufferRead(sentinel_sub_) != REDIS_OK) {  // the Sentinel went away: another, later
+    redisFree(sentinel_sub_);
+    sentinel_sub_ = nullptr;
+    return;
+  }
+  std::string to;
+  void* raw = nullptr;
+  while (redisGetReplyFromReader(sentinel_sub_, &raw) == REDIS_OK && raw != nullptr) {
+    const auto* r = static_cast<const redisReply*>(raw);
+    // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[2]->type == REDIS_REPLY_STRING) {
+      const std::string payload(r->element[2]->str, r->element[2]->len);
+      std::vector<std::string> words;
+      for (std::size_t at = 0; at <= payload.size();) {
+        const auto space = std::min(payload.find(' ', at), payload.size());
+        words.push_back(payload.substr(at, space - at));
+        at = space + 1;
+      }
+      if (words.size() == 5 && words[0] == options_.master_name) to = words[3] + ":" + words[4];
+    }
+    freeReplyObject(raw);
+    raw = nullptr;
+  }
+  if (to.empty()) return;
+  std::unique_lock lock(mu_);
+  if (available()) mark_down_locked("Sentinel: +switch-master to " + to);
 }
 
 std::string link::key(std::string_view name) const {
@@ -386,8 +447,9 @@ std::optional<reply> link::call_locked(const std::vector<std::string>& argv, tim
     return std::nullopt;
   }
   if (server_unusable(r->code)) {
+    // The reply stands (the command was refused, not run: a caller may send
+    // it again elsewhere), and this server cannot serve the link now.
     mark_down_locked(std::string(to_string(r->code)));
-    return std::nullopt;
   }
   return r;
 }
@@ -466,6 +528,7 @@ void link::poke(std::uint64_t id) {
 
 void link::run() {
   for (;;) {
+    watch_sentinels();
     // Reconnect when due; load scripts learnt since the last connection.
     {
       std::unique_lock lock(mu_);
@@ -504,7 +567,10 @@ void link::run() {
     std::vector<std::function<void()>> due;
     {
       std::unique_lock lock(tasks_mu_);
-      time_point next = rebound::detail::saturating_add(clock_.now(), std::chrono::seconds(1));
+      // With Sentinels, the subscription is read at least every 100 ms.
+      time_point next = rebound::detail::saturating_add(
+          clock_.now(), options_.sentinels.empty() ? duration(std::chrono::seconds(1))
+                                                   : duration(std::chrono::milliseconds(100)));
       for (const auto& t : tasks_) next = std::min(next, t.due);
       if (!available()) {
         lock.unlock();

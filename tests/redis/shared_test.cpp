@@ -323,6 +323,20 @@ TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
   expect([] { (void)options_from_json(R"({"password": "hunter2", )"); }, "(document)",
          "not valid JSON");
   expect([] { (void)apply_env({}, "R", {{"R_LEASE_SIZE", "0"}}); }, "R_LEASE_SIZE", "1..10000");
+  // Sentinel: each address is host:port, and a master name goes with them.
+  expect([] { (void)options_from_json(R"({"sentinels": ["10.0.0.7"], "master_name": "m"})"); },
+         "sentinels[0]", "is not host:port");
+  expect([] { (void)apply_env({}, "R", {{"R_SENTINELS", "a:26379,b:0"}, {"R_MASTER_NAME", "m"}}); },
+         "R_SENTINELS[1]", "\"b:0\" is not host:port");
+  expect([] { (void)options_from_json(R"({"sentinels": ["a:26379"]})"); }, "master_name",
+         "Sentinels need the name");
+  expect([] { (void)options_from_json(R"({"sentinels": "a:26379"})"); }, "sentinels",
+         "expected an array");
+  {
+    const auto o = apply_env({}, "R", {{"R_SENTINELS", "a:26379,b:26380"}, {"R_MASTER_NAME", "m"}});
+    EXPECT_EQ(o.sentinels, (std::vector<std::string>{"a:26379", "b:26380"}));
+    EXPECT_EQ(o.master_name, "m");
+  }
   // A name that is only the prefix (found by fuzzing: it matched an empty
   // table row and crashed).
   expect([] { (void)apply_env({}, "R", {{"R_", "x"}}); }, "R_", "names no Redis option");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -68,6 +69,14 @@ redis_server::~redis_server() {
     ::kill(pid_, SIGCONT);
     stop();
   }
+  if (!config_file_.empty()) ::unlink(config_file_.c_str());
+}
+
+void redis_server::kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 void redis_server::start() {
@@ -90,6 +99,31 @@ void redis_server::start() {
   if (!options_.password.empty()) {
     argv.emplace_back("--requirepass");
     argv.push_back(options_.password);
+  }
+  if (options_.replica_of > 0) {
+    argv.insert(argv.end(), {"--replicaof", "127.0.0.1", std::to_string(options_.replica_of)});
+  }
+  if (options_.sentinel_for > 0) {
+    // A Sentinel rewrites its config file: a fresh one of its own.
+    if (config_file_.empty()) {
+      config_file_ = "/tmp/rebound-sentinel-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(port_) + ".conf";
+      std::FILE* f = std::fopen(config_file_.c_str(), "w");
+      if (f == nullptr) {
+        throw std::runtime_error("redis_server: cannot write " + config_file_ + ": " +
+                                 strerror(errno));
+      }
+      const std::string& m = options_.master_name;
+      std::fprintf(f,
+                   "port %d\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir /tmp\n"
+                   "sentinel monitor %s 127.0.0.1 %d 2\n"
+                   "sentinel down-after-milliseconds %s 400\n"
+                   "sentinel failover-timeout %s 3000\n"
+                   "sentinel parallel-syncs %s 1\n",
+                   port_, m.c_str(), options_.sentinel_for, m.c_str(), m.c_str(), m.c_str());
+      std::fclose(f);
+    }
+    argv = {"redis-server", config_file_, "--sentinel", "--loglevel", "warning"};
   }
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());

@@ -18,6 +18,12 @@ class redis_server {
  public:
   struct options {
     std::string password{};  ///< requirepass, when not empty
+    int replica_of = 0;      ///< a replica of the server on this loopback port (0: a master)
+    /// A Sentinel (redis-server --sentinel, with its config in a temporary
+    /// file) monitoring the master on this loopback port as `master_name`,
+    /// quorum 2, down after 400 ms (0: not a Sentinel).
+    int sentinel_for = 0;
+    std::string master_name = "rebound";
   };
   redis_server();
   explicit redis_server(options o);
@@ -34,9 +40,12 @@ class redis_server {
   void pause();
   void resume();
   [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
+  /// Kills it at once (SIGKILL): a crash, with no chance to hand over.
+  void kill();
 
  private:
   options options_;
+  std::string config_file_;  // a Sentinel's
   int port_ = 0;
   int pid_ = -1;
 };

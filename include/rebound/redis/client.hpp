@@ -100,8 +100,11 @@ struct options {
   /// Redis Sentinel: "host:port" of each Sentinel. When given, the link
   /// asks them (in order) for `master_name`'s address instead of using
   /// host and port, checks with ROLE that the server it reached is the
-  /// master, and asks again whenever the link goes down: a master that died
-  /// or was demoted (READONLY) is followed to the one Sentinel promoted.
+  /// master, and asks again whenever the link goes down. It also subscribes
+  /// to a Sentinel's +switch-master: at a failover it leaves the old master
+  /// at once (within 100 ms), before that master is demoted and loses what
+  /// was written to it. A master that died or refuses writes (READONLY) is
+  /// followed the same way.
   std::vector<std::string> sentinels{};
   std::string master_name{};
 
@@ -249,6 +252,10 @@ class link {
   bool connect_locked(std::string& why);
   // Sentinel: the master's address, from the first Sentinel that knows it.
   bool master_from_sentinels(std::string& host, int& port, std::string& why);
+  // Sentinel: reads +switch-master from a subscription (the link's thread
+  // only), and follows a failover at once instead of writing to a master
+  // that is being demoted.
+  void watch_sentinels();
   void mark_down_locked(const std::string& why);
   duration schedule_reconnect_locked();
   std::optional<reply> call_locked(const std::vector<std::string>& argv, time_point deadline);
@@ -299,6 +306,8 @@ class link {
   };
   timed_lockable mu_;
   redisContext* ctx_ = nullptr;
+  redisContext* sentinel_sub_ = nullptr;  // SUBSCRIBE +switch-master (the link's thread)
+  time_point next_subscribe_{};           // real time (the link's thread)
   std::atomic<bool> up_{false};
   bool ever_up_ = false;
   std::optional<retry_call> reconnect_;  // the current outage's reconnects, under mu_
