@@ -241,6 +241,8 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
         shared_.fetch_add(1, std::memory_order_relaxed);
         return true;
       }
+      // The store said "spent" a moment ago: it would say so again.
+      if (refused_until_ != time_point{} && clock_.now() < refused_until_) return false;
       if (!refilling_) break;
       // Another thread is asking the store: wait for its answer (single
       // flight), never past this decision's own bound.
@@ -281,7 +283,10 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
     leased_ += static_cast<int>(*granted);
     lease_until_ = clock_.now() + lease_ttl_;
   }
-  if (leased_ < need) return false;  // the fleet's budget is spent
+  if (leased_ < need) {  // the fleet's budget is spent
+    if (options_.refusal_hold > duration::zero()) refused_until_ = clock_.now() + options_.refusal_hold;
+    return false;
+  }
   leased_ -= need;
   shared_.fetch_add(1, std::memory_order_relaxed);
   return true;

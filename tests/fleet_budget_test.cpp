@@ -258,6 +258,8 @@ TEST(FleetBudget, ATokenBucketIsSharedAndReturnedOnRelease) {
     b.on_success(nullptr);  // refunds are deposited at the next flush
     for (int i = 0; i < 9; ++i) b.on_success(nullptr);
     b.flush();
+    EXPECT_FALSE(a.try_acquire({}));  // a heard "spent" a moment ago: refused locally
+    clock.advance(o.refusal_hold);
     EXPECT_TRUE(a.try_acquire({}));  // 10 tokens back: two retries' worth
     a.release();                     // leaving: the 5 leased tokens it did not use go back
     b.release();
@@ -266,6 +268,22 @@ TEST(FleetBudget, ATokenBucketIsSharedAndReturnedOnRelease) {
   int granted = 0;
   for (int i = 0; i < 30; ++i) granted += c.try_acquire({}) ? 1 : 0;
   EXPECT_EQ(granted, 1);
+}
+
+TEST(FleetBudget, ARefusalIsHeldBrieflySoAnOutageCostsNoRoundTripPerDecision) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::ratio tiny{.ratio = 0.0, .min_per_second = 1, .window = 10s};
+  fleet_budget b(store, tiny, {}, clock);  // the floor: 10 retries per window
+  int granted = 0;
+  for (int i = 0; i < 20; ++i) granted += b.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 10);
+  const auto asked = store.totals().operations;
+  for (int i = 0; i < 1000; ++i) EXPECT_FALSE(b.try_acquire({}));  // within 100 ms
+  EXPECT_EQ(store.totals().operations, asked);  // not one round trip
+  clock.advance(100ms);
+  EXPECT_FALSE(b.try_acquire({}));  // asked again: still spent
+  EXPECT_EQ(store.totals().operations, asked + 1);
 }
 
 TEST(FleetBudget, TheShareOfABucketIsItsCapacityDivided) {

@@ -96,6 +96,10 @@ struct fleet_budget_options {
   /// long an unused lease stays valid (a ratio lease at most half its window).
   int lease_size = 10;
   duration lease_ttl = std::chrono::seconds(1);
+  /// After the store said the fleet's budget is spent, this process refuses
+  /// retries locally for this long instead of asking again: in an outage a
+  /// refusal then costs no round trip (zero: ask every time).
+  duration refusal_hold = std::chrono::milliseconds(100);
   fleet_fallback fallback = fleet_fallback::local;
   /// While the store is away, the local fallback holds the fleet budget
   /// divided by the fleet's last known size (the ratio's floor, the bucket's
@@ -180,6 +184,7 @@ class fleet_budget final : public retry_budget {
   bool refilling_ = false;    // one round trip for more at a time (under lease_mu_)
   int leased_ = 0;            // retries (ratio) or tokens (bucket) granted but not used
   time_point lease_until_{};  // on clock_
+  time_point refused_until_{};  // on clock_: the fleet's budget was spent (under lease_mu_)
   std::atomic<int> fleet_size_;
   std::atomic<std::uint64_t> shared_{0};
   std::atomic<std::uint64_t> fallback_{0};

@@ -118,6 +118,8 @@ const auto link_table = std::to_array<::rebound::detail::setting<I>>({
      }},
     {"lease_ttl", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.lease_ttl = dur(v, f); }},
+    {"refusal_hold", "",
+     [](I& t, const value_ref& v, const std::string& f) { t.o.refusal_hold = dur(v, f); }},
     {"poll_interval", "",
      [](I& t, const value_ref& v, const std::string& f) { t.o.poll_interval = dur(v, f); }},
     {"fallback", "",
@@ -250,6 +252,7 @@ void options::validate() const {
     config_fail("lease_size", std::to_string(lease_size) + " is out of range; allowed: 1..10000");
   }
   check_range(lease_ttl, "lease_ttl", 1ms, 1h);
+  check_range(refusal_hold, "refusal_hold", 0ms, 60s);
   check_range(poll_interval, "poll_interval", 1ms, 60s);
   if (fleet_probes < 1 || fleet_probes > 1000) {
     config_fail("fleet_probes",

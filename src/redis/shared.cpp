@@ -163,6 +163,7 @@ fleet_budget_options fleet_options_of(const options& o) {
   f.max_batch = o.max_batch;
   f.lease_size = o.lease_size;
   f.lease_ttl = o.lease_ttl;
+  f.refusal_hold = o.refusal_hold;
   f.fallback = o.fallback;
   f.share = o.share;
   f.expected_fleet_size = o.expected_fleet_size;

@@ -78,6 +78,7 @@ TEST(SharedBudget, TwoClientsShareOneTokenBucket) {
   rebound::testing::redis_server server;
   auto o = options_for(server, "t2");
   o.lease_size = 2;
+  o.refusal_hold = 0ms;  // ask Redis at every decision: the refunds below count at once
   auto a_link = connected(o);
   auto b_link = connected(o);
   const shared_budget::token_bucket tb{.capacity = 50, .retry_cost = 5};

@@ -82,6 +82,9 @@ struct options {
   /// lease stays valid.
   int lease_size = 10;
   duration lease_ttl = std::chrono::seconds(1);
+  /// Shared budget: after Redis said the fleet's budget is spent, refuse
+  /// locally this long before asking again (0: ask every time).
+  duration refusal_hold = std::chrono::milliseconds(100);
   /// Shared breaker: how often the shared state is read.
   duration poll_interval = std::chrono::milliseconds(100);
   fallback_mode fallback = fallback_mode::local;
@@ -118,6 +121,7 @@ struct options {
 /// "connect_timeout": "100ms", "command_timeout": "20ms",
 /// "reconnect": {"backoff": {"initial": "100ms", "max": "5s"}, "jitter": "equal"},
 /// "flush_interval": "100ms", "max_batch": 1000, "lease_size": 10, "lease_ttl": "1s",
+/// "refusal_hold": "100ms",
 /// "poll_interval": "100ms", "fallback": "local"|"open"|"closed", "fleet_probes": 1,
 /// "budget": {"kind": "ratio", "ratio": 0.2, "min_per_second": 10, "window": "10s"} or
 /// {"kind": "token_bucket", "capacity": 500, "retry_cost": 5, "timeout_retry_cost": 10,
@@ -130,7 +134,7 @@ struct options {
 /// PREFIX_CONNECT_TIMEOUT, PREFIX_COMMAND_TIMEOUT, PREFIX_RECONNECT_* (a policy,
 /// e.g. PREFIX_RECONNECT_BACKOFF_MAX), PREFIX_RECONNECT_MIN and
 /// PREFIX_RECONNECT_MAX (the shorthands), PREFIX_FLUSH_INTERVAL, PREFIX_MAX_BATCH,
-/// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK,
+/// PREFIX_LEASE_SIZE, PREFIX_LEASE_TTL, PREFIX_REFUSAL_HOLD, PREFIX_POLL_INTERVAL, PREFIX_FALLBACK,
 /// PREFIX_FLEET_PROBES, PREFIX_BUDGET_KIND, PREFIX_BUDGET_RATIO (and each budget key),
 /// PREFIX_SHARE, PREFIX_EXPECTED_FLEET_SIZE, PREFIX_MEMBER_TTL, PREFIX_SENTINELS
 /// (host:port,host:port), PREFIX_MASTER_NAME over `base`; another
