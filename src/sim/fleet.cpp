@@ -52,6 +52,7 @@ class fleet_run {
     fleet_budget_options fo;
     fo.lease_size = o.lease_size;
     fo.share = s.share;
+    fo.expected_fleet_size = o.expected_fleet_size;
     for (std::size_t p = 0; p < n; ++p) {
       if (s.shared_budget) {
         auto b = std::make_shared<fleet_budget>(store_, o.ratio, fo, eng_);

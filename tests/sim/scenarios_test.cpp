@@ -389,6 +389,30 @@ TEST(FleetTest, SharedStateBoundsTheFleetAndFindsTheOutageSooner) {
   EXPECT_EQ(again.events, r.events);
 }
 
+TEST(FleetTest, TheSimulationMatchesSixteenRealProcesses) {
+  // The settings of tests/fleet/fleet_test.cpp and rebound_fleet_bench: 16
+  // processes at 40 requests/s each, a dependency down for the whole 5 s,
+  // a ratio budget of 5% with a fleet floor of 5/s over 10 s, and (Redis
+  // down) a fleet size of 16 assumed from the start. Measured with real
+  // processes on 2026-11-29 (docs/SIMULATIONS.md): per-process 1.300,
+  // shared 1.065, Redis down with the share 1.060, without it 1.295.
+  rebound::sim::fleet_options o;
+  o.processes = 16;
+  o.rate_per_process = 40;
+  o.length = 5s;
+  o.trigger_at = 0s;
+  o.trigger_for = 5s;
+  o.ratio = {.ratio = 0.05, .min_per_second = 5, .window = 10s};
+  o.expected_fleet_size = 16;
+  const auto r = rebound::sim::run_fleet(o);
+  std::map<std::string, double> amp;
+  for (const auto& row : r.rows) amp[row.strategy] = row.amplification_during;
+  EXPECT_NEAR(amp.at("per-process budgets"), 1.300, 0.03);
+  EXPECT_NEAR(amp.at("shared budget (Redis)"), 1.065, 0.03);
+  EXPECT_NEAR(amp.at("Redis down: shares of one budget"), 1.060, 0.03);
+  EXPECT_NEAR(amp.at("Redis down: whole local budgets"), 1.295, 0.03);
+}
+
 TEST(FleetTest, RefusesAnOutageThatEndsAfterTheRun) {
   rebound::sim::fleet_options o;
   o.trigger_at = std::chrono::seconds(50);

@@ -278,6 +278,9 @@ struct fleet_options {
   /// The shared budget's flush interval and lease size (redis::options').
   duration flush_interval = std::chrono::milliseconds(100);
   int lease_size = 10;
+  /// The fleet size a process assumes before it ever reached Redis (the
+  /// share's divisor when Redis is down from the start).
+  int expected_fleet_size = 1;
   std::uint64_t seed = 1;
 };
 
