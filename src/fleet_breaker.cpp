@@ -2,6 +2,9 @@
 #include "rebound/fleet_breaker.hpp"
 
 #include <algorithm>
+#include <utility>
+
+#include "rebound/detail/saturate.hpp"
 
 namespace rebound {
 
@@ -28,9 +31,64 @@ void fleet_breaker::poll() {
   if (!v) return;
   const auto now = clock_.now().time_since_epoch().count();
   const bool open = v->open_left > duration::zero();
+  const bool was_shared = shared_open_until_.load(std::memory_order_relaxed) != 0 ||
+                          shared_half_open_.load(std::memory_order_relaxed);
+  if (was_shared && !open && !v->outage) {
+    // The fleet closed it (a probe succeeded somewhere, or reset()): so does
+    // this process's own breaker, unless an operator isolated it here.
+    const breaker_state mine = local_.state();
+    if (mine == breaker_state::open || mine == breaker_state::half_open) local_.reset();
+  }
   shared_open_until_.store(open ? now + v->open_left.count() : 0, std::memory_order_relaxed);
   shared_half_open_.store(!open && v->outage, std::memory_order_relaxed);
   probes_taken_.store(!open && v->outage && v->probes >= fleet_probes_, std::memory_order_relaxed);
+  notice();
+}
+
+void fleet_breaker::notice() {
+  circuit_breaker::state_listener l;
+  breaker_state from{};
+  breaker_state to{};
+  {
+    const std::lock_guard g(listen_mu_);
+    if (!listener_) return;
+    to = state();
+    if (to == seen_) return;
+    from = std::exchange(seen_, to);
+    l = listener_;
+  }
+  l(from, to);
+}
+
+void fleet_breaker::on_state_change(circuit_breaker::state_listener listener) {
+  const std::lock_guard g(listen_mu_);
+  listener_ = std::move(listener);
+  seen_ = state();
+}
+
+void fleet_breaker::release(const breaker_permit& permit) {
+  auto local_permit = permit;
+  local_permit.generation &= ~fleet_probe_bit;
+  local_.release(local_permit);
+  // A fleet probe that never ran: its slot in Redis stays taken until the
+  // round's open time passes (the store has no "untake"); the next round
+  // probes again.
+}
+
+void fleet_breaker::isolate(duration isolate_for) {
+  local_.isolate();
+  store_.publish_open(isolate_for, isolate_for + outage_margin);
+  shared_open_until_.store(
+      detail::saturating_add(clock_.now(), isolate_for).time_since_epoch().count(),
+      std::memory_order_relaxed);
+  shared_half_open_.store(false, std::memory_order_relaxed);
+  notice();
+}
+
+void fleet_breaker::reset() {
+  local_.reset();
+  publish_closed();
+  notice();
 }
 
 breaker_state fleet_breaker::state() const {
@@ -83,6 +141,7 @@ void fleet_breaker::record(const breaker_permit& permit, bool succeeded) {
   } else if (before != breaker_state::open && local_.state() == breaker_state::open) {
     publish_open();  // this process found the outage: tell the fleet
   }
+  if (!succeeded || permit.probe || fleet_probe) notice();  // a plain success changes nothing
 }
 
 void fleet_breaker::publish_open() {

@@ -99,3 +99,48 @@ TEST(FleetBreaker, WithoutTheStoreEachProcessDecidesAlone) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(FleetBreaker, IsolateAndResetReachTheWholeFleetAndListenersHearThem) {
+  rebound::testing::simulated_clock clock;
+  store_t store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
+  std::vector<std::pair<breaker_state, breaker_state>> heard;
+  b.on_state_change([&](breaker_state from, breaker_state to) { heard.emplace_back(from, to); });
+  a.isolate();  // maintenance: nobody calls the dependency
+  EXPECT_EQ(a.state(), breaker_state::open);
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::open);
+  clock.advance(1h);  // far past the open duration: still isolated
+  b.poll();
+  EXPECT_FALSE(b.try_acquire());
+  a.reset();
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::closed);
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_EQ(heard, (std::vector<std::pair<breaker_state, breaker_state>>{
+                       {breaker_state::closed, breaker_state::open},
+                       {breaker_state::open, breaker_state::closed}}));
+}
+
+TEST(FleetBreaker, AProbeRefusedLocallyIsHandedBack) {
+  rebound::testing::simulated_clock clock;
+  store_t store(clock);
+  const rebound::breaker_options one{.failure_threshold = 1, .open_duration = 1s};
+  rebound::fleet_breaker a(store, one, 1, clock, 100ms);
+  auto p = a.try_acquire();
+  a.record(p, false);
+  ASSERT_EQ(a.local().state(), breaker_state::open);
+  // With the store away, the local breaker decides alone: its half-open probe.
+  store.set_available(false);
+  clock.advance(1s);
+  const auto probe = a.try_acquire();
+  ASSERT_TRUE(probe.probe);
+  EXPECT_FALSE(a.try_acquire());  // the one probe is out
+  a.release(probe);               // it never reached the dependency
+  EXPECT_TRUE(a.try_acquire());   // so it may go again
+}
+
+}  // namespace

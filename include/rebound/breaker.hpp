@@ -71,6 +71,19 @@ struct breaker_permit {
   explicit operator bool() const noexcept { return allowed; }
 };
 
+/// What a pipeline asks of a breaker whose state lives elsewhere: a fleet
+/// breaker shared through Redis (redis::shared_breaker) implements it. The
+/// local circuit_breaker needs no such interface: pipelines call it directly.
+class breaker_gate {
+ public:
+  virtual ~breaker_gate() = default;
+  [[nodiscard]] virtual breaker_permit try_acquire() = 0;
+  virtual void record(const breaker_permit& permit, bool succeeded) = 0;
+  /// A permit whose call never reached the dependency: count nothing.
+  virtual void release(const breaker_permit& permit) = 0;
+  [[nodiscard]] virtual breaker_state state() const = 0;
+};
+
 class circuit_breaker {
  public:
   using state_listener = std::function<void(breaker_state from, breaker_state to)>;

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 
 #include "rebound/breaker.hpp"
@@ -68,12 +69,26 @@ class fleet_breaker {
   void record(const breaker_permit& permit, bool succeeded);
   /// This process's view: open while the shared state (or the local breaker) is open.
   [[nodiscard]] breaker_state state() const;
+  /// A permit whose call never reached the dependency (a local limit
+  /// refused it): nothing is counted, a probe is handed back.
+  void release(const breaker_permit& permit);
+  /// Opens the circuit for the whole fleet until reset(): this process is
+  /// isolated, and the fleet sees the circuit open (for up to `isolate_for`,
+  /// a year by default). For maintenance and incidents.
+  void isolate(duration isolate_for = std::chrono::hours(24 * 365));
+  /// Closes the circuit for the whole fleet and forgets this process's counts.
+  void reset();
+  /// Called with (from, to) when this process's view of the fleet's state
+  /// changes, as seen at each poll, outcome and isolate/reset, on the thread
+  /// that saw it. One listener; it replaces another. It must not call the breaker.
+  void on_state_change(circuit_breaker::state_listener listener);
   [[nodiscard]] const circuit_breaker& local() const noexcept { return local_; }
   [[nodiscard]] circuit_breaker& local() noexcept { return local_; }
 
  private:
   void publish_open();
   void publish_closed();
+  void notice();  // calls the listener when state() changed
 
   fleet_breaker_store& store_;
   breaker_options options_;
@@ -85,6 +100,9 @@ class fleet_breaker {
   std::atomic<std::int64_t> shared_open_until_{0};
   std::atomic<bool> shared_half_open_{false};
   std::atomic<bool> probes_taken_{false};  // this round's fleet probes are all out
+  std::mutex listen_mu_;
+  breaker_state seen_ = breaker_state::closed;  // under listen_mu_
+  circuit_breaker::state_listener listener_;    // under listen_mu_
 };
 
 }  // namespace rebound

@@ -7,7 +7,8 @@
 //   2. total timeout  a deadline for the whole call (no back-off sleep ends past it);
 //   3. retry          the policy, which consults its adaptive throttle before
 //                     each attempt and its retry budget before each retry;
-//   4. breaker        each attempt asks the circuit breaker; an open circuit
+//   4. breaker        each attempt asks the circuit breaker (the local one, or
+//                     one the fleet shares: .breaker(redis::shared_breaker)); an open circuit
 //                     throws circuit_open_error, which the retry layer treats
 //                     as "overloaded": the call ends at once instead of
 //                     retrying into an open circuit;
@@ -61,6 +62,15 @@ class pipeline {
                     std::optional<duration> total_timeout = std::nullopt)
       : policy_(std::move(policy)), breaker_(std::move(breaker)), timeout_(total_timeout) {}
 
+  /// A breaker whose state lives elsewhere (redis::shared_breaker), in
+  /// place of the local one: it takes the breaker's place in the order.
+  [[nodiscard]] pipeline breaker(std::shared_ptr<breaker_gate> gate) const {
+    pipeline p = *this;
+    p.breaker_.reset();
+    p.gate_ = std::move(gate);
+    return p;
+  }
+
   // ---- the limits (each may be shared by many pipelines; null: none) ----
   [[nodiscard]] pipeline bulkhead(std::shared_ptr<rebound::bulkhead> b) const {
     pipeline p = *this;
@@ -104,33 +114,36 @@ class pipeline {
       if (breaker_) {
         permit = breaker_->try_acquire();
         if (!permit) throw circuit_open_error(permit.retry_at);
+      } else if (gate_) {
+        permit = gate_->try_acquire();
+        if (!permit) throw circuit_open_error(permit.retry_at);
       }
       limits held;
       try {
         if (bulkhead_ || limiter_ || rate_ || admission_) [[unlikely]]
           held = take_limits(options, partition, draws);
       } catch (...) {
-        if (breaker_) breaker_->release(permit);  // the dependency never saw it
+        release(permit);  // the dependency never saw it
         throw;
       }
       try {
         if constexpr (std::is_void_v<R>) {
           call(fn, a);
           held.done(*this, verdict::success());
-          if (breaker_) breaker_->record(permit, true);
+          record(permit, true);
         } else {
           R r = call(fn, a);
-          if (breaker_ || held.any()) {
+          if (breaker_ || gate_ || held.any()) {
             const verdict v = policy_.classifier().classify_result(r);
             held.done(*this, v);
-            if (breaker_) breaker_->record(permit, !is_overload(v));
+            record(permit, !is_overload(v));
           }
           return r;
         }
       } catch (...) {
         const verdict v = classify_exception(policy_, std::current_exception());
         held.done(*this, v);
-        if (breaker_) breaker_->record(permit, !is_overload(v));
+        record(permit, !is_overload(v));
         throw;
       }
     };
@@ -196,6 +209,9 @@ class pipeline {
   [[nodiscard]] const std::shared_ptr<circuit_breaker>& breaker() const noexcept {
     return breaker_;
   }
+  [[nodiscard]] const std::shared_ptr<breaker_gate>& shared_breaker() const noexcept {
+    return gate_;
+  }
   [[nodiscard]] const std::shared_ptr<rebound::bulkhead>& bulkhead() const noexcept {
     return bulkhead_;
   }
@@ -239,6 +255,20 @@ class pipeline {
       slot.reset();
     }
   };
+  void record(const breaker_permit& permit, bool ok) const {
+    if (breaker_) {
+      breaker_->record(permit, ok);
+    } else if (gate_) {
+      gate_->record(permit, ok);
+    }
+  }
+  void release(const breaker_permit& permit) const {
+    if (breaker_) {
+      breaker_->release(permit);
+    } else if (gate_) {
+      gate_->release(permit);
+    }
+  }
   [[nodiscard]] static bool is_overload(const verdict& v) noexcept {
     return v.retryable() || v.kind == verdict_kind::overloaded;
   }
@@ -298,6 +328,7 @@ class pipeline {
 
   retry_policy policy_;
   std::shared_ptr<circuit_breaker> breaker_;
+  std::shared_ptr<breaker_gate> gate_;  // a breaker whose state is shared (instead of breaker_)
   std::optional<duration> timeout_;
   std::shared_ptr<rebound::bulkhead> bulkhead_;
   std::shared_ptr<concurrency_limiter> limiter_;

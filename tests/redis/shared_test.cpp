@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "rebound/config.hpp"
+#include "rebound/pipeline.hpp"
 #include "rebound/redis/metrics.hpp"
 #include "rebound/redis/shared.hpp"
 #include "rebound/testing/simulated_clock.hpp"
@@ -467,6 +468,44 @@ TEST(RedisLink, ItsSchedulesRunOnTheInjectedClock) {
   EXPECT_FALSE(l->wait_until_available(300ms));  // time stands still: no attempt yet
   clock.advance(100ms);  // past the first reconnect wait (20 ms back-off, equal jitter)
   EXPECT_TRUE(l->wait_until_available(5s));
+}
+
+TEST(SharedBreaker, PipelinesInTwoProcessesShareOneCircuit) {
+  rebound::testing::redis_server server;
+  auto o = options_for(server, "sb-pipeline");
+  auto a_link = connected(o);
+  auto b_link = connected(o);
+  const rebound::breaker_options bo{.failure_threshold = 2, .open_duration = 30s};
+  auto a_breaker = std::make_shared<shared_breaker>(a_link, "ledger", bo);
+  auto b_breaker = std::make_shared<shared_breaker>(b_link, "ledger", bo);
+  std::vector<std::pair<rebound::breaker_state, rebound::breaker_state>> heard;
+  b_breaker->on_state_change(
+      [&](rebound::breaker_state f, rebound::breaker_state t) { heard.emplace_back(f, t); });
+  const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_attempts(1));
+  const auto a = rebound::pipeline(policy).breaker(a_breaker);
+  const auto b = rebound::pipeline(policy).breaker(b_breaker);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_THROW(a.execute([]() -> int { throw std::runtime_error("ledger down"); }),
+                 std::exception);
+  }
+  EXPECT_EQ(a_breaker->state(), rebound::breaker_state::open);
+  // The other process's pipeline refuses at once, once its poll saw the open state.
+  EXPECT_TRUE(eventually([&] { return b_breaker->state() == rebound::breaker_state::open; }));
+  int calls = 0;
+  EXPECT_THROW(b.execute([&] { return ++calls; }), rebound::circuit_open_error);
+  EXPECT_EQ(calls, 0);
+  // An operator closes it for everyone.
+  b_breaker->reset();
+  EXPECT_TRUE(eventually([&] { return a_breaker->state() == rebound::breaker_state::closed; }));
+  EXPECT_EQ(a.execute([] { return 7; }), 7);
+  ASSERT_GE(heard.size(), 2u);
+  EXPECT_EQ(heard.front().second, rebound::breaker_state::open);
+  EXPECT_EQ(heard.back().second, rebound::breaker_state::closed);
+  // Isolation reaches the other process too.
+  a_breaker->isolate();
+  EXPECT_TRUE(eventually([&] { return b_breaker->state() == rebound::breaker_state::open; }));
+  EXPECT_THROW(b.execute([&] { return ++calls; }), rebound::circuit_open_error);
+  a_breaker->reset();
 }
 
 }  // namespace

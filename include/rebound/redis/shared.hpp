@@ -115,9 +115,9 @@ class shared_budget final : public retry_budget {
 /// When one process's breaker opens, it publishes the open state until its
 /// next probe time; every process then rejects at once. In half-open, at
 /// most `fleet_probes` probes run across the fleet (the first to succeed
-/// closes it for everyone; one that fails opens it again). Interface as
-/// circuit_breaker, but it is not a circuit_breaker: pipelines take the local kind.
-class shared_breaker {
+/// closes it for everyone; one that fails opens it again). A pipeline takes
+/// it as its breaker: `pipeline(policy).breaker(shared)`.
+class shared_breaker final : public breaker_gate {
  public:
   /// `fleet_probes`: default, the link's options().fleet_probes.
   shared_breaker(std::shared_ptr<link> l, std::string dependency, const breaker_options& o = {},
@@ -126,10 +126,20 @@ class shared_breaker {
   shared_breaker(const shared_breaker&) = delete;
   shared_breaker& operator=(const shared_breaker&) = delete;
 
-  [[nodiscard]] breaker_permit try_acquire() { return fleet_.try_acquire(); }
-  void record(const breaker_permit& permit, bool succeeded) { fleet_.record(permit, succeeded); }
+  [[nodiscard]] breaker_permit try_acquire() override { return fleet_.try_acquire(); }
+  void record(const breaker_permit& permit, bool succeeded) override {
+    fleet_.record(permit, succeeded);
+  }
+  void release(const breaker_permit& permit) override { fleet_.release(permit); }
   /// This process's view: open while the shared state (or the local breaker) is open.
-  [[nodiscard]] breaker_state state() const { return fleet_.state(); }
+  [[nodiscard]] breaker_state state() const override { return fleet_.state(); }
+  /// Opens the circuit for the whole fleet until reset() (see fleet_breaker::isolate).
+  void isolate() { fleet_.isolate(); }
+  /// Closes it for the whole fleet.
+  void reset() { fleet_.reset(); }
+  /// This process's view of the fleet's state changed (checked at each poll,
+  /// outcome, isolate and reset). It must not call the breaker.
+  void on_state_change(circuit_breaker::state_listener l) { fleet_.on_state_change(std::move(l)); }
   /// Reads the shared state now (normally every poll_interval).
   void poll() { fleet_.poll(); }
   [[nodiscard]] const circuit_breaker& local() const noexcept { return fleet_.local(); }
