@@ -21,8 +21,9 @@ int main(int argc, char** argv) {
   constexpr double rate = 40;
   rebound::fault::server server;
   rebound::testing::redis_server redis;
-  std::printf("| processes | mode | requests | attempts | amplification | decision p50 (us) | "
-              "decision p99 (us) | Redis commands/s per process |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| processes | mode | requests | attempts | amplification | decision p50 (us) | "
+      "decision p99 (us) | Redis commands/s per process |\n|---|---|---|---|---|---|---|---|\n");
   for (const int n : sizes) {
     for (const std::string mode : {"local", "shared", "down-share", "down-whole"}) {
       const std::string path = "/resume/" + mode + "-" + std::to_string(n);
@@ -31,8 +32,7 @@ int main(int argc, char** argv) {
                                                seconds, n, redis.port(), 120);
       std::printf("| %d | %s | %lld | %lld | %.3f | %.1f | %.1f | %.1f |%s\n", n, mode.c_str(),
                   r.requests, r.attempts, r.amplification(), r.p50_us, r.p99_us,
-                  r.redis_commands_per_s,
-                  r.failed_processes > 0 ? " (some processes failed)" : "");
+                  r.redis_commands_per_s, r.failed_processes > 0 ? " (some processes failed)" : "");
       std::fflush(stdout);
     }
   }

@@ -89,7 +89,7 @@ verdict classify_exception(const retry_policy& p, const std::exception_ptr& e) {
     return verdict::overloaded();
   } catch (const rejected_error&) {
     return verdict::overloaded();  // a bulkhead, limiter, rate limiter or admission control
-  } catch (...) {  // NOLINT(bugprone-empty-catch): the policy's rules decide below
+  } catch (...) {                  // NOLINT(bugprone-empty-catch): the policy's rules decide below
   }
   return p.classifier().classify_exception(e);
 }

@@ -284,7 +284,8 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
     lease_until_ = clock_.now() + lease_ttl_;
   }
   if (leased_ < need) {  // the fleet's budget is spent
-    if (options_.refusal_hold > duration::zero()) refused_until_ = clock_.now() + options_.refusal_hold;
+    if (options_.refusal_hold > duration::zero())
+      refused_until_ = clock_.now() + options_.refusal_hold;
     return false;
   }
   leased_ -= need;

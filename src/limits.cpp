@@ -168,9 +168,8 @@ namespace {
 limiter_options resolved(limiter_options o) {
   const bool vegas = o.algorithm == limit_algorithm::vegas;
   if (o.initial_limit == 0) o.initial_limit = 20;
-  if (o.min_limit == 0) o.min_limit = o.algorithm == limit_algorithm::fixed ? o.initial_limit
-                                      : vegas                                ? 1
-                                                                             : 20;
+  if (o.min_limit == 0)
+    o.min_limit = o.algorithm == limit_algorithm::fixed ? o.initial_limit : vegas ? 1 : 20;
   if (o.max_limit == 0) {
     o.max_limit = o.algorithm == limit_algorithm::fixed ? o.initial_limit : vegas ? 1000 : 200;
   }
@@ -250,8 +249,7 @@ void concurrency_limiter::finish(const limiter_permit& p, bool dropped, bool sam
   if (!p.allowed) return;
   in_flight_.fetch_sub(1, std::memory_order_release);
   if (p.partition >= 0 && p.partition < part_count_) {
-    parts_[static_cast<std::size_t>(p.partition)].in_flight.fetch_sub(1,
-                                                                       std::memory_order_relaxed);
+    parts_[static_cast<std::size_t>(p.partition)].in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
   if (!sample || options_.algorithm == limit_algorithm::fixed) return;
   const duration rtt = read_clock() - p.started;

@@ -322,10 +322,10 @@ call_metrics::call_metrics(registry& r, std::string_view component) {
                            "Calls whose first success came from a hedge, not the first attempt",
                            {"component"})
                      .with({c});
-  cancelled_ = &r.counter("rebound_attempts_cancelled_total",
-                          "Attempts still running when another attempt of the call won",
-                          {"component"})
-                    .with({c});
+  cancelled_ =
+      &r.counter("rebound_attempts_cancelled_total",
+                 "Attempts still running when another attempt of the call won", {"component"})
+           .with({c});
   budget_rejected_ =
       &r.counter("rebound_budget_rejections_total", "Retries a retry budget refused", {"component"})
            .with({c});
@@ -459,13 +459,12 @@ registration track(registry& r, run_supervisor& s, std::string_view name) {
 
 registration track(registry& r, concurrency_limiter& l, std::string_view name) {
   const std::string n(name);
-  auto* limit = &r.gauge("rebound_concurrency_limit", "The concurrency limiter's current limit",
-                         {"limiter"})
-                     .with({n});
-  auto* in_flight =
-      &r.gauge("rebound_limiter_in_flight", "Calls the limiter let through that have not ended",
-               {"limiter"})
+  auto* limit =
+      &r.gauge("rebound_concurrency_limit", "The concurrency limiter's current limit", {"limiter"})
            .with({n});
+  auto* in_flight = &r.gauge("rebound_limiter_in_flight",
+                             "Calls the limiter let through that have not ended", {"limiter"})
+                         .with({n});
   auto* refused = &r.counter("rebound_limiter_rejections_total",
                              "Calls the concurrency limiter refused", {"limiter"})
                        .with({n});
@@ -484,10 +483,10 @@ registration track(registry& r, bulkhead& b, std::string_view name) {
   auto* queued =
       &r.gauge("rebound_bulkhead_queued", "Callers waiting for a bulkhead slot", {"bulkhead"})
            .with({n});
-  auto* refused = &r.counter("rebound_bulkhead_rejections_total",
-                             "Calls the bulkhead refused (full queue or wait ran out)",
-                             {"bulkhead"})
-                       .with({n});
+  auto* refused =
+      &r.counter("rebound_bulkhead_rejections_total",
+                 "Calls the bulkhead refused (full queue or wait ran out)", {"bulkhead"})
+           .with({n});
   const std::uint64_t id = r.on_collect([&b, in_flight, queued, refused] {
     in_flight->set(b.in_flight());
     queued->set(b.queued());
@@ -497,10 +496,10 @@ registration track(registry& r, bulkhead& b, std::string_view name) {
 }
 
 registration track(registry& r, rate_limiter& l, std::string_view name) {
-  auto* refused = &r.counter("rebound_rate_limiter_rejections_total",
-                             "Calls the rate limiter refused (their turn was too far away)",
-                             {"rate_limiter"})
-                       .with({std::string(name)});
+  auto* refused =
+      &r.counter("rebound_rate_limiter_rejections_total",
+                 "Calls the rate limiter refused (their turn was too far away)", {"rate_limiter"})
+           .with({std::string(name)});
   const std::uint64_t id = r.on_collect([&l, refused] { refused->mirror(l.rejected()); });
   return registration([&r, id] { r.remove_collector(id); });
 }

@@ -38,8 +38,8 @@ TEST_F(AsyncLimits, QueuedCoroutinesTakeSlotsAsTheyFreeAndTheLastGivesUp) {
   rebound::testing::run_simulated(io, clock);
   // 1 goes at once; 2 and 3 queue, and 4 finds the queue full. 2 gets 1's
   // slot at 100 ms and holds it to 200 ms, so 3 gives up at 150 ms.
-  EXPECT_EQ(got, (std::vector<std::pair<int, duration>>{
-                     {1, 0ms}, {-4, 0ms}, {2, 100ms}, {-3, 150ms}}));
+  EXPECT_EQ(got,
+            (std::vector<std::pair<int, duration>>{{1, 0ms}, {-4, 0ms}, {2, 100ms}, {-3, 150ms}}));
   EXPECT_EQ(b.in_flight(), 0);
   EXPECT_EQ(b.queued(), 0);
   EXPECT_EQ(b.rejected(), 2u);
@@ -68,8 +68,9 @@ TEST_F(AsyncLimits, RateLimiterTurnsWaitOnTheExecutor) {
   for (int id = 1; id <= 5; ++id) asio::co_spawn(io, one(id), asio::detached);
   rebound::testing::run_simulated(io, clock);
   // 1 at once, 2 and 3 after 100 and 200 ms; 4 and 5 would wait 300 ms or more.
-  std::sort(turns.begin(), turns.end(),
-            [](const auto& x, const auto& y) { return x.second < y.second || (x.second == y.second && x.first < y.first); });
+  std::sort(turns.begin(), turns.end(), [](const auto& x, const auto& y) {
+    return x.second < y.second || (x.second == y.second && x.first < y.first);
+  });
   EXPECT_EQ(turns, (std::vector<std::pair<int, duration>>{
                        {-5, 0ms}, {-4, 0ms}, {1, 0ms}, {2, 100ms}, {3, 200ms}}));
 }

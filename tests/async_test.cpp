@@ -399,9 +399,10 @@ TEST_F(fixture, TheFirstAttemptBeatsItsHedgeAndTheHedgeIsCancelled) {
   for (const auto& e : seen) order.emplace_back(e.kind, e.attempt);
   using k = rebound::event_kind;
   // No hedge_won: the first attempt won. The hedge is cancelled before the call ends.
-  EXPECT_EQ(order, (std::vector<std::pair<k, int>>{
-                       {k::attempt_started, 1}, {k::hedged, 2}, {k::attempt_cancelled, 2},
-                       {k::succeeded, 2}}));
+  EXPECT_EQ(
+      order,
+      (std::vector<std::pair<k, int>>{
+          {k::attempt_started, 1}, {k::hedged, 2}, {k::attempt_cancelled, 2}, {k::succeeded, 2}}));
   EXPECT_EQ(seen[1].resend_count(), 1);  // the hedge is the request's second send
 }
 

@@ -280,7 +280,7 @@ TEST(FleetBudget, ARefusalIsHeldBrieflySoAnOutageCostsNoRoundTripPerDecision) {
   EXPECT_EQ(granted, 10);
   const auto asked = store.totals().operations;
   for (int i = 0; i < 1000; ++i) EXPECT_FALSE(b.try_acquire({}));  // within 100 ms
-  EXPECT_EQ(store.totals().operations, asked);  // not one round trip
+  EXPECT_EQ(store.totals().operations, asked);                     // not one round trip
   clock.advance(100ms);
   EXPECT_FALSE(b.try_acquire({}));  // asked again: still spent
   EXPECT_EQ(store.totals().operations, asked + 1);

@@ -45,7 +45,8 @@ TEST(Bulkhead, AQueuedCallerGetsTheNextFreeSlot) {
   rebound::bulkhead b({.max_concurrent = 1, .max_queue = 1, .max_wait = 1s}, clock);
   auto held = b.try_acquire();
   auto waiter = std::async(std::launch::async, [&] { return static_cast<bool>(b.acquire()); });
-  for (int i = 0; i < 2000 && b.queued() == 0; ++i) std::this_thread::sleep_for(1ms);  // real: the thread starts
+  for (int i = 0; i < 2000 && b.queued() == 0; ++i)
+    std::this_thread::sleep_for(1ms);  // real: the thread starts
   ASSERT_EQ(b.queued(), 1);
   EXPECT_FALSE(b.acquire());  // the queue (1) is full: refused without waiting
   clock.advance(500ms);
@@ -62,7 +63,8 @@ TEST(Bulkhead, AQueuedCallerGivesUpAtMaxWaitOnTheClock) {
   auto waiter = std::async(std::launch::async, [&] { return static_cast<bool>(b.acquire()); });
   for (int i = 0; i < 2000 && b.queued() == 0; ++i) std::this_thread::sleep_for(1ms);
   clock.advance(199ms);
-  EXPECT_EQ(waiter.wait_for(20ms), std::future_status::timeout);  // still waiting (bounded real wait)
+  EXPECT_EQ(waiter.wait_for(20ms),
+            std::future_status::timeout);  // still waiting (bounded real wait)
   clock.advance(1ms);
   EXPECT_FALSE(waiter.get());
   EXPECT_EQ(b.rejected(), 1u);
@@ -73,8 +75,8 @@ TEST(Bulkhead, AStopRequestEndsTheWait) {
   rebound::bulkhead b({.max_concurrent = 1, .max_queue = 4, .max_wait = 1h}, clock);
   auto held = b.try_acquire();
   std::stop_source stop;
-  auto waiter =
-      std::async(std::launch::async, [&] { return static_cast<bool>(b.acquire(stop.get_token())); });
+  auto waiter = std::async(std::launch::async,
+                           [&] { return static_cast<bool>(b.acquire(stop.get_token())); });
   for (int i = 0; i < 2000 && b.queued() == 0; ++i) std::this_thread::sleep_for(1ms);
   stop.request_stop();
   EXPECT_FALSE(waiter.get());
@@ -178,11 +180,11 @@ TEST(Limiter, Gradient2GrowsAtSteadyLatencyAndShrinksWhenLatencyRises) {
   std::vector<rebound::limiter_permit> ps;
   for (int k = 0; k < 12; ++k) ps.push_back(l.try_acquire());
   clock.advance(10ms);
-  l.on_success(ps[10]);  // taken with 11 in flight
+  l.on_success(ps[10]);      // taken with 11 in flight
   EXPECT_EQ(l.limit(), 20);  // 20.8
-  l.on_success(ps[11]);  // 12 in flight
+  l.on_success(ps[11]);      // 12 in flight
   EXPECT_EQ(l.limit(), 21);  // 21.6
-  l.on_success(ps[0]);  // taken with 1 in flight: the caller does not use the limit
+  l.on_success(ps[0]);       // taken with 1 in flight: the caller does not use the limit
   EXPECT_EQ(l.limit(), 21);
   for (int k = 1; k < 10; ++k) l.on_ignore(ps[static_cast<std::size_t>(k)]);
   ASSERT_EQ(l.in_flight(), 0);
@@ -340,7 +342,7 @@ TEST(Admission, AggressionAndTheRpsThreshold) {
   simulated_clock clock;
   rebound::admission_control a({.aggression = 2.0, .rps_threshold = 5}, clock);
   for (int i = 0; i < 100; ++i) a.record(i < 50);  // 100 in 30 s: 3.3 per second
-  EXPECT_EQ(a.rejection_probability(), 0);          // below the threshold
+  EXPECT_EQ(a.rejection_probability(), 0);         // below the threshold
   for (int i = 0; i < 100; ++i) a.record(i < 50);  // 6.7 per second
   EXPECT_NEAR(a.rejection_probability(), std::sqrt((200 - 100 / 0.95) / 201), 1e-12);
   rebound::admission_control healthy({}, clock);
@@ -360,8 +362,8 @@ rebound::retry_policy quick(simulated_clock& clock) {
 
 TEST(Pipeline, AFullBulkheadEndsTheCallAsOverloadedWithoutTrippingTheBreaker) {
   simulated_clock clock;
-  auto bh = std::make_shared<rebound::bulkhead>(rebound::bulkhead_options{.max_concurrent = 1},
-                                                clock);
+  auto bh =
+      std::make_shared<rebound::bulkhead>(rebound::bulkhead_options{.max_concurrent = 1}, clock);
   auto breaker = std::make_shared<rebound::circuit_breaker>(
       rebound::breaker_options{.failure_threshold = 1}, clock);
   const auto p = rebound::pipeline(quick(clock), breaker).bulkhead(bh);
@@ -381,12 +383,12 @@ TEST(Pipeline, AFullBulkheadEndsTheCallAsOverloadedWithoutTrippingTheBreaker) {
 
 TEST(Pipeline, AHalfOpenProbeRefusedLocallyIsHandedBack) {
   simulated_clock clock;
-  auto bh = std::make_shared<rebound::bulkhead>(rebound::bulkhead_options{.max_concurrent = 1},
-                                                clock);
+  auto bh =
+      std::make_shared<rebound::bulkhead>(rebound::bulkhead_options{.max_concurrent = 1}, clock);
   auto breaker = std::make_shared<rebound::circuit_breaker>(
       rebound::breaker_options{.failure_threshold = 1, .open_duration = 1s}, clock);
-  const auto p = rebound::pipeline(quick(clock).stop(rebound::stop::after_attempts(1)), breaker)
-                     .bulkhead(bh);
+  const auto p =
+      rebound::pipeline(quick(clock).stop(rebound::stop::after_attempts(1)), breaker).bulkhead(bh);
   EXPECT_THROW(p.execute([]() -> int { throw std::runtime_error("down"); }), std::exception);
   ASSERT_EQ(breaker->state(), rebound::breaker_state::open);
   clock.advance(1s);
@@ -455,8 +457,8 @@ TEST(Pipeline, FallbackGetsTheReasonAndNeverHidesCancellation) {
 
 TEST(Pipeline, FallbackForARefusalAndForARejectedResult) {
   simulated_clock clock;
-  auto lim = std::make_shared<rebound::concurrency_limiter>(rebound::limiter_options::fixed(1),
-                                                            clock);
+  auto lim =
+      std::make_shared<rebound::concurrency_limiter>(rebound::limiter_options::fixed(1), clock);
   const auto p = rebound::pipeline(quick(clock)).limiter(lim);
   const auto held = lim->try_acquire();
   rebound::fallback_context seen;
@@ -476,9 +478,10 @@ TEST(Pipeline, FallbackForARefusalAndForARejectedResult) {
 // ---- settings -------------------------------------------------------------------------
 
 TEST(LimitSettings, JsonAndEnvironmentThroughOneSchema) {
-  const auto b = rebound::bulkhead_from_json(
-      R"({"max_concurrent": 8, "max_queue": 16, "max_wait": "200ms"})");
-  EXPECT_EQ(b, (rebound::bulkhead_options{.max_concurrent = 8, .max_queue = 16, .max_wait = 200ms}));
+  const auto b =
+      rebound::bulkhead_from_json(R"({"max_concurrent": 8, "max_queue": 16, "max_wait": "200ms"})");
+  EXPECT_EQ(b,
+            (rebound::bulkhead_options{.max_concurrent = 8, .max_queue = 16, .max_wait = 200ms}));
   const auto l = rebound::limiter_from_json(
       R"({"algorithm": "vegas", "partitions": [{"name": "live", "share": 0.9},
                                                {"name": "batch", "share": 0.1}]})");
@@ -487,17 +490,18 @@ TEST(LimitSettings, JsonAndEnvironmentThroughOneSchema) {
   EXPECT_EQ(l.smoothing, 1.0);
   ASSERT_EQ(l.partitions.size(), 2u);
   EXPECT_EQ(l.partitions[1].name, "batch");
-  const auto e = rebound::apply_limiter_env(
-      rebound::limiter_options::aimd(), "APP",
-      {{"APP_ALGORITHM", "gradient2"}, {"APP_PARTITIONS", "live:0.9,batch:0.1"},
-       {"APP_QUEUE_SIZE", "6"}});
+  const auto e = rebound::apply_limiter_env(rebound::limiter_options::aimd(), "APP",
+                                            {{"APP_ALGORITHM", "gradient2"},
+                                             {"APP_PARTITIONS", "live:0.9,batch:0.1"},
+                                             {"APP_QUEUE_SIZE", "6"}});
   EXPECT_EQ(e.algorithm, rebound::limit_algorithm::gradient2);
   EXPECT_EQ(e.queue_size, 6);
   EXPECT_EQ(e.partitions.size(), 2u);
   const auto r = rebound::apply_rate_limiter_env({}, "RL", {{"RL_RATE", "2.5"}, {"RL_BURST", "4"}});
   EXPECT_EQ(r.rate, 2.5);
   EXPECT_EQ(r.burst, 4);
-  const auto a = rebound::admission_from_json(R"({"success_rate_threshold": 0.9, "window": "10s"})");
+  const auto a =
+      rebound::admission_from_json(R"({"success_rate_threshold": 0.9, "window": "10s"})");
   EXPECT_EQ(a.success_rate_threshold, 0.9);
   EXPECT_EQ(a.window, duration(10s));
 }
@@ -520,19 +524,21 @@ TEST(LimitSettings, ErrorsNameWhatTheUserWrote) {
               (void)rebound::limiter_from_json(R"({"algorithm": "vegas", "queue_size": 3})");
             }),
             "queue_size: used only by the gradient2 algorithm; this limiter is vegas");
-  EXPECT_EQ(error_of([] {
-              (void)rebound::apply_limiter_env({}, "APP", {{"APP_PARTITIONS", "live:0.9,batch:0.2"}});
-            }),
-            "APP_PARTITIONS: the shares sum to 1.1; allowed: at most 1");
+  EXPECT_EQ(
+      error_of([] {
+        (void)rebound::apply_limiter_env({}, "APP", {{"APP_PARTITIONS", "live:0.9,batch:0.2"}});
+      }),
+      "APP_PARTITIONS: the shares sum to 1.1; allowed: at most 1");
   EXPECT_EQ(error_of([] {
               (void)rebound::apply_limiter_env({}, "APP", {{"APP_PARTITIONS", "live"}});
             }),
             "APP_PARTITIONS: \"live\" is not NAME:SHARE (e.g. live:0.9,batch:0.1)");
+  EXPECT_EQ(
+      error_of([] { (void)rebound::limiter_from_json(R"({"min_limit": 50, "max_limit": 10})"); }),
+      "min_limit: 50 is above max_limit (10)");
   EXPECT_EQ(error_of([] {
-              (void)rebound::limiter_from_json(R"({"min_limit": 50, "max_limit": 10})");
+              (void)rebound::apply_rate_limiter_env({}, "RL", {{"RL_RATE", "0"}});
             }),
-            "min_limit: 50 is above max_limit (10)");
-  EXPECT_EQ(error_of([] { (void)rebound::apply_rate_limiter_env({}, "RL", {{"RL_RATE", "0"}}); }),
             "RL_RATE: \"0\" is out of range; allowed: 1e-06..1e+09");
   EXPECT_EQ(error_of([] { (void)rebound::admission_from_json(R"({"window": "1.5s"})"); }),
             "window: 1.5s is not allowed; allowed: whole seconds, 1s..600s");

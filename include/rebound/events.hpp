@@ -38,8 +38,9 @@ enum class event_kind : std::uint8_t {
   deferred,              ///< a nested loop handed its failure to the enclosing loop
   hedged,                ///< async loop: attempt `attempt` starts while earlier ones still run
   server_delay_ignored,  ///< a server-given delay (`cause`) could not be parsed and was ignored
-  hedge_won,             ///< hedging: attempt `attempt`, a hedge, succeeded first (before `succeeded`)
-  attempt_cancelled,     ///< hedging: attempt `attempt` was still running when another won; it is cancelled
+  hedge_won,          ///< hedging: attempt `attempt`, a hedge, succeeded first (before `succeeded`)
+  attempt_cancelled,  ///< hedging: attempt `attempt` was still running when another won; it is
+                      ///< cancelled
 };
 
 /// "attempt_started", ... (the enumerator's name).
@@ -59,7 +60,9 @@ struct event {
   /// OpenTelemetry's `http.request.resend_count` (and gRFC A96's
   /// `grpc-previous-rpc-attempts`) for this event's attempt: how many times
   /// the request was sent before it, hedges included. 0 on a first attempt.
-  [[nodiscard]] constexpr int resend_count() const noexcept { return attempt > 1 ? attempt - 1 : 0; }
+  [[nodiscard]] constexpr int resend_count() const noexcept {
+    return attempt > 1 ? attempt - 1 : 0;
+  }
 };
 
 /// Receives events. Derive and override on_event.
@@ -130,8 +133,7 @@ class counters_observer final : public observer {
 
  private:
   std::atomic<std::uint64_t> attempts_{0}, retries_{0}, transient_{0}, permanent_{0},
-      overloaded_{0}, budget_rejections_{0}, hedges_{0}, hedges_won_{0},
-      cancelled_{0};
+      overloaded_{0}, budget_rejections_{0}, hedges_{0}, hedges_won_{0}, cancelled_{0};
   std::array<std::atomic<std::uint64_t>, stop_reason_count> ends_{};
 };
 

@@ -181,9 +181,9 @@ class fleet_budget final : public retry_budget {
   time_point next_beat_{};     // under flush_mu_
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
-  bool refilling_ = false;    // one round trip for more at a time (under lease_mu_)
-  int leased_ = 0;            // retries (ratio) or tokens (bucket) granted but not used
-  time_point lease_until_{};  // on clock_
+  bool refilling_ = false;      // one round trip for more at a time (under lease_mu_)
+  int leased_ = 0;              // retries (ratio) or tokens (bucket) granted but not used
+  time_point lease_until_{};    // on clock_
   time_point refused_until_{};  // on clock_: the fleet's budget was spent (under lease_mu_)
   std::atomic<int> fleet_size_;
   std::atomic<std::uint64_t> shared_{0};

@@ -138,7 +138,9 @@ class bulkhead {
   /// Empty when the queue is full, the wait ran out, or `stop` was requested.
   [[nodiscard]] slot acquire(std::stop_token stop = {});
 
-  [[nodiscard]] int in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  [[nodiscard]] int in_flight() const noexcept {
+    return in_flight_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] int queued() const noexcept { return waiting_.load(std::memory_order_relaxed); }
   /// Refusals so far (queue full or wait ran out).
   [[nodiscard]] std::uint64_t rejected() const noexcept {
@@ -203,8 +205,8 @@ struct limiter_options {
   int min_limit = 0;      ///< 0: 20 (aimd, gradient2, fixed), 1 (vegas)
   int max_limit = 0;      ///< 0: 200 (aimd, gradient2, fixed), 1000 (vegas)
   // aimd
-  double backoff_ratio = 0.9;                   ///< the limit times this on a drop, [0.5, 1)
-  duration timeout = std::chrono::seconds(5);   ///< a sample slower than this counts as a drop
+  double backoff_ratio = 0.9;                  ///< the limit times this on a drop, [0.5, 1)
+  duration timeout = std::chrono::seconds(5);  ///< a sample slower than this counts as a drop
   // gradient2
   double smoothing = 0.2;      ///< (0, 1]; vegas uses 1.0 unless set
   int queue_size = 4;          ///< headroom added to the estimate, 0..1000
@@ -226,8 +228,8 @@ struct limiter_options {
 /// on_success, on_dropped or on_ignore.
 struct limiter_permit {
   bool allowed = false;
-  int partition = -1;   ///< -1: no partitions
-  int in_flight = 0;    ///< calls in flight when it was taken (this one included)
+  int partition = -1;  ///< -1: no partitions
+  int in_flight = 0;   ///< calls in flight when it was taken (this one included)
   time_point started{};
   explicit operator bool() const noexcept { return allowed; }
 };
@@ -256,7 +258,9 @@ class concurrency_limiter {
 
   /// The current limit.
   [[nodiscard]] int limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
-  [[nodiscard]] int in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  [[nodiscard]] int in_flight() const noexcept {
+    return in_flight_.load(std::memory_order_relaxed);
+  }
   /// A partition's current share of the limit (at least 1).
   [[nodiscard]] int partition_limit(int partition) const noexcept;
   /// The index of the partition named `name`, or -1.
@@ -272,7 +276,7 @@ class concurrency_limiter {
  private:
   void finish(const limiter_permit& p, bool dropped, bool sample) noexcept;
   [[nodiscard]] time_point read_clock() const noexcept;
-  int update_gradient2(duration rtt, int in_flight);  // under mu_
+  int update_gradient2(duration rtt, int in_flight);            // under mu_
   int update_vegas(duration rtt, int in_flight, bool dropped);  // under mu_
   void publish(int limit) noexcept;
 
@@ -342,8 +346,8 @@ class rate_limiter {
  private:
   rate_limiter_options options_;
   clock& clock_;
-  std::int64_t interval_ns_;   // 1 / rate
-  std::int64_t tolerance_ns_;  // (burst - 1) / rate
+  std::int64_t interval_ns_;       // 1 / rate
+  std::int64_t tolerance_ns_;      // (burst - 1) / rate
   std::atomic<std::int64_t> tat_;  // the theoretical arrival time, ns on the clock
   std::atomic<std::uint64_t> rejected_{0};
 };
@@ -430,8 +434,7 @@ void validate(const admission_options& o);
 
 [[nodiscard]] admission_options admission_from_json(std::string_view json,
                                                     admission_options base = {});
-[[nodiscard]] admission_options apply_admission_env(admission_options base,
-                                                    std::string_view prefix,
+[[nodiscard]] admission_options apply_admission_env(admission_options base, std::string_view prefix,
                                                     const std::map<std::string, std::string>& vars);
 [[nodiscard]] admission_options apply_admission_env(admission_options base,
                                                     std::string_view prefix);

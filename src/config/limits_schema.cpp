@@ -44,15 +44,11 @@ void check_wait(duration d, const std::string& field) {
 using BH = bulkhead_options;
 const auto bulkhead_table = std::to_array<setting<BH>>({
     {"max_concurrent", "",
-     [](BH& b, const value_ref& v, const std::string& f) {
-       b.max_concurrent = whole_in(v, f);
-     },
+     [](BH& b, const value_ref& v, const std::string& f) { b.max_concurrent = whole_in(v, f); },
      nullptr, false, "Calls in flight at once (1..1000000)", "N"},
     {"max_queue", "",
-     [](BH& b, const value_ref& v, const std::string& f) {
-       b.max_queue = whole_in(v, f);
-     },
-     nullptr, false, "Callers that may wait for a slot (0..1000000)", "N"},
+     [](BH& b, const value_ref& v, const std::string& f) { b.max_queue = whole_in(v, f); }, nullptr,
+     false, "Callers that may wait for a slot (0..1000000)", "N"},
     {"max_wait", "",
      [](BH& b, const value_ref& v, const std::string& f) {
        b.max_wait = duration_in(v, f, duration::zero(), max_wait_limit);
@@ -101,8 +97,8 @@ std::vector<limiter_partition> partitions_in(const value_ref& v, const std::stri
   };
   if (v.j != nullptr) {
     if (!v.j->is_array()) {
-      config_fail(f, "expected an array of {\"name\", \"share\"} objects, got " +
-                         detail::got(*v.j));
+      config_fail(f,
+                  "expected an array of {\"name\", \"share\"} objects, got " + detail::got(*v.j));
     }
     for (std::size_t i = 0; i < v.j->size(); ++i) {
       const auto& e = (*v.j)[i];
@@ -148,20 +144,14 @@ const auto limiter_table = std::to_array<setting<L>>({
      },
      nullptr, false, "fixed, aimd, gradient2 or vegas", "NAME"},
     {"initial_limit", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.initial_limit = whole_in(v, f);
-     },
+     [](L& o, const value_ref& v, const std::string& f) { o.initial_limit = whole_in(v, f); },
      nullptr, false, "The limit to start from (1..1000000)", "N"},
     {"min_limit", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.min_limit = whole_in(v, f);
-     },
-     nullptr, false, "The lowest limit (1..1000000)", "N"},
+     [](L& o, const value_ref& v, const std::string& f) { o.min_limit = whole_in(v, f); }, nullptr,
+     false, "The lowest limit (1..1000000)", "N"},
     {"max_limit", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.max_limit = whole_in(v, f);
-     },
-     nullptr, false, "The highest limit (1..1000000)", "N"},
+     [](L& o, const value_ref& v, const std::string& f) { o.max_limit = whole_in(v, f); }, nullptr,
+     false, "The highest limit (1..1000000)", "N"},
     {"backoff_ratio", "",
      [](L& o, const value_ref& v, const std::string& f) {
        o.backoff_ratio = number_in(v, f, 0.5, 0.999, false);
@@ -178,18 +168,16 @@ const auto limiter_table = std::to_array<setting<L>>({
      [](L& o, const value_ref& v, const std::string& f) {
        o.smoothing = number_in(v, f, 0.001, 1, false);
      },
-     [](const L& o) { return not_for(o, {limit_algorithm::gradient2, limit_algorithm::vegas}); },
+     [](const L& o) {
+       return not_for(o, {limit_algorithm::gradient2, limit_algorithm::vegas});
+     },
      false, "How far each sample moves the limit (0.001..1)", "X"},
     {"queue_size", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.queue_size = whole_in(v, f);
-     },
+     [](L& o, const value_ref& v, const std::string& f) { o.queue_size = whole_in(v, f); },
      [](const L& o) { return not_for(o, {limit_algorithm::gradient2}); }, false,
      "gradient2: headroom added to the estimate (0..1000)", "N"},
     {"long_window", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.long_window = whole_in(v, f);
-     },
+     [](L& o, const value_ref& v, const std::string& f) { o.long_window = whole_in(v, f); },
      [](const L& o) { return not_for(o, {limit_algorithm::gradient2}); }, false,
      "gradient2: samples in the long-term latency average (10..100000)", "N"},
     {"rtt_tolerance", "",
@@ -199,9 +187,7 @@ const auto limiter_table = std::to_array<setting<L>>({
      [](const L& o) { return not_for(o, {limit_algorithm::gradient2}); }, false,
      "gradient2: latency growth tolerated before the limit falls (1..100)", "X"},
     {"probe_multiplier", "",
-     [](L& o, const value_ref& v, const std::string& f) {
-       o.probe_multiplier = whole_in(v, f);
-     },
+     [](L& o, const value_ref& v, const std::string& f) { o.probe_multiplier = whole_in(v, f); },
      [](const L& o) { return not_for(o, {limit_algorithm::vegas}); }, false,
      "vegas: re-measure the no-load latency every N x limit samples", "N"},
     {"partitions", "",
@@ -214,12 +200,11 @@ const auto limiter_table = std::to_array<setting<L>>({
 using R = rate_limiter_options;
 const auto rate_table = std::to_array<setting<R>>({
     {"rate", "",
-     [](R& o, const value_ref& v, const std::string& f) { o.rate = number_in(v, f, 1e-6, 1e9, false); },
-     nullptr, false, "Calls per second (0.000001..1000000000)", "X"},
-    {"burst", "",
      [](R& o, const value_ref& v, const std::string& f) {
-       o.burst = whole_in(v, f);
+       o.rate = number_in(v, f, 1e-6, 1e9, false);
      },
+     nullptr, false, "Calls per second (0.000001..1000000000)", "X"},
+    {"burst", "", [](R& o, const value_ref& v, const std::string& f) { o.burst = whole_in(v, f); },
      nullptr, false, "Calls that may go at once (1..1000000)", "N"},
     {"max_wait", "",
      [](R& o, const value_ref& v, const std::string& f) {
@@ -233,8 +218,8 @@ const auto rate_table = std::to_array<setting<R>>({
 using A = admission_options;
 const auto admission_table = std::to_array<setting<A>>({
     {"window", "",
-     [](A& o, const value_ref& v, const std::string& f) { o.window = duration_in(v, f); },
-     nullptr, false, "Sampling window (1s..600s, whole seconds)", "DURATION"},
+     [](A& o, const value_ref& v, const std::string& f) { o.window = duration_in(v, f); }, nullptr,
+     false, "Sampling window (1s..600s, whole seconds)", "DURATION"},
     {"success_rate_threshold", "",
      [](A& o, const value_ref& v, const std::string& f) {
        o.success_rate_threshold = number_in(v, f, 0.001, 1, false);
@@ -296,8 +281,8 @@ void validate(const bulkhead_options& o) {
 void validate(const limiter_options& o) {
   const auto whole = [](int v, const char* f, int lo, int hi) {
     if (v < lo || v > hi) {
-      config_fail(f, std::to_string(v) + " is out of range; allowed: " + std::to_string(lo) +
-                         ".." + std::to_string(hi));
+      config_fail(f, std::to_string(v) + " is out of range; allowed: " + std::to_string(lo) + ".." +
+                         std::to_string(hi));
     }
   };
   // 0: the algorithm's default (limiter_options says which).
@@ -344,8 +329,8 @@ void validate(const rate_limiter_options& o) {
 void validate(const admission_options& o) {
   const auto s = std::chrono::duration_cast<std::chrono::seconds>(o.window);
   if (s != o.window || s.count() < 1 || s.count() > 600) {
-    config_fail("window", format_duration(o.window) +
-                              " is not allowed; allowed: whole seconds, 1s..600s");
+    config_fail("window",
+                format_duration(o.window) + " is not allowed; allowed: whole seconds, 1s..600s");
   }
   check_range(o.success_rate_threshold, "success_rate_threshold", 0, 1, true);
   check_range(o.aggression, "aggression", 0, 100, true);
@@ -356,22 +341,21 @@ void validate(const admission_options& o) {
 // ---- readers ------------------------------------------------------------------
 
 #define REBOUND_LIMIT_READERS(T, table, json_name, env_name)                                 \
-  T json_name(std::string_view json, T base) {                                             \
-    return read_json(table, json, std::move(base), [](const T& o) { validate(o); });        \
-  }                                                                                        \
+  T json_name(std::string_view json, T base) {                                               \
+    return read_json(table, json, std::move(base), [](const T& o) { validate(o); });         \
+  }                                                                                          \
   T env_name(T base, std::string_view prefix, const std::map<std::string, std::string>& v) { \
-    return read_env(table, std::move(base), prefix, v, [](const T& o) { validate(o); });    \
-  }                                                                                        \
-  T env_name(T base, std::string_view prefix) {                                            \
-    return env_name(std::move(base), prefix, env_of(prefix));                              \
+    return read_env(table, std::move(base), prefix, v, [](const T& o) { validate(o); });     \
+  }                                                                                          \
+  T env_name(T base, std::string_view prefix) {                                              \
+    return env_name(std::move(base), prefix, env_of(prefix));                                \
   }
 
 REBOUND_LIMIT_READERS(bulkhead_options, bulkhead_table, bulkhead_from_json, apply_bulkhead_env)
 REBOUND_LIMIT_READERS(limiter_options, limiter_table, limiter_from_json, apply_limiter_env)
 REBOUND_LIMIT_READERS(rate_limiter_options, rate_table, rate_limiter_from_json,
                       apply_rate_limiter_env)
-REBOUND_LIMIT_READERS(admission_options, admission_table, admission_from_json,
-                      apply_admission_env)
+REBOUND_LIMIT_READERS(admission_options, admission_table, admission_from_json, apply_admission_env)
 
 #undef REBOUND_LIMIT_READERS
 

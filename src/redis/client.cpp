@@ -172,9 +172,8 @@ link::link(options o, clock& c)
     : options_((o.validate(), std::move(o))),
       clock_(c),
       reconnect_policy_(options_.reconnect.to_policy(c)),
-      where_(options_.sentinels.empty()
-                 ? options_.host + ":" + std::to_string(options_.port)
-                 : "master " + options_.master_name + " (via Sentinel)") {
+      where_(options_.sentinels.empty() ? options_.host + ":" + std::to_string(options_.port)
+                                        : "master " + options_.master_name + " (via Sentinel)") {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -198,9 +197,9 @@ void link::watch_sentinels() {
     next_subscribe_ = now + std::chrono::seconds(1);
     for (const std::string& s : options_.sentinels) {
       const auto colon = s.rfind(':');
-      redisContext* c = redisConnectWithTimeout(s.substr(0, colon).c_str(),
-                                                std::stoi(s.substr(colon + 1)),
-                                                to_timeval(options_.connect_timeout));
+      redisContext* c =
+          redisConnectWithTimeout(s.substr(0, colon).c_str(), std::stoi(s.substr(colon + 1)),
+                                  to_timeval(options_.connect_timeout));
       if (c == nullptr || c->err != 0) {
         if (c != nullptr) redisFree(c);
         continue;

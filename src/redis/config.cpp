@@ -277,7 +277,8 @@ void options::validate() const {
     const std::string& e = sentinels[i];
     const auto colon = e.rfind(':');
     int p = 0;
-    const bool digits = colon != std::string::npos && colon + 1 < e.size() && e.size() - colon <= 6 &&
+    const bool digits = colon != std::string::npos && colon + 1 < e.size() &&
+                        e.size() - colon <= 6 &&
                         std::all_of(e.begin() + static_cast<std::ptrdiff_t>(colon) + 1, e.end(),
                                     [](char c) { return c >= '0' && c <= '9'; });
     if (digits) p = std::stoi(e.substr(colon + 1));

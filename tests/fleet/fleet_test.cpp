@@ -14,7 +14,7 @@
 namespace {
 
 constexpr int processes = 16;
-constexpr double rate = 40;    // requests per second, per process
+constexpr double rate = 40;  // requests per second, per process
 constexpr double seconds = 4;
 
 struct FleetProcesses : ::testing::Test {
@@ -26,10 +26,11 @@ struct FleetProcesses : ::testing::Test {
     const auto r = rebound::fleet::run_fleet(REBOUND_FLEET_WORKER, mode,
                                              server.url(path + "?ms=600000&status=503"), rate,
                                              seconds, processes, redis.port());
-    std::printf("%-11s %2d processes: %6lld requests, %6lld attempts, amplification %.3f, "
-                "decision p50 %.1f us p99 %.1f us, Redis %.1f commands/s per process\n",
-                mode.c_str(), r.processes, r.requests, r.attempts, r.amplification(), r.p50_us,
-                r.p99_us, r.redis_commands_per_s);
+    std::printf(
+        "%-11s %2d processes: %6lld requests, %6lld attempts, amplification %.3f, "
+        "decision p50 %.1f us p99 %.1f us, Redis %.1f commands/s per process\n",
+        mode.c_str(), r.processes, r.requests, r.attempts, r.amplification(), r.p50_us, r.p99_us,
+        r.redis_commands_per_s);
     EXPECT_EQ(r.failed_processes, 0) << mode;
     // What the workers report is what the server saw.
     const auto seen = server.executed().by_path;

@@ -24,8 +24,7 @@ using rebound::redis::shared_budget;
 using rebound::testing::redis_server;
 
 // One command to a server on loopback, outside the link (what the test checks).
-std::optional<std::string> ask(int port, const std::vector<std::string>& argv,
-                               int element = -1) {
+std::optional<std::string> ask(int port, const std::vector<std::string>& argv, int element = -1) {
   timeval tv{0, 300000};
   redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
   if (c == nullptr || c->err != 0) {
@@ -44,7 +43,8 @@ std::optional<std::string> ask(int port, const std::vector<std::string>& argv,
   std::optional<std::string> out;
   if (r != nullptr) {
     const redisReply* v = r;
-    if (element >= 0 && r->type == REDIS_REPLY_ARRAY && r->elements > static_cast<std::size_t>(element)) {
+    if (element >= 0 && r->type == REDIS_REPLY_ARRAY &&
+        r->elements > static_cast<std::size_t>(element)) {
       v = r->element[element];
     }
     if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS) out.emplace(v->str, v->len);
@@ -69,7 +69,8 @@ long long calls_in(int port, const std::string& key) {
   if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
     for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
       const std::string field(r->element[i]->str, r->element[i]->len);
-      if (!field.empty() && field[0] == 'c') sum += std::stoll(std::string(r->element[i + 1]->str, r->element[i + 1]->len));
+      if (!field.empty() && field[0] == 'c')
+        sum += std::stoll(std::string(r->element[i + 1]->str, r->element[i + 1]->len));
     }
   }
   if (r != nullptr) freeReplyObject(r);

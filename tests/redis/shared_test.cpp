@@ -328,8 +328,11 @@ TEST(RedisOptions, BadInputNamesTheFieldAndNeverThePassword) {
   // Sentinel: each address is host:port, and a master name goes with them.
   expect([] { (void)options_from_json(R"({"sentinels": ["10.0.0.7"], "master_name": "m"})"); },
          "sentinels[0]", "is not host:port");
-  expect([] { (void)apply_env({}, "R", {{"R_SENTINELS", "a:26379,b:0"}, {"R_MASTER_NAME", "m"}}); },
-         "R_SENTINELS[1]", "\"b:0\" is not host:port");
+  expect(
+      [] {
+        (void)apply_env({}, "R", {{"R_SENTINELS", "a:26379,b:0"}, {"R_MASTER_NAME", "m"}});
+      },
+      "R_SENTINELS[1]", "\"b:0\" is not host:port");
   expect([] { (void)options_from_json(R"({"sentinels": ["a:26379"]})"); }, "master_name",
          "Sentinels need the name");
   expect([] { (void)options_from_json(R"({"sentinels": "a:26379"})"); }, "sentinels",

@@ -16,12 +16,12 @@
 #include <thread>
 
 #include "child.hpp"
-#include "slots.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "rebound/duration.hpp"
 #include "rebound/metrics.hpp"
 #include "rebound/retry.hpp"
+#include "slots.hpp"
 
 namespace rebound::cli {
 
@@ -257,11 +257,10 @@ int run_main(const run_options& o) {
     }
     if (o.concurrency_key) {
       const std::string& k = *o.concurrency_key;
-      const bool ok = !k.empty() && k.size() <= 100 &&
-                      std::all_of(k.begin(), k.end(), [](char ch) {
-                        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' ||
-                               ch == '_' || ch == '.';
-                      });
+      const bool ok = !k.empty() && k.size() <= 100 && std::all_of(k.begin(), k.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ||
+               ch == '.';
+      });
       if (!ok) {
         throw config_error("--concurrency-key",
                            "\"" + k + "\" is not allowed; allowed: 1 to 100 of A-Z a-z 0-9 - _ .");
@@ -277,8 +276,8 @@ int run_main(const run_options& o) {
   if (o.command.front().empty()) return usage_error("run: the command is an empty string");
   std::optional<process_slots> slots;
   if (o.max_concurrency) {
-    std::string key = o.concurrency_key.value_or(
-        std::filesystem::path(o.command.front()).filename().string());
+    std::string key =
+        o.concurrency_key.value_or(std::filesystem::path(o.command.front()).filename().string());
     for (char& ch : key) {
       if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') ch = '_';
     }

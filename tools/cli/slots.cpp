@@ -14,8 +14,8 @@ namespace rebound::cli {
 process_slots::process_slots(std::string dir, std::string key, int count)
     : dir_(std::move(dir)), key_(std::move(key)), count_(count) {
   if (::access(dir_.c_str(), W_OK | X_OK) != 0) {
-    throw std::runtime_error("cannot use \"" + dir_ + "\" for the slot files: " +
-                             std::strerror(errno));
+    throw std::runtime_error("cannot use \"" + dir_ +
+                             "\" for the slot files: " + std::strerror(errno));
   }
 }
 

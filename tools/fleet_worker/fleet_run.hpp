@@ -23,8 +23,8 @@ struct fleet_result {
   long long requests = 0;
   long long attempts = 0;
   long long retries = 0;
-  double p50_us = 0;  ///< the median of the processes' decision medians
-  double p99_us = 0;  ///< the worst of the processes' decision p99s
+  double p50_us = 0;                ///< the median of the processes' decision medians
+  double p99_us = 0;                ///< the worst of the processes' decision p99s
   double redis_commands_per_s = 0;  ///< per process, mean
   double seconds = 0;
   int failed_processes = 0;

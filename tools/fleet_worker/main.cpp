@@ -111,10 +111,10 @@ int main(int argc, char** argv) {
                                               .budget(budget)});
   rebound::clock& c = rebound::system_clock();
   const auto start = c.now();
-  const auto end = start + std::chrono::duration_cast<rebound::duration>(
-                               std::chrono::duration<double>(seconds));
-  const auto gap = std::chrono::duration_cast<rebound::duration>(
-      std::chrono::duration<double>(1.0 / rate));
+  const auto end =
+      start + std::chrono::duration_cast<rebound::duration>(std::chrono::duration<double>(seconds));
+  const auto gap =
+      std::chrono::duration_cast<rebound::duration>(std::chrono::duration<double>(1.0 / rate));
   long long requests = 0;
   long long attempts = 0;
   for (auto next = start; next < end; next += gap) {

@@ -131,9 +131,9 @@ asio::awaitable<T> retry_concurrent(const retry_policy& p, F fn, async_options o
   int hedges = 0;
   bool backing_off = false;
   time_point backoff_until = time_point::max();
-  std::optional<stop_reason> ending;     // set: finishing, draining what still runs
-  bool cut_short = false;                // the last failure was our own cancellation
-  std::optional<value_t> winner;         // a success
+  std::optional<stop_reason> ending;  // set: finishing, draining what still runs
+  bool cut_short = false;             // the last failure was our own cancellation
+  std::optional<value_t> winner;      // a success
   int winner_number = 1;
   bool winner_hedged = false;
   std::optional<value_t> last_rejected;  // the last rejected result (expected-like)

@@ -111,10 +111,10 @@ struct outage_series {
   double goodput_ratio_end = 0;  ///< goodput / offered over the last quarter of the run
   bool recovered = false;        ///< goodput_ratio_end >= 0.9
   std::uint64_t started = 0, succeeded = 0, failures = 0, in_flight = 0;
-  std::uint64_t wasted = 0;  ///< requests the server completed after their client gave up
-  std::uint64_t shed = 0;    ///< attempts a concurrency limiter refused locally
-  std::vector<double> limit;  ///< the limiter's limit at the end of each bucket (0: none)
-  double goodput_ratio_during = 0;  ///< goodput / offered during the trigger
+  std::uint64_t wasted = 0;          ///< requests the server completed after their client gave up
+  std::uint64_t shed = 0;            ///< attempts a concurrency limiter refused locally
+  std::vector<double> limit;         ///< the limiter's limit at the end of each bucket (0: none)
+  double goodput_ratio_during = 0;   ///< goodput / offered during the trigger
   double latency_p99_ms_during = 0;  ///< p99 of the successes that ended during the trigger
   /// Seconds from the trigger's end to the first bucket whose goodput is at
   /// least 90% of what was offered; -1 when that never happens.
