@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -475,15 +476,24 @@ TEST(RedisLink, ItsSchedulesRunOnTheInjectedClock) {
 
 TEST(SharedBreaker, PipelinesInTwoProcessesShareOneCircuit) {
   rebound::testing::redis_server server;
+  // The listener runs on the link's thread (its poll): declared before the
+  // breakers, so it outlives them, and read under its lock.
+  std::mutex heard_mu;
+  std::vector<std::pair<rebound::breaker_state, rebound::breaker_state>> heard;
+  const auto heard_now = [&] {
+    const std::lock_guard g(heard_mu);
+    return heard;
+  };
   auto o = options_for(server, "sb-pipeline");
   auto a_link = connected(o);
   auto b_link = connected(o);
   const rebound::breaker_options bo{.failure_threshold = 2, .open_duration = 30s};
   auto a_breaker = std::make_shared<shared_breaker>(a_link, "ledger", bo);
   auto b_breaker = std::make_shared<shared_breaker>(b_link, "ledger", bo);
-  std::vector<std::pair<rebound::breaker_state, rebound::breaker_state>> heard;
-  b_breaker->on_state_change(
-      [&](rebound::breaker_state f, rebound::breaker_state t) { heard.emplace_back(f, t); });
+  b_breaker->on_state_change([&](rebound::breaker_state f, rebound::breaker_state t) {
+    const std::lock_guard g(heard_mu);
+    heard.emplace_back(f, t);
+  });
   const auto policy = rebound::retry_policy{}.stop(rebound::stop::after_attempts(1));
   const auto a = rebound::pipeline(policy).breaker(a_breaker);
   const auto b = rebound::pipeline(policy).breaker(b_breaker);
@@ -501,9 +511,10 @@ TEST(SharedBreaker, PipelinesInTwoProcessesShareOneCircuit) {
   b_breaker->reset();
   EXPECT_TRUE(eventually([&] { return a_breaker->state() == rebound::breaker_state::closed; }));
   EXPECT_EQ(a.execute([] { return 7; }), 7);
-  ASSERT_GE(heard.size(), 2u);
-  EXPECT_EQ(heard.front().second, rebound::breaker_state::open);
-  EXPECT_EQ(heard.back().second, rebound::breaker_state::closed);
+  const auto seen = heard_now();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front().second, rebound::breaker_state::open);
+  EXPECT_EQ(seen.back().second, rebound::breaker_state::closed);
   // Isolation reaches the other process too.
   a_breaker->isolate();
   EXPECT_TRUE(eventually([&] { return b_breaker->state() == rebound::breaker_state::open; }));
