@@ -194,6 +194,16 @@ class retry_call {
   }
   retry_call(retry_policy&&, const call_options& = {}, call_driver = {}) = delete;
 
+  /// True when a call under `policy` with `options` needs nothing from the
+  /// engine before its first attempt's outcome (no per-call state, no start
+  /// stamp): a driver whose attempts take no context may run the first
+  /// attempt before making the call, and make it only at a failure.
+  [[nodiscard]] static bool plain_first_attempt(const retry_policy& policy,
+                                                const call_options& options) noexcept {
+    return !(policy.needs_call_state() || options.stop.stop_possible() || options.deadline ||
+             options.seed || options.report != nullptr || policy.stop_uses_time());
+  }
+
   /// Before the first attempt: attempt, or done (cancelled: the stop was
   /// requested already; throttled: adaptive throttling refused it).
   [[nodiscard]] call_step start() {

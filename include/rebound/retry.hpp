@@ -197,21 +197,38 @@ decltype(auto) run_attempt(const retry_call& call, F& fn, bool& timed_out) {
 
 }  // namespace detail
 
-template <class F>
-requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
-    retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
+namespace detail {
+
+/// The first attempt's outcome, when it ran before the engine was made.
+template <class R>
+struct first_outcome {
+  std::exception_ptr error;
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;
+};
+
+/// The blocking loop: the engine's steps, each attempt run on this thread.
+/// With `first`, the first attempt already ran (and did not succeed).
+template <bool HasFirst, class F>
+retry_result_t<F> retry_loop(const retry_policy& policy, F& fn, const call_options& options,
+                             [[maybe_unused]] first_outcome<retry_result_t<F>>* first) {
   using R = retry_result_t<F>;
   retry_call call(policy, options, {.eager_start = std::invocable<F&, const attempt&>});
   if (call.start().done()) [[unlikely]]
     std::rethrow_exception(call.give_up_error(nullptr));
+  [[maybe_unused]] bool first_pending = HasFirst;
   for (;;) {
     std::exception_ptr error;
     bool timed_out = false;
     if constexpr (std::is_void_v<R>) {
-      try {
-        detail::run_attempt(call, fn, timed_out);
-      } catch (...) {
-        error = std::current_exception();
+      if (HasFirst && first_pending) {  // the first attempt ran before the engine, and failed
+        first_pending = false;
+        error = std::move(first->error);
+      } else {
+        try {
+          detail::run_attempt(call, fn, timed_out);
+        } catch (...) {
+          error = std::current_exception();
+        }
       }
       if (!error) [[likely]] {
         call.succeeded();
@@ -219,10 +236,16 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
       }
     } else {
       std::optional<R> result;
-      try {
-        result.emplace(detail::run_attempt(call, fn, timed_out));
-      } catch (...) {
-        error = std::current_exception();
+      if (HasFirst && first_pending) {  // its rejected result, or its error
+        first_pending = false;
+        error = std::move(first->error);
+        if (first->result) result.emplace(std::move(*first->result));
+      } else {
+        try {
+          result.emplace(detail::run_attempt(call, fn, timed_out));
+        } catch (...) {
+          error = std::current_exception();
+        }
       }
       if (!error) [[likely]] {
         const verdict v = policy.classifier().classify_result(*result);
@@ -245,6 +268,45 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
     if (next.attempt()) continue;
     std::rethrow_exception(call.give_up_error(error));
   }
+}
+
+}  // namespace detail
+
+template <class F>
+requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
+    retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
+  using R = retry_result_t<F>;
+  // When nothing needs the engine before the first attempt's outcome (see
+  // retry_call::plain_first_attempt), the attempt runs first and the engine
+  // is made only at a failure: a first-try success then costs the attempt,
+  // the nested-loop guard and the result check. The engine would have done
+  // nothing before that failure either (its time starts at the first
+  // failure), so the steps it takes are the same.
+  if constexpr (!std::invocable<F&, const attempt&>) {
+    if (retry_call::plain_first_attempt(policy, options)) [[likely]] {
+      detail::first_outcome<R> first;
+      try {
+        const detail::depth_guard nested_loops_see_this_one;
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(fn);
+          return;
+        } else {
+          first.result.emplace(std::invoke(fn));
+        }
+      } catch (...) {
+        first.error = std::current_exception();
+      }
+      if constexpr (!std::is_void_v<R>) {
+        if (!first.error &&
+            policy.classifier().classify_result(*first.result).kind == verdict_kind::success)
+            [[likely]] {
+          return std::move(*first.result);
+        }
+      }
+      return detail::retry_loop<true>(policy, fn, options, &first);
+    }
+  }
+  return detail::retry_loop<false>(policy, fn, options, nullptr);
 }
 
 template <class F>
