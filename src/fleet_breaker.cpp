@@ -31,9 +31,10 @@ void fleet_breaker::poll() {
   if (!v) return;
   const auto now = clock_.now().time_since_epoch().count();
   const bool open = v->open_left > duration::zero();
-  const bool was_shared = shared_open_until_.load(std::memory_order_relaxed) != 0 ||
-                          shared_half_open_.load(std::memory_order_relaxed);
-  if (was_shared && !open && !v->outage) {
+  // What the store said, not what this process published: a publish that
+  // never reached the store must not look like the fleet closing it.
+  const bool seen_before = observed_shared_.exchange(open || v->outage);
+  if (seen_before && !open && !v->outage) {
     // The fleet closed it (a probe succeeded somewhere, or reset()): so does
     // this process's own breaker, unless an operator isolated it here.
     const breaker_state mine = local_.state();
@@ -46,18 +47,17 @@ void fleet_breaker::poll() {
 }
 
 void fleet_breaker::notice() {
-  circuit_breaker::state_listener l;
-  breaker_state from{};
-  breaker_state to{};
-  {
-    const std::lock_guard g(listen_mu_);
-    if (!listener_) return;
-    to = state();
-    if (to == seen_) return;
-    from = std::exchange(seen_, to);
-    l = listener_;
+  // Under the lock, so that changes are delivered in the order they were
+  // seen (as circuit_breaker's are); the listener must not call the breaker.
+  const std::lock_guard g(listen_mu_);
+  if (!listener_) return;
+  const breaker_state to = state();
+  if (to == seen_) return;
+  const breaker_state from = std::exchange(seen_, to);
+  try {
+    listener_(from, to);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a listener must not change the outcome
   }
-  l(from, to);
 }
 
 void fleet_breaker::on_state_change(circuit_breaker::state_listener listener) {
@@ -70,9 +70,9 @@ void fleet_breaker::release(const breaker_permit& permit) {
   auto local_permit = permit;
   local_permit.generation &= ~fleet_probe_bit;
   local_.release(local_permit);
-  // A fleet probe that never ran: its slot in Redis stays taken until the
-  // round's open time passes (the store has no "untake"); the next round
-  // probes again.
+  // A fleet probe that never ran: its slot in the store stays taken until
+  // the round's open time passes (the store has no "untake"), so with one
+  // fleet probe the fleet's recovery waits a round. docs/redis.md says so.
 }
 
 void fleet_breaker::isolate(duration isolate_for) {
@@ -121,8 +121,8 @@ breaker_permit fleet_breaker::try_acquire() {
     const auto n = store_.take_probe(options_.open_duration);
     if (!n || *n < 0 || *n > fleet_probes_) {
       if (n && *n > fleet_probes_) probes_taken_.store(true, std::memory_order_relaxed);
-      if (p.probe) local_.record(p, true);  // hand the local probe back unused
-      return later;  // *n < 0: open again; the next poll brings the new open time
+      if (p.probe) local_.release(p);  // hand the local probe back unused
+      return later;                    // *n < 0: open again; the next poll brings the new open time
     }
     p.generation |= fleet_probe_bit;
     return p;

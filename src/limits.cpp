@@ -12,6 +12,7 @@
 
 #include "rebound/detail/clock_wait.hpp"
 #include "rebound/detail/coarse_clock.hpp"
+#include "rebound/detail/saturate.hpp"
 #include "rebound/duration.hpp"
 
 namespace rebound {
@@ -46,18 +47,14 @@ admission_rejected_error::admission_rejected_error(double probability)
 
 bulkhead::bulkhead(const bulkhead_options& o, clock& c) : options_(o), clock_(c) { validate(o); }
 
-bulkhead::slot bulkhead::acquire(std::stop_token stop) {
+bulkhead::slot bulkhead::acquire(std::stop_token stop, time_point until) {
   if (take()) return slot(this);
-  if (options_.max_queue == 0 || options_.max_wait <= duration::zero()) {
+  if (options_.max_queue == 0 || options_.max_wait <= duration::zero() || stop.stop_requested()) {
     count_rejection();
     return {};
   }
-  std::unique_lock lock(mu_);
-  if (waiting_.load(std::memory_order_relaxed) >= options_.max_queue) {
-    count_rejection();
-    return {};
-  }
-  waiting_.fetch_add(1);  // seq_cst: release() reads it after giving a slot back
+  // Made before the lock: a stop requested meanwhile runs the callback on
+  // this thread, which takes the lock.
   std::optional<std::stop_callback<std::function<void()>>> on_stop;
   if (stop.stop_possible()) {
     on_stop.emplace(stop, std::function<void()>([this] {
@@ -65,13 +62,24 @@ bulkhead::slot bulkhead::acquire(std::stop_token stop) {
                       cv_.notify_all();
                     }));
   }
+  std::unique_lock lock(mu_);
+  if (waiting_.load(std::memory_order_relaxed) >= options_.max_queue) {
+    lock.unlock();
+    count_rejection();
+    return {};
+  }
+  waiting_.fetch_add(1);  // seq_cst: release() reads it after giving a slot back
   bool got = false;
-  const time_point deadline = clock_.now() + options_.max_wait;
-  detail::wait_until(clock_, cv_, lock, deadline, [&] {
-    if (stop.stop_requested()) return true;
-    got = take();
-    return got;
-  });
+  try {
+    const time_point deadline =
+        std::min(until, detail::saturating_add(clock_.now(), options_.max_wait));
+    detail::wait_until(clock_, cv_, lock, deadline, [&] {
+      if (stop.stop_requested()) return true;
+      got = take();
+      return got;
+    });
+  } catch (...) {  // the clock could not arm its wake-up: as a wait that ran out
+  }
   waiting_.fetch_sub(1);
   lock.unlock();
   on_stop.reset();
@@ -177,8 +185,9 @@ limiter_options resolved(limiter_options o) {
     o.min_limit = o.initial_limit;
     o.max_limit = o.initial_limit;
   }
-  o.min_limit = std::min(o.min_limit, o.initial_limit);
-  o.max_limit = std::max(o.max_limit, o.initial_limit);
+  // The bounds are the user's (validate() checked min <= max): the start
+  // moves into them, not the other way round.
+  o.initial_limit = std::clamp(o.initial_limit, o.min_limit, std::max(o.min_limit, o.max_limit));
   return o;
 }
 
@@ -387,8 +396,13 @@ void concurrency_limiter::publish(int limit) noexcept {
 rate_limiter::rate_limiter(const rate_limiter_options& o, clock& c)
     : options_(o), clock_(c), interval_ns_(0), tolerance_ns_(0), tat_(0) {
   validate(o);
+  // validate() keeps rate in [1e-6, 1e9] and burst in [1, 1e6]: the interval
+  // is 1 ns to 1e15 ns. The tolerance saturates at about 100 days, far past
+  // any wait a caller accepts, instead of overflowing.
   interval_ns_ = std::max<std::int64_t>(1, std::llround(1e9 / o.rate));
-  tolerance_ns_ = interval_ns_ * (o.burst - 1);
+  const double tolerance = static_cast<double>(interval_ns_) * (o.burst - 1);
+  tolerance_ns_ = tolerance >= 1e16 ? std::int64_t{10'000'000'000'000'000}
+                                    : static_cast<std::int64_t>(tolerance);
   tat_.store(std::numeric_limits<std::int64_t>::min() / 2, std::memory_order_relaxed);
 }
 

@@ -143,4 +143,37 @@ TEST(FleetBreaker, AProbeRefusedLocallyIsHandedBack) {
   EXPECT_TRUE(a.try_acquire());   // so it may go again
 }
 
+TEST(FleetBreaker, AnIsolationHoldsWhenAnotherProcessTrips) {
+  rebound::testing::simulated_clock clock;
+  store_t store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  rebound::fleet_breaker b(store, bo, 1, clock, 100ms);
+  a.isolate();
+  // b has not polled yet: its calls fail, its own breaker trips and
+  // publishes a 5 s open, which must not shorten the isolation.
+  open_it(b);
+  clock.advance(10s);
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::open);
+  EXPECT_FALSE(b.try_acquire());
+  a.reset();
+  b.poll();
+  EXPECT_EQ(b.state(), breaker_state::closed);
+}
+
+TEST(FleetBreaker, APublishThatNeverLandedDoesNotCloseTheLocalBreaker) {
+  rebound::testing::simulated_clock clock;
+  store_t store(clock);
+  rebound::fleet_breaker a(store, bo, 1, clock, 100ms);
+  store.busy_for(1);  // the publish of the open state is refused (busy)
+  for (int i = 0; i < 3; ++i) {
+    auto p = a.try_acquire();
+    ASSERT_TRUE(p);
+    a.record(p, false);
+  }
+  ASSERT_EQ(a.local().state(), breaker_state::open);
+  a.poll();  // the store never heard of it: closed, no outage
+  EXPECT_EQ(a.local().state(), breaker_state::open);
+}
+
 }  // namespace

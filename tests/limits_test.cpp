@@ -83,6 +83,31 @@ TEST(Bulkhead, AStopRequestEndsTheWait) {
   EXPECT_EQ(b.queued(), 0);
 }
 
+TEST(Bulkhead, AStopRequestedBeforeTheCallRefusesAtOnce) {
+  // The stop callback used to be made under the bulkhead's lock: a token
+  // already stopped ran it there, on this thread, and deadlocked.
+  simulated_clock clock(simulated_clock::mode::manual);
+  rebound::bulkhead b({.max_concurrent = 1, .max_queue = 4, .max_wait = 1h}, clock);
+  auto held = b.try_acquire();
+  std::stop_source stop;
+  stop.request_stop();
+  EXPECT_FALSE(b.acquire(stop.get_token()));
+  EXPECT_EQ(b.queued(), 0);
+  held.reset();
+  EXPECT_TRUE(b.try_acquire());  // nothing was left locked
+}
+
+TEST(Bulkhead, AWaitEndsAtTheCallersDeadline) {
+  simulated_clock clock(simulated_clock::mode::manual);
+  rebound::bulkhead b({.max_concurrent = 1, .max_queue = 4, .max_wait = 1h}, clock);
+  auto held = b.try_acquire();
+  auto waiter = std::async(std::launch::async,
+                           [&] { return static_cast<bool>(b.acquire({}, clock.now() + 100ms)); });
+  for (int i = 0; i < 2000 && b.queued() == 0; ++i) std::this_thread::sleep_for(1ms);
+  clock.advance(100ms);
+  EXPECT_FALSE(waiter.get());
+}
+
 TEST(Bulkhead, ManyThreadsNeverExceedTheLimit) {
   rebound::bulkhead b({.max_concurrent = 3});
   std::atomic<int> now{0};
@@ -431,6 +456,32 @@ TEST(Pipeline, RateLimitedAttemptsWaitTheirTurnOnThePolicysClock) {
   EXPECT_THROW(p.execute([] { return 3; }), rebound::rate_limited_error);
 }
 
+TEST(Pipeline, TheLimiterDoesNotCountTheWaitForARateTurnAsLatency) {
+  simulated_clock clock;
+  auto o = rebound::limiter_options::aimd();
+  o.initial_limit = 10;
+  o.min_limit = 1;
+  o.timeout = 50ms;  // a sample slower than this is a drop
+  auto lim = std::make_shared<rebound::concurrency_limiter>(o, clock);
+  auto rate = std::make_shared<rebound::rate_limiter>(
+      rebound::rate_limiter_options{.rate = 10, .burst = 1, .max_wait = 150ms}, clock);
+  const auto p = rebound::pipeline(quick(clock)).limiter(lim).rate_limit(rate);
+  EXPECT_EQ(p.execute([] { return 1; }), 1);
+  EXPECT_EQ(p.execute([] { return 2; }), 2);  // waited 100 ms for its turn, then answered at once
+  EXPECT_EQ(clock.sleeps(), (std::vector<duration>{100ms}));
+  EXPECT_EQ(lim->limit(), 10);  // not a drop
+}
+
+TEST(Pipeline, NoWaitForATurnEndsPastTheTotalTimeout) {
+  simulated_clock clock;
+  auto rate = std::make_shared<rebound::rate_limiter>(
+      rebound::rate_limiter_options{.rate = 10, .burst = 1, .max_wait = 1s}, clock);
+  const auto p = rebound::pipeline(quick(clock), nullptr, 50ms).rate_limit(rate);
+  EXPECT_EQ(p.execute([] { return 1; }), 1);
+  EXPECT_THROW(p.execute([] { return 2; }), rebound::rate_limited_error);  // 100 ms away
+  EXPECT_TRUE(clock.sleeps().empty());
+}
+
 TEST(Pipeline, FallbackGetsTheReasonAndNeverHidesCancellation) {
   simulated_clock clock;
   const rebound::pipeline p(quick(clock));
@@ -540,6 +591,8 @@ TEST(LimitSettings, ErrorsNameWhatTheUserWrote) {
               (void)rebound::apply_rate_limiter_env({}, "RL", {{"RL_RATE", "0"}});
             }),
             "RL_RATE: \"0\" is out of range; allowed: 1e-06..1e+09");
+  EXPECT_EQ(error_of([] { rebound::validate(rebound::rate_limiter_options{.rate = 1e-12}); }),
+            "rate: 1e-12 is out of range; allowed: 1e-06..1e+09");
   EXPECT_EQ(error_of([] { (void)rebound::admission_from_json(R"({"window": "1.5s"})"); }),
             "window: 1.5s is not allowed; allowed: whole seconds, 1s..600s");
 }

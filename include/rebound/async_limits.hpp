@@ -45,28 +45,33 @@ inline asio::awaitable<bulkhead::slot> async_acquire(bulkhead& b) {
     b.count_rejection();
     co_return bulkhead::slot{};
   }
-  const std::uint64_t at = c.call_at(deadline, wake);
-  bulkhead::slot got;
-  try {
-    for (;;) {
-      if (b.take()) {
-        got = b.adopt();
-        break;
-      }
-      if (c.now() >= deadline) break;
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) break;
-      asio::error_code ec;
-      timer->expires_at(asio::steady_timer::time_point::max());
-      co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // Leaves the queue and drops the deadline's call-back however the wait
+  // ends: a slot, the deadline, an exception, or the frame destroyed while
+  // suspended (its io_context gone): nothing may post to it afterwards.
+  struct leave {
+    bulkhead& b;
+    clock& c;
+    std::uint64_t handle;
+    std::uint64_t at = 0;
+    ~leave() {
+      b.dequeue(handle);
+      if (at != 0) c.cancel_call(at);
     }
-  } catch (...) {
-    b.dequeue(handle);
-    c.cancel_call(at);
-    throw;
+  } queued{b, c, handle};
+  queued.at = c.call_at(deadline, wake);
+  bulkhead::slot got;
+  for (;;) {
+    if (b.take()) {
+      got = b.adopt();
+      break;
+    }
+    if (c.now() >= deadline) break;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) break;
+    asio::error_code ec;
+    timer->expires_at(asio::steady_timer::time_point::max());
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  b.dequeue(handle);
-  c.cancel_call(at);
   if (!got) b.count_rejection();
   co_return got;
 }
@@ -81,7 +86,11 @@ inline asio::awaitable<bool> async_acquire(rate_limiter& r) {
   if (&c == &system_clock()) {
     asio::steady_timer t(co_await asio::this_coro::executor, d.wait);
     asio::error_code ec;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    try {
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    } catch (const std::system_error&) {
+      co_return false;  // cancelled before the wait began
+    }
     co_return !ec;
   }
   const bool reached = co_await detail::wait_until(c, c.now() + d.wait);

@@ -99,7 +99,8 @@ class fleet_breaker {
   // The shared view, on clock_ (ns since its epoch); 0: not open.
   std::atomic<std::int64_t> shared_open_until_{0};
   std::atomic<bool> shared_half_open_{false};
-  std::atomic<bool> probes_taken_{false};  // this round's fleet probes are all out
+  std::atomic<bool> probes_taken_{false};     // this round's fleet probes are all out
+  std::atomic<bool> observed_shared_{false};  // the last poll read an open state or an outage
   std::mutex listen_mu_;
   breaker_state seen_ = breaker_state::closed;  // under listen_mu_
   circuit_breaker::state_listener listener_;    // under listen_mu_

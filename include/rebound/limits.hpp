@@ -134,9 +134,10 @@ class bulkhead {
 
   /// A slot if one is free now; never waits.
   [[nodiscard]] slot try_acquire() noexcept { return slot(take() ? this : nullptr); }
-  /// A slot, waiting in the queue for up to max_wait when all are taken.
-  /// Empty when the queue is full, the wait ran out, or `stop` was requested.
-  [[nodiscard]] slot acquire(std::stop_token stop = {});
+  /// A slot, waiting in the queue for up to max_wait (and not past `until`)
+  /// when all are taken. Empty when the queue is full, the wait ran out, or
+  /// `stop` was requested.
+  [[nodiscard]] slot acquire(std::stop_token stop = {}, time_point until = time_point::max());
 
   [[nodiscard]] int in_flight() const noexcept {
     return in_flight_.load(std::memory_order_relaxed);
@@ -152,7 +153,8 @@ class bulkhead {
   // ---- for the async acquisition (async_limits.hpp); not for direct use ----
   /// Takes a slot if one is free (the fast path of try_acquire()).
   [[nodiscard]] bool take() noexcept {
-    if (in_flight_.fetch_add(1, std::memory_order_acquire) < options_.max_concurrent) return true;
+    // seq_cst, with release(): a waiter that counted itself is never missed.
+    if (in_flight_.fetch_add(1) < options_.max_concurrent) return true;
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
@@ -208,7 +210,7 @@ struct limiter_options {
   double backoff_ratio = 0.9;                  ///< the limit times this on a drop, [0.5, 1)
   duration timeout = std::chrono::seconds(5);  ///< a sample slower than this counts as a drop
   // gradient2
-  double smoothing = 0.2;      ///< (0, 1]; vegas uses 1.0 unless set
+  double smoothing = 0.2;      ///< (0, 1]; limiter_options::vegas() sets 1.0
   int queue_size = 4;          ///< headroom added to the estimate, 0..1000
   int long_window = 600;       ///< samples in the long-term average, 10..100000
   double rtt_tolerance = 1.5;  ///< how much latency growth is tolerated, >= 1
@@ -307,7 +309,7 @@ class concurrency_limiter {
 // ---- rate limiter -------------------------------------------------------------
 
 struct rate_limiter_options {
-  double rate = 100;    ///< calls per second, (0, 1e9]
+  double rate = 100;    ///< calls per second, 1e-6..1e9
   int burst = 1;        ///< calls that may go at once after a quiet spell, 1..1000000
   duration max_wait{};  ///< acquire() waits for its turn up to this long (0: never waits)
   friend bool operator==(const rate_limiter_options&, const rate_limiter_options&) = default;

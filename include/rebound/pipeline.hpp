@@ -34,9 +34,11 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "rebound/breaker.hpp"
 #include "rebound/detail/coarse_clock.hpp"
+#include "rebound/detail/saturate.hpp"
 #include "rebound/limits.hpp"
 #include "rebound/retry.hpp"
 
@@ -186,12 +188,9 @@ class pipeline {
     } catch (...) {
       if (caller_report != nullptr) *caller_report = report;
       why = {report.reason, report.attempts, std::current_exception()};
-      if (report.attempts == 0 && report.reason == stop_reason::succeeded) {
-        // The call ended before the engine did (an open circuit or a local
-        // refusal on the first attempt throws past the report): overloaded.
-        why.reason = stop_reason::overloaded;
-        why.attempts = 1;
-      }
+      // Thrown before the engine reported an end (bad options, no memory):
+      // not a give-up, so not the fallback's.
+      if (report.attempts == 0 && report.reason == stop_reason::succeeded) throw;
       if (why.reason == stop_reason::cancelled || options.stop.stop_requested()) throw;
     }
     if constexpr (std::is_invocable_v<G&, const fallback_context&>) {
@@ -226,9 +225,34 @@ class pipeline {
  private:
   // What one attempt holds of the limits; done() gives it back with the outcome.
   struct limits {
+    const pipeline* owner = nullptr;
     rebound::bulkhead::slot slot;
     limiter_permit permit;
     bool admitted = false;
+    limits() = default;
+    explicit limits(const pipeline* p) : owner(p) {}
+    limits(limits&& o) noexcept
+        : owner(o.owner),
+          slot(std::move(o.slot)),
+          permit(std::exchange(o.permit, {})),
+          admitted(std::exchange(o.admitted, false)) {}
+    limits& operator=(limits&& o) noexcept {
+      if (this != &o) {
+        if (owner != nullptr) abandon(*owner);
+        owner = o.owner;
+        slot = std::move(o.slot);
+        permit = std::exchange(o.permit, {});
+        admitted = std::exchange(o.admitted, false);
+      }
+      return *this;
+    }
+    limits(const limits&) = delete;
+    limits& operator=(const limits&) = delete;
+    /// An attempt that ended without done() (an exception on the way) gives
+    /// everything back and counts nothing.
+    ~limits() {
+      if (owner != nullptr) abandon(*owner);
+    }
     [[nodiscard]] bool any() const noexcept { return slot || permit || admitted; }
     void done(const pipeline& p, const verdict& v) noexcept {
       if (permit) {
@@ -273,7 +297,9 @@ class pipeline {
     return v.retryable() || v.kind == verdict_kind::overloaded;
   }
   limits take_limits(const call_options& o, int partition, std::uint64_t& draws) const {
-    limits held;
+    limits held(this);
+    // No wait for a slot or a turn ends past the call's deadline.
+    const time_point until = o.deadline.value_or(time_point::max());
     if (admission_) {
       if (draws == 0) draws = (o.seed ? *o.seed : random_stream::fresh_seed()) | 1ULL;
       std::uint64_t z = (draws += 0x9e3779b97f4a7c15ULL);
@@ -286,7 +312,7 @@ class pipeline {
       held.admitted = true;
     }
     if (bulkhead_) {
-      held.slot = bulkhead_->acquire(o.stop);
+      held.slot = bulkhead_->acquire(o.stop, until);
       if (!held.slot) {
         held.abandon(*this);
         throw bulkhead_full_error(bulkhead_->settings().max_concurrent);
@@ -307,12 +333,16 @@ class pipeline {
       }
       if (d.wait > duration::zero()) {
         // The wait for the turn is on the policy's clock; a stop request
-        // ends it, and the attempt is refused (its turn is lost).
+        // ends it, and the attempt is refused (its turn is lost), as is a
+        // turn past the call's deadline.
         clock& c = policy_.clock();
-        if (!c.sleep_until(c.now() + d.wait, o.stop)) {
+        const time_point at = detail::saturating_add(c.now(), d.wait);
+        if (at > until || !c.sleep_until(at, o.stop)) {
           held.abandon(*this);
           throw rate_limited_error(d.wait);
         }
+        // The limiter samples the call's latency, not this wait.
+        if (held.permit) held.permit.started += d.wait;
       }
     }
     return held;

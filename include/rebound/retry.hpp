@@ -297,9 +297,8 @@ requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
         first.error = std::current_exception();
       }
       if constexpr (!std::is_void_v<R>) {
-        if (!first.error &&
-            policy.classifier().classify_result(*first.result).kind == verdict_kind::success)
-            [[likely]] {
+        if (!first.error && policy.classifier().classify_result(*first.result).kind ==
+                                verdict_kind::success) [[likely]] {
           return std::move(*first.result);
         }
       }

@@ -321,7 +321,7 @@ void validate(const limiter_options& o) {
 }
 
 void validate(const rate_limiter_options& o) {
-  check_range(o.rate, "rate", 0, 1e9, true);
+  check_range(o.rate, "rate", 1e-6, 1e9);
   check_whole(o.burst, "burst", 1, 1000000);
   check_wait(o.max_wait, "max_wait");
 }

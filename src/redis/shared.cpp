@@ -125,6 +125,9 @@ return n
 // marker that outlives it, a fresh probe round) or clears it, in one step.
 constexpr std::string_view publish_script = R"lua(
 if ARGV[1] == 'open' then
+  -- An open never shortens a longer one already published (an isolation
+  -- holds until reset, whatever trips meanwhile).
+  if redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
   redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
   redis.call('DEL', KEYS[3])

@@ -128,6 +128,7 @@ void fleet_store::publish_open(duration open, duration outage) {
   std::lock_guard lock(mu_);
   if (!answers()) return;
   const time_point now = clock_.now();
+  if (open_until_ - now >= open) return;  // never shortens a longer open (an isolation)
   open_until_ = now + open;
   outage_until_ = now + outage;
   probes_ = 0;

@@ -491,6 +491,16 @@ TEST_F(CliTest, MaxConcurrencyHoldsAcrossProcesses) {
   EXPECT_EQ(peak, 2);  // six at once would have overlapped: the slots held them to two
 }
 
+TEST_F(CliTest, ASlotFileThatIsALinkIsRefused) {
+  // A predictable name in a shared directory: never followed.
+  fs::create_symlink(dir_ / "elsewhere", dir_ / "rebound-k.0.lock");
+  const auto r = run({"run", "--max-concurrency", "1", "--concurrency-key", "k",
+                      "--concurrency-dir", dir_.string(), "--", "true"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot open the slot file"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "elsewhere"));
+}
+
 TEST_F(CliTest, MaxConcurrencyWaitsNoLongerThanMaxTime) {
   const pid_t holder = spawn({"run", "-q", "--max-concurrency", "1", "--concurrency-key", "held",
                               "--concurrency-dir", dir_.string(), "--", "sleep", "3"});

@@ -1,5 +1,6 @@
 // rebound run: retry a command under a policy.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -279,13 +280,27 @@ int run_main(const run_options& o) {
     std::string key =
         o.concurrency_key.value_or(std::filesystem::path(o.command.front()).filename().string());
     for (char& ch : key) {
-      if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') ch = '_';
+      if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_' && ch != '.')
+        ch = '_';
     }
-    std::string dir = "/tmp";
+    // The user's own directory: $XDG_RUNTIME_DIR, else /tmp/rebound-UID
+    // (made 0700), so users never share, or block on, each other's slots.
+    std::string dir;
     if (o.concurrency_dir) {
       dir = *o.concurrency_dir;
     } else if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0') {
       dir = x;
+    } else {
+      dir = "/tmp/rebound-" + std::to_string(::getuid());
+      if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return usage_error("cannot make \"" + dir +
+                           "\" for the --max-concurrency slots: " + std::strerror(errno));
+      }
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) {
+        return usage_error("\"" + dir +
+                           "\" is not a directory of this user's; give --concurrency-dir");
+      }
     }
     try {
       slots.emplace(dir, key, *o.max_concurrency);

@@ -17,6 +17,16 @@ process_slots::process_slots(std::string dir, std::string key, int count)
     throw std::runtime_error("cannot use \"" + dir_ +
                              "\" for the slot files: " + std::strerror(errno));
   }
+  // Every slot file must be ours to lock: one another user left behind
+  // would otherwise be skipped in silence, and a wait could never end.
+  for (int i = 0; i < count_; ++i) {
+    const int fd = ::open(path(i).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      throw std::runtime_error("cannot open the slot file \"" + path(i) +
+                               "\": " + std::strerror(errno));
+    }
+    ::close(fd);
+  }
 }
 
 std::string process_slots::path(int i) const {
@@ -37,7 +47,7 @@ process_slots::held::~held() {
 
 process_slots::held process_slots::try_take() const {
   for (int i = 0; i < count_; ++i) {
-    const int fd = ::open(path(i).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int fd = ::open(path(i).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) continue;
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return held(fd);
     ::close(fd);

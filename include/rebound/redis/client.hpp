@@ -105,9 +105,9 @@ struct options {
   /// host and port, checks with ROLE that the server it reached is the
   /// master, and asks again whenever the link goes down. It also subscribes
   /// to a Sentinel's +switch-master: at a failover it leaves the old master
-  /// at once (within 100 ms), before that master is demoted and loses what
-  /// was written to it. A master that died or refuses writes (READONLY) is
-  /// followed the same way.
+  /// within about 100 ms of the announcement, instead of writing to it until
+  /// it is demoted (what it takes in between is lost at the demotion). A
+  /// master that died or refuses writes (READONLY) is followed the same way.
   std::vector<std::string> sentinels{};
   std::string master_name{};
 
