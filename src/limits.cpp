@@ -133,39 +133,31 @@ std::string_view to_string(limit_algorithm a) noexcept {
   return "unknown";
 }
 
-limiter_options limiter_options::fixed(int limit) {
+namespace {
+
+limiter_options with_limits(limit_algorithm a, int initial, int min, int max) {
   limiter_options o;
-  o.algorithm = limit_algorithm::fixed;
-  o.initial_limit = limit;
-  o.min_limit = limit;
-  o.max_limit = limit;
+  o.algorithm = a;
+  o.initial_limit = initial;
+  o.min_limit = min;
+  o.max_limit = max;
   return o;
 }
 
-limiter_options limiter_options::aimd() {
-  limiter_options o;
-  o.algorithm = limit_algorithm::aimd;
-  o.initial_limit = 20;
-  o.min_limit = 20;
-  o.max_limit = 200;
-  return o;
+}  // namespace
+
+limiter_options limiter_options::fixed(int limit) {
+  return with_limits(limit_algorithm::fixed, limit, limit, limit);
 }
+
+limiter_options limiter_options::aimd() { return with_limits(limit_algorithm::aimd, 20, 20, 200); }
 
 limiter_options limiter_options::gradient2() {
-  limiter_options o;
-  o.algorithm = limit_algorithm::gradient2;
-  o.initial_limit = 20;
-  o.min_limit = 20;
-  o.max_limit = 200;
-  return o;
+  return with_limits(limit_algorithm::gradient2, 20, 20, 200);
 }
 
 limiter_options limiter_options::vegas() {
-  limiter_options o;
-  o.algorithm = limit_algorithm::vegas;
-  o.initial_limit = 20;
-  o.min_limit = 1;
-  o.max_limit = 1000;
+  limiter_options o = with_limits(limit_algorithm::vegas, 20, 1, 1000);
   o.smoothing = 1.0;
   return o;
 }

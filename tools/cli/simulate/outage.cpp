@@ -44,6 +44,20 @@ sim::outage_options outage_flags(const simulate_options& o, std::vector<sim::str
   return c;
 }
 
+// The parameters both reports record in their JSON.
+void outage_params(report& rep, const sim::outage_options& c, double t0, double t1) {
+  rep.param("seed", c.seed);
+  rep.param("rate", c.rate);
+  rep.param("capacity", c.capacity);
+  rep.param("queue", c.queue);
+  rep.param("client_timeout_ms",
+            std::chrono::duration<double, std::milli>(c.client_timeout).count());
+  rep.param("trigger_at_s", t0);
+  rep.param("trigger_end_s", t1);
+  rep.param("trigger_capacity", c.trigger_capacity);
+  rep.param("bucket_s", std::chrono::duration<double>(c.bucket).count());
+}
+
 }  // namespace
 
 int simulate_outage(const simulate_options& o) {
@@ -73,16 +87,7 @@ int simulate_outage(const simulate_options& o) {
                 c.trigger_capacity == 0 ? " (full outage, connections refused)" : "", t0, t1,
                 format_duration(c.length).c_str(), static_cast<unsigned long long>(c.seed));
   rep.intro(line);
-  rep.param("seed", c.seed);
-  rep.param("rate", c.rate);
-  rep.param("capacity", c.capacity);
-  rep.param("queue", c.queue);
-  rep.param("client_timeout_ms",
-            std::chrono::duration<double, std::milli>(c.client_timeout).count());
-  rep.param("trigger_at_s", t0);
-  rep.param("trigger_end_s", t1);
-  rep.param("trigger_capacity", c.trigger_capacity);
-  rep.param("bucket_s", std::chrono::duration<double>(c.bucket).count());
+  outage_params(rep, c, t0, t1);
   for (const auto& s : r.series) {
     rep.row({{"policy", s.strategy},
              {"amplification_before", s.amplification_before},
@@ -146,14 +151,7 @@ int simulate_overload(const simulate_options& o) {
                 c.trigger_capacity, t0, t1, format_duration(c.length).c_str(),
                 static_cast<unsigned long long>(c.seed));
   rep.intro(line);
-  rep.param("seed", c.seed);
-  rep.param("rate", c.rate);
-  rep.param("capacity", c.capacity);
-  rep.param("queue", c.queue);
-  rep.param("trigger_at_s", t0);
-  rep.param("trigger_end_s", t1);
-  rep.param("trigger_capacity", c.trigger_capacity);
-  rep.param("bucket_s", std::chrono::duration<double>(c.bucket).count());
+  outage_params(rep, c, t0, t1);
   for (const auto& s : r.series) {
     rep.row({{"policy", s.strategy},
              {"goodput_ratio_during", s.goodput_ratio_during},
