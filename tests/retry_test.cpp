@@ -5,7 +5,9 @@
 #include <atomic>
 #include <future>
 #include <thread>
+#include <utility>
 
+#include "rebound/events.hpp"
 #include "rebound/testing/simulated_clock.hpp"
 #include "test_types.hpp"
 
@@ -44,6 +46,40 @@ TEST_F(RetryTest, RetriesExceptionsUntilSuccess) {
   EXPECT_EQ(v, 42);
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(clock_.sleeps(), (std::vector<rebound::duration>{1s, 2s}));
+}
+
+// A stop that counts time, and nothing else that needs the engine before the
+// first outcome: the first attempt runs before the engine is made, and the
+// call's start, read before that attempt, is handed to the engine at its
+// failure. The time the first attempt took must count, exactly as when the
+// engine is made first (an observer makes it so).
+TEST_F(RetryTest, TimeBasedStopCountsAFirstAttemptRunBeforeTheEngine) {
+  const auto timed = policy_.stop(stop::after_elapsed(12s)).backoff(rebound::backoff::constant(1s));
+  ASSERT_TRUE(rebound::retry_call::first_attempt_before_engine(timed, {}));
+  ASSERT_FALSE(rebound::retry_call::plain_first_attempt(timed, {}));
+  const auto observed = timed.observer(std::make_shared<rebound::counters_observer>());
+  ASSERT_FALSE(rebound::retry_call::first_attempt_before_engine(observed, {}));
+  // Each attempt takes 4 s and fails.
+  auto run = [&](const retry_policy& p) {
+    int calls = 0;
+    const auto start = clock_.now();
+    EXPECT_THROW(rebound::retry(p,
+                                [&]() -> int {
+                                  ++calls;
+                                  clock_.advance(4s);
+                                  throw not_found_error();
+                                }),
+                 not_found_error);
+    return std::pair{calls, clock_.now() - start};
+  };
+  const auto before_engine = run(timed);
+  const auto engine_first = run(observed);
+  EXPECT_EQ(before_engine, engine_first);
+  // Attempts end at 4, 9 and 14 s (each 4 s, 1 s waits between): at 14 s
+  // the 12 s are spent. Counted from the first failure instead (4 s late),
+  // the third would end at 10 s on that count, and a fourth would run.
+  EXPECT_EQ(before_engine.first, 3);
+  EXPECT_EQ(before_engine.second, 14s);
 }
 
 TEST_F(RetryTest, VoidFunctionsWork) {

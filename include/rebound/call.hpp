@@ -130,6 +130,9 @@ struct call_driver {
   /// The driver can run attempts side by side (hedging). A driver that
   /// cannot refuses a hedging policy with std::invalid_argument.
   bool concurrent = false;
+  /// The call's start, when the driver read it (retry_call::start_of) before
+  /// it made the engine, to run a first attempt without one; min: not read.
+  time_point started_at = time_point::min();
 };
 
 /// What a driver knows about a failed attempt beyond its verdict.
@@ -188,7 +191,7 @@ class retry_call {
         options.seed || report_ != nullptr) [[unlikely]] {
       init(options, driver);
     } else if (policy.stop_uses_time() || driver.eager_start) {
-      start_ = start_stamp();
+      start_ = driver.started_at != time_point::min() ? driver.started_at : start_stamp();
       started_ = true;
     }
   }
@@ -200,8 +203,22 @@ class retry_call {
   /// attempt before making the call, and make it only at a failure.
   [[nodiscard]] static bool plain_first_attempt(const retry_policy& policy,
                                                 const call_options& options) noexcept {
+    return first_attempt_before_engine(policy, options) && !policy.stop_uses_time();
+  }
+  /// As plain_first_attempt, except that the policy's stop may count time:
+  /// the driver then reads the call's start with start_of() before the first
+  /// attempt and hands it to the engine in call_driver::started_at.
+  [[nodiscard]] static bool first_attempt_before_engine(const retry_policy& policy,
+                                                        const call_options& options) noexcept {
     return !(policy.needs_call_state() || options.stop.stop_possible() || options.deadline ||
-             options.seed || options.report != nullptr || policy.stop_uses_time());
+             options.seed || options.report != nullptr);
+  }
+  /// The start of a call under `policy` when its stop counts time (one read
+  /// of its clock: the coarse monotonic clock on the system clock), else min.
+  [[nodiscard]] static time_point start_of(const retry_policy& policy) noexcept {
+    if (!policy.stop_uses_time()) return time_point::min();
+    clock* c = policy.custom_clock();
+    return c != nullptr ? c->now() : detail::coarse_steady_now();
   }
 
   /// Before the first attempt: attempt, or done (cancelled: the stop was
@@ -356,7 +373,7 @@ class retry_call {
     // stamp: as without one, the call's time starts at its first failure.
     if (d.eager_start || (observer_ != nullptr && observer_->needs_elapsed()) ||
         report_ != nullptr || p.stop_uses_time() || total) {
-      start_clock(start_stamp());
+      start_clock(d.started_at != time_point::min() ? d.started_at : start_stamp());
       if (total)
         b.deadline = std::min(b.deadline, detail::saturating_add(start_, *p.total_timeout()));
     }

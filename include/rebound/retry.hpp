@@ -204,6 +204,7 @@ template <class R>
 struct first_outcome {
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;
+  time_point started_at = time_point::min();  // the call's start, if its stop counts time
 };
 
 /// The blocking loop: the engine's steps, each attempt run on this thread.
@@ -212,7 +213,9 @@ template <bool HasFirst, class F>
 retry_result_t<F> retry_loop(const retry_policy& policy, F& fn, const call_options& options,
                              [[maybe_unused]] first_outcome<retry_result_t<F>>* first) {
   using R = retry_result_t<F>;
-  retry_call call(policy, options, {.eager_start = std::invocable<F&, const attempt&>});
+  retry_call call(policy, options,
+                  {.eager_start = std::invocable<F&, const attempt&>,
+                   .started_at = HasFirst ? first->started_at : time_point::min()});
   if (call.start().done()) [[unlikely]]
     std::rethrow_exception(call.give_up_error(nullptr));
   [[maybe_unused]] bool first_pending = HasFirst;
@@ -270,39 +273,51 @@ retry_result_t<F> retry_loop(const retry_policy& policy, F& fn, const call_optio
   }
 }
 
+/// The first attempt, run before the engine is made (see retry()). With
+/// Stamped (the stop counts time) the call's start is read first and handed
+/// to the engine; otherwise nothing reads the clock before a failure.
+template <bool Stamped, class F>
+retry_result_t<F> first_then_engine(const retry_policy& policy, F& fn,
+                                    const call_options& options) {
+  using R = retry_result_t<F>;
+  first_outcome<R> first;
+  if constexpr (Stamped) first.started_at = retry_call::start_of(policy);
+  try {
+    const depth_guard nested_loops_see_this_one;
+    if constexpr (std::is_void_v<R>) {
+      std::invoke(fn);
+      return;
+    } else {
+      first.result.emplace(std::invoke(fn));
+    }
+  } catch (...) {
+    first.error = std::current_exception();
+  }
+  if constexpr (!std::is_void_v<R>) {
+    if (!first.error && policy.classifier().classify_result(*first.result).kind ==
+                            verdict_kind::success) [[likely]] {
+      return std::move(*first.result);
+    }
+  }
+  return retry_loop<true>(policy, fn, options, &first);
+}
+
 }  // namespace detail
 
 template <class F>
 requires(std::invocable<F&> || std::invocable<F&, const attempt&>)
     retry_result_t<F> retry(const retry_policy& policy, F&& fn, const call_options& options) {
-  using R = retry_result_t<F>;
   // When nothing needs the engine before the first attempt's outcome (see
-  // retry_call::plain_first_attempt), the attempt runs first and the engine
-  // is made only at a failure: a first-try success then costs the attempt,
-  // the nested-loop guard and the result check. The engine would have done
-  // nothing before that failure either (its time starts at the first
-  // failure), so the steps it takes are the same.
+  // retry_call::first_attempt_before_engine), the attempt runs first and the
+  // engine is made only at a failure: a first-try success then costs the
+  // attempt, the nested-loop guard, the result check, and for a stop that
+  // counts time one read of the clock (the call's start, handed to the
+  // engine). The engine would have done nothing else before that failure,
+  // so the steps it takes are the same.
   if constexpr (!std::invocable<F&, const attempt&>) {
-    if (retry_call::plain_first_attempt(policy, options)) [[likely]] {
-      detail::first_outcome<R> first;
-      try {
-        const detail::depth_guard nested_loops_see_this_one;
-        if constexpr (std::is_void_v<R>) {
-          std::invoke(fn);
-          return;
-        } else {
-          first.result.emplace(std::invoke(fn));
-        }
-      } catch (...) {
-        first.error = std::current_exception();
-      }
-      if constexpr (!std::is_void_v<R>) {
-        if (!first.error && policy.classifier().classify_result(*first.result).kind ==
-                                verdict_kind::success) [[likely]] {
-          return std::move(*first.result);
-        }
-      }
-      return detail::retry_loop<true>(policy, fn, options, &first);
+    if (retry_call::first_attempt_before_engine(policy, options)) [[likely]] {
+      if (policy.stop_uses_time()) return detail::first_then_engine<true>(policy, fn, options);
+      return detail::first_then_engine<false>(policy, fn, options);
     }
   }
   return detail::retry_loop<false>(policy, fn, options, nullptr);
