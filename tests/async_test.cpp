@@ -12,7 +12,10 @@
 #include <asio/post.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
+#include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "rebound/budget.hpp"
@@ -129,6 +132,117 @@ TEST_F(fixture, VoidOperations) {
   };
   run(rebound::async_retry(policy, fn));
   EXPECT_EQ(calls, 3);
+}
+
+// ---- a first attempt made before the engine --------------------------------
+// With nothing that needs the engine before the first outcome (no observer,
+// report, budget, time-based stop or attempt context), async_retry runs the
+// first attempt before making the engine. At a failure the engine takes over
+// and must take the same steps as when it is made first.
+
+rebound::retry_policy plain_policy(fixture& f) {
+  return rebound::retry_policy{}
+      .stop(rebound::stop::after_attempts(5))
+      .backoff(rebound::backoff::exponential(1s, 2.0, 30s))
+      .jitter(rebound::jitter::none())
+      .clock(f.clock);
+}
+
+TEST_F(fixture, PlainFirstAttemptFailureHandsOverToTheEngineOnTheSameSchedule) {
+  const auto plain = plain_policy(*this);
+  ASSERT_TRUE(rebound::retry_call::plain_first_attempt(plain, {}));
+  ASSERT_FALSE(rebound::retry_call::plain_first_attempt(policy, {}));  // it has an observer
+  flaky fn{2, 9};
+  auto start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(plain, fn)), 9);
+  EXPECT_EQ(*fn.calls, 3);
+  const duration plain_took = clock.now() - start;
+  EXPECT_EQ(plain_took, 3s);  // 1 s, then 2 s
+  // The engine made before the first attempt: the same waits.
+  flaky observed_fn{2, 9};
+  start = clock.now();
+  EXPECT_EQ(run(rebound::async_retry(policy, observed_fn)), 9);
+  EXPECT_EQ(clock.now() - start, plain_took);
+}
+
+TEST_F(fixture, TimeBasedStopCountsAFirstAttemptRunBeforeTheEngine) {
+  // The coroutine loop's first attempt runs before the engine too when the
+  // stop counts time; the call's start is read before it. Each attempt
+  // takes 4 s (a simulated-time wait inside it) and fails.
+  const auto timed = plain_policy(*this)
+                         .stop(rebound::stop::after_elapsed(12s))
+                         .backoff(rebound::backoff::constant(1s));
+  ASSERT_TRUE(rebound::retry_call::first_attempt_before_engine(timed, {}));
+  auto run_timed = [&](const rebound::retry_policy& p) {
+    int calls = 0;
+    auto fn = [&]() -> asio::awaitable<int> {
+      ++calls;
+      (void)co_await rebound::detail::wait_until(clock, clock.now() + 4s);
+      throw not_found_error();
+    };
+    const auto start = clock.now();
+    EXPECT_THROW(run(rebound::async_retry(p, fn)), not_found_error);
+    return std::pair{calls, clock.now() - start};
+  };
+  const auto before_engine = run_timed(timed);
+  const auto engine_first = run_timed(timed.observer(counters));
+  EXPECT_EQ(before_engine, engine_first);
+  // Attempts end at 4, 9 and 14 s; counted from the first failure, a
+  // fourth would run.
+  EXPECT_EQ(before_engine.first, 3);
+  EXPECT_EQ(before_engine.second, 14s);
+}
+
+TEST_F(fixture, PlainFirstAttemptGivesUpAfterTheSameAttempts) {
+  const auto plain = plain_policy(*this).stop(rebound::stop::after_attempts(2));
+  flaky fn{100, 1};
+  EXPECT_THROW(run(rebound::async_retry(plain, fn)), not_found_error);
+  EXPECT_EQ(*fn.calls, 2);
+  // A permanent error on the first attempt: one call, rethrown as it was.
+  int calls = 0;
+  auto forbidden = [&]() -> asio::awaitable<int> {
+    ++calls;
+    throw rebound_test::forbidden_error();
+    co_return 0;
+  };
+  EXPECT_THROW(
+      run(rebound::async_retry(plain.abort_on<rebound_test::forbidden_error>(), forbidden)),
+      rebound_test::forbidden_error);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(fixture, PlainFirstAttemptRejectedResultAndVoid) {
+  using result = rebound_test::result<int, rebound_test::api_error>;
+  int calls = 0;
+  auto fn = [&]() -> asio::awaitable<result> {
+    // A rejected result first, then an exception, then a value.
+    ++calls;
+    if (calls == 1) co_return result::failure({503});
+    if (calls == 2) throw not_found_error();
+    co_return result(7);
+  };
+  const result r = run(rebound::async_retry(plain_policy(*this), fn));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r.value(), 7);
+  EXPECT_EQ(calls, 3);
+  // Every attempt rejected: the last result is returned, as with the engine first.
+  int rejected_calls = 0;
+  auto always = [&]() -> asio::awaitable<result> {
+    ++rejected_calls;
+    co_return result::failure({429 + rejected_calls});
+  };
+  const result last = run(rebound::async_retry(plain_policy(*this), always));
+  EXPECT_FALSE(last.has_value());
+  EXPECT_EQ(last.error().code, 434);
+  EXPECT_EQ(rejected_calls, 5);
+
+  int void_calls = 0;
+  auto void_fn = [&]() -> asio::awaitable<void> {
+    if (++void_calls < 3) throw not_found_error();
+    co_return;
+  };
+  run(rebound::async_retry(plain_policy(*this), void_fn));
+  EXPECT_EQ(void_calls, 3);
 }
 
 TEST_F(fixture, CallbackToken) {
@@ -505,6 +619,27 @@ int bottom_attempts(fixture& f, rebound::nesting inner_mode) {
   return bottom;
 }
 
+TEST_F(fixture, PlainInnerLoopStillDefersToTheOuterOne) {
+  // The inner policy needs nothing before its first outcome, so its first
+  // attempt runs before its engine: the engine, made at the failure, must
+  // still know it runs inside the outer attempt.
+  int bottom = 0;
+  const auto outer = policy.stop(rebound::stop::after_attempts(3));
+  const auto inner = plain_policy(*this).stop(rebound::stop::after_attempts(3));
+  ASSERT_TRUE(rebound::retry_call::plain_first_attempt(inner, {}));
+  auto fn = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    co_return co_await rebound::async_retry(inner,
+                                            [&]() -> asio::awaitable<int> {
+                                              ++bottom;
+                                              throw not_found_error();
+                                              co_return 0;
+                                            },
+                                            {.parent = &a});
+  };
+  EXPECT_THROW(run(rebound::async_retry(outer, fn)), not_found_error);
+  EXPECT_EQ(bottom, 3);  // not 9
+}
+
 TEST_F(fixture, NestedLoopDefersToTheOuterOneAcrossCoAwait) {
   EXPECT_EQ(bottom_attempts(*this, rebound::nesting::defer), 3);  // not 9
 }
@@ -685,6 +820,97 @@ TEST_F(token_fixture, LeanPathRetriesAnAsioOperationOnTheSystemClock) {
   EXPECT_FALSE(error);
   EXPECT_EQ(value, 42);
   EXPECT_EQ(*op.calls, 4);
+}
+
+// An operation whose only state is pointers: it stays inside the composed
+// operation (no block of its own), and the engine is made at its first
+// failure.
+struct pointer_op {
+  asio::io_context* io;
+  int* calls;
+  int failures;
+  template <class Token>
+  auto operator()(Token&& token) const {
+    return asio::async_initiate<Token, void(std::error_code, int)>(
+        [io = io, calls = calls, failures = failures](auto handler) {
+          const int n = ++*calls;
+          const std::error_code ec =
+              n <= failures ? make_error_code(asio::error::connection_refused) : std::error_code{};
+          asio::post(*io, [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
+        },
+        token);
+  }
+};
+static_assert(std::is_trivially_copyable_v<pointer_op>);
+
+TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailure) {
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(4))
+                     .backoff(rebound::backoff::constant(0ms))
+                     .retry_on<std::system_error>();
+  int calls = 0;
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 2}, {}, callback());
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 3);  // the third call's number
+  EXPECT_EQ(calls, 3);
+
+  // With a report the engine is made before the first attempt: the same
+  // attempts, and the report says so.
+  completed = false;
+  calls = 0;
+  rebound::call_report report;
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 2}, {.report = &report},
+                       callback());
+  io.restart();
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(value, 3);
+  EXPECT_EQ(report.attempts, 3);
+  EXPECT_EQ(report.reason, rebound::stop_reason::succeeded);
+
+  // Every attempt fails: the last error after exactly four.
+  completed = false;
+  calls = 0;
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 100}, {}, callback());
+  io.restart();
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_TRUE(error);
+  EXPECT_EQ(calls, 4);
+}
+
+TEST_F(token_fixture, LeanPathKeepsAnOperationsOwnDataAliveThroughItsInitiation) {
+  // The operation passes its own string to async_initiate, which moves the
+  // handler (this composed operation) before the initiation reads the
+  // string. An `fn` that owns data is therefore kept in a block of its own;
+  // held inside the operation, the string would be read after a move.
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(4))
+                     .backoff(rebound::backoff::constant(0ms))
+                     .retry_on<std::system_error>();
+  std::vector<std::size_t> seen;
+  auto op = [this, &seen, text = std::string(100, 'x')](auto&& token) {
+    return asio::async_initiate<decltype(token), void(std::error_code, int)>(
+        [this, &seen](auto handler, const std::string& t) {
+          seen.push_back(t.size());
+          const std::error_code ec = seen.size() < 3
+                                         ? make_error_code(asio::error::connection_refused)
+                                         : std::error_code{};
+          asio::post(io, [h = std::move(handler), ec, n = static_cast<int>(t.size())]() mutable {
+            std::move(h)(ec, n);
+          });
+        },
+        token, text);
+  };
+  static_assert(!std::is_trivially_copyable_v<decltype(op)>);
+  rebound::async_retry(io.get_executor(), p, op, {}, callback());
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 100);
+  EXPECT_EQ(seen, (std::vector<std::size_t>{100, 100, 100}));
 }
 
 TEST_F(token_fixture, LeanPathGivesUpWithTheLastErrorCode) {

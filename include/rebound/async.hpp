@@ -277,12 +277,19 @@ call_step after_async_failure(retry_call& call, const std::exception_ptr& error,
 /// When nothing needs the clock before the first attempt ends (no observer,
 /// report, time-based stop or attempt context), a first-try success reads no
 /// clock.
+///
+/// `first`, when not null, is the outcome of a first attempt that already
+/// ran and failed (retry_plain_first): the loop starts at its failure.
 template <class T, class F>
-asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth) {
+asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, int depth,
+                                attempt_outcome<T>* first = nullptr,
+                                time_point started_at = time_point::min()) {
   const call_options co{.report = o.report};
   constexpr bool takes_attempt = takes_async_attempt<F>;
   retry_call call(p, co,
-                  {.eager_start = takes_attempt, .nested = static_cast<std::int8_t>(depth > 1)});
+                  {.eager_start = takes_attempt,
+                   .nested = static_cast<std::int8_t>(depth > 1),
+                   .started_at = started_at});
   if (call.start().done()) [[unlikely]]
     std::rethrow_exception(call.give_up_error(nullptr));
   using value_t = typename attempt_outcome<T>::value_type;
@@ -290,32 +297,40 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
   std::exception_ptr error;
   for (;;) {
     error = nullptr;
-    try {
-      if constexpr (takes_attempt) {
-        const async_attempt ctx(call, call.attempt(), false, depth, {});
-        if constexpr (std::is_void_v<T>) {
-          co_await std::invoke(fn, ctx);
-        } else {
-          last.emplace(co_await std::invoke(fn, ctx));
-        }
-      } else {
-        if constexpr (std::is_void_v<T>) {
-          co_await std::invoke(fn);
-        } else {
-          last.emplace(co_await std::invoke(fn));
-        }
+    if (first != nullptr) {  // it ran before the engine was made, and failed
+      error = std::move(first->error);
+      if constexpr (!std::is_void_v<T>) {
+        if (first->value) last.emplace(std::move(*first->value));
       }
-      if constexpr (std::is_void_v<T>) {
-        call.succeeded();
-        co_return;
-      } else {
-        if (p.classifier().classify_result(*last).kind == verdict_kind::success) [[likely]] {
+      first = nullptr;
+    } else {
+      try {
+        if constexpr (takes_attempt) {
+          const async_attempt ctx(call, call.attempt(), false, depth, {});
+          if constexpr (std::is_void_v<T>) {
+            co_await std::invoke(fn, ctx);
+          } else {
+            last.emplace(co_await std::invoke(fn, ctx));
+          }
+        } else {
+          if constexpr (std::is_void_v<T>) {
+            co_await std::invoke(fn);
+          } else {
+            last.emplace(co_await std::invoke(fn));
+          }
+        }
+        if constexpr (std::is_void_v<T>) {
           call.succeeded();
-          co_return std::move(*last);
+          co_return;
+        } else {
+          if (p.classifier().classify_result(*last).kind == verdict_kind::success) [[likely]] {
+            call.succeeded();
+            co_return std::move(*last);
+          }
         }
+      } catch (...) {
+        error = std::current_exception();
       }
-    } catch (...) {
-      error = std::current_exception();
     }
     auto cs = co_await asio::this_coro::cancellation_state;
     const call_step step =
@@ -340,6 +355,38 @@ asio::awaitable<T> retry_direct(const retry_policy& p, F fn, async_options o, in
       if (call.resume(slept).attempt()) continue;
     }
     co_return finish_failure<T>(call, last, error);
+  }
+}
+
+/// The loop when the first attempt needs nothing from the engine (see
+/// retry_call::first_attempt_before_engine; `fn` takes no attempt context):
+/// the attempt runs before the engine is made, and a first-try success makes
+/// none. At a failure retry_direct takes over from that outcome (and from
+/// the call's start, when the stop counts time), so the engine decides every
+/// step, as in the blocking retry().
+template <class T, class F>
+asio::awaitable<T> retry_plain_first(const retry_policy& p, F fn, int depth) {
+  const time_point started_at = retry_call::start_of(p);
+  attempt_outcome<T> first;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::invoke(fn);
+      co_return;
+    } else {
+      first.value.emplace(co_await std::invoke(fn));
+    }
+  } catch (...) {
+    first.error = std::current_exception();
+  }
+  if constexpr (std::is_void_v<T>) {
+    co_await retry_direct<T>(p, std::move(fn), async_options{}, depth, &first, started_at);
+  } else {
+    if (!first.error && p.classifier().classify_result(*first.value).kind == verdict_kind::success)
+        [[likely]] {
+      co_return std::move(*first.value);
+    }
+    co_return co_await retry_direct<T>(p, std::move(fn), async_options{}, depth, &first,
+                                       started_at);
   }
 }
 
@@ -376,6 +423,11 @@ requires(!detail::takes_token<F> &&
   if (options.stop.stop_possible() || options.deadline || policy.has_timeouts_or_hedge())
       [[unlikely]] {
     return detail::retry_spawned<T>(policy, std::move(fn), std::move(options), depth);
+  }
+  if constexpr (!detail::takes_async_attempt<F>) {
+    if (retry_call::first_attempt_before_engine(policy, {.report = options.report})) [[likely]] {
+      return detail::retry_plain_first<T>(policy, std::move(fn), depth);
+    }
   }
   return detail::retry_direct<T>(policy, std::move(fn), std::move(options), depth);
 }

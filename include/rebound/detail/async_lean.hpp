@@ -13,6 +13,7 @@
 #include <asio/async_result.hpp>
 #include <asio/compose.hpp>
 #include <system_error>
+#include <variant>
 
 namespace rebound::detail {
 
@@ -35,25 +36,26 @@ class lean_retry_op {
  public:
   using value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-  lean_retry_op(const retry_policy& p, F fn, async_options o, Executor ex) {
-    if (lean(p, o)) {
-      s_ = std::make_unique<state>(p, std::move(fn), o, std::move(ex));
+  lean_retry_op(const retry_policy& p, F fn, async_options o, Executor ex)
+      : policy_(&p), fn_(make_fn(std::move(fn))), ex_(std::move(ex)) {
+    if (!lean(p, o)) {
+      b_ = std::make_unique<block>(std::in_place_type<async_options>, std::move(o));
+    } else if (!retry_call::plain_first_attempt(p, {.report = o.report})) {
+      b_ = std::make_unique<block>(std::in_place_type<state>, p, o.report, o.parent != nullptr);
     } else {
-      d_ = std::make_unique<delegate>(p, std::move(fn), std::move(o), std::move(ex));
+      nested_ = o.parent != nullptr;  // the engine is made at the first failure, if any
     }
   }
 
   template <class Self>
   void operator()(Self& self) {
-    if (d_) {
+    if (async_options* o = delegated()) {
       // The full loop, as a coroutine; it completes this operation.
-      auto ex = d_->ex;
-      auto loop =
-          async_retry(d_->policy, as_awaitable_fn<F>{std::move(d_->fn)}, std::move(d_->options));
-      asio::co_spawn(ex, std::move(loop), std::move(self));
+      auto loop = async_retry(*policy_, as_awaitable_fn<F>{std::move(fn())}, std::move(*o));
+      asio::co_spawn(ex_, std::move(loop), std::move(self));
       return;
     }
-    if (s_->call.start().done()) [[unlikely]]
+    if (b_ && engine().call.start().done()) [[unlikely]]
       return give_up(self);  // throttled
     start_attempt(self);
   }
@@ -63,7 +65,7 @@ class lean_retry_op {
   template <class Self, class... V>
   void operator()(Self& self, std::error_code ec, V&&... v) {
     if constexpr (sizeof...(V) == 0) {
-      if (s_->phase_ == phase::waiting || !std::is_void_v<T>) return wake(self, ec);
+      if (phase_ == phase::waiting || !std::is_void_v<T>) return wake(self, ec);
     }
     if constexpr (std::is_void_v<T> == (sizeof...(V) == 0)) {
       std::exception_ptr e;
@@ -75,7 +77,7 @@ class lean_retry_op {
   template <class Self, class... V>
   void operator()(Self& self, std::exception_ptr e, V&&... v) {
     if constexpr (std::is_void_v<T> == (sizeof...(V) == 0)) {
-      if (d_) {
+      if (delegated() != nullptr) {
         self.complete(std::move(e), std::forward<V>(v)...);
         return;
       }
@@ -94,16 +96,34 @@ class lean_retry_op {
 
  private:
   enum class phase : std::uint8_t { attempting, waiting };
-  // Everything the lean path keeps while it waits (one allocation).
-  struct state {
-    state(const retry_policy& p, F f, const async_options& o, Executor e)
-        : fn(std::move(f)),
-          ex(std::move(e)),
-          call(p, {.report = o.report}, {.nested = static_cast<std::int8_t>(o.parent != nullptr)}) {
+  // `fn` stays in the operation when a move leaves it as it was (references,
+  // pointers): an attempt's initiation moves the operation while it may still
+  // read `fn`'s captures, so any other `fn` is kept in a block of its own.
+  static constexpr bool inline_fn = std::is_trivially_copyable_v<F>;
+  using fn_store = std::conditional_t<inline_fn, F, std::unique_ptr<F>>;
+  static fn_store make_fn(F&& f) {
+    if constexpr (inline_fn) {
+      return std::move(f);
+    } else {
+      return std::make_unique<F>(std::move(f));
     }
-    F fn;
-    Executor ex;
-    // Made at the first failure: a first-try success never touches the
+  }
+  F& fn() noexcept {
+    if constexpr (inline_fn) {
+      return fn_;
+    } else {
+      return *fn_;
+    }
+  }
+
+  // What a call keeps once the engine is made: at the start when the
+  // policy needs it before the first attempt, else at the first failure, so
+  // a first-try success of a plain policy makes nothing, as with the
+  // blocking retry().
+  struct state {
+    state(const retry_policy& p, call_report* report, bool nested)
+        : call(p, {.report = report}, {.nested = static_cast<std::int8_t>(nested)}) {}
+    // Made at the first wait: a first-try success never touches the
     // io_context's timer service (a lookup under its lock, then a cancel).
     std::optional<asio::basic_waitable_timer<
         std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>>
@@ -111,19 +131,25 @@ class lean_retry_op {
     retry_call call;              // its clock is first read at the first failure
     std::optional<value_t> last;  // the last rejected result
     std::exception_ptr error;     // the last attempt's exception
-    phase phase_ = phase::attempting;
   };
+  // One owner, so the operation (moved at every hop through Asio) stays
+  // small: the engine's state, or the coroutine loop's options when this is
+  // not the lean path.
+  using block = std::variant<state, async_options>;
+  state& engine() noexcept { return *std::get_if<state>(b_.get()); }
+  async_options* delegated() noexcept {
+    return b_ ? std::get_if<async_options>(b_.get()) : nullptr;
+  }
 
   template <class Self>
   void start_attempt(Self& self) {
-    s_->phase_ = phase::attempting;
-    std::invoke(s_->fn, std::move(self));
+    phase_ = phase::attempting;
+    std::invoke(fn(), std::move(self));  // `this` is moved from here on
   }
 
   template <class Self, class... V>
   void attempt_done(Self& self, std::exception_ptr e, V&&... v) {
-    retry_call& call = s_->call;
-    const retry_policy& p = call.policy();
+    const retry_policy& p = *policy_;
     verdict verd = verdict::success();
     if (e) {
       verd = classify_exception(p, e);
@@ -131,7 +157,7 @@ class lean_retry_op {
       verd = p.classifier().classify_result(v...);
     }
     if (verd.kind == verdict_kind::success) [[likely]] {
-      call.succeeded();
+      if (b_) engine().call.succeeded();  // else a plain first attempt: nothing to tell
       if constexpr (std::is_void_v<T>) {
         self.complete(std::exception_ptr());
       } else {
@@ -139,9 +165,17 @@ class lean_retry_op {
       }
       return;
     }
-    s_->error = std::move(e);
+    if (!b_) {
+      // The first attempt ran before the engine, and failed: the engine
+      // starts here, as the blocking retry()'s does.
+      b_ = std::make_unique<block>(std::in_place_type<state>, p, nullptr, nested_);
+      (void)engine().call.start();  // a plain policy has no throttle to refuse it
+    }
+    state& s = engine();
+    retry_call& call = s.call;
+    s.error = std::move(e);
     if constexpr (!std::is_void_v<T>) {
-      if (!s_->error) s_->last.emplace(std::forward<V>(v)...);
+      if (!s.error) s.last.emplace(std::forward<V>(v)...);
     }
     if (self.get_cancellation_state().cancelled() != asio::cancellation_type::none) {
       call.end(stop_reason::cancelled);  // a cancelled attempt is never retried
@@ -149,17 +183,17 @@ class lean_retry_op {
     }
     const call_step step = call.failed(verd);
     if (!step.wait()) return give_up(self);
-    s_->phase_ = phase::waiting;
-    if (!s_->timer) s_->timer.emplace(s_->ex);
-    s_->timer->expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
-    s_->timer->async_wait(std::move(self));
+    phase_ = phase::waiting;
+    if (!s.timer) s.timer.emplace(ex_);
+    s.timer->expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
+    s.timer->async_wait(std::move(self));
   }
 
   template <class Self>
   void wake(Self& self, std::error_code ec) {
     const bool slept =
         !ec && self.get_cancellation_state().cancelled() == asio::cancellation_type::none;
-    if (!s_->call.resume(slept).attempt()) return give_up(self);
+    if (!engine().call.resume(slept).attempt()) return give_up(self);
     start_attempt(self);
   }
 
@@ -167,13 +201,14 @@ class lean_retry_op {
   // or wrapped, per policy), or the last rejected result.
   template <class Self>
   void give_up(Self& self) {
+    state& s = engine();
     std::exception_ptr out;
-    if (s_->error || !s_->last) out = s_->call.give_up_error(s_->error);
+    if (s.error || !s.last) out = s.call.give_up_error(s.error);
     if constexpr (std::is_void_v<T>) {
       self.complete(std::move(out));
     } else {
-      if (s_->last) {
-        value_t v = std::move(*s_->last);
+      if (s.last) {
+        value_t v = std::move(*s.last);
         self.complete(std::move(out), std::move(v));
       } else {
         self.complete(std::move(out), value_t{});
@@ -181,18 +216,12 @@ class lean_retry_op {
     }
   }
 
-  // What the coroutine loop needs, when this is not the lean path.
-  struct delegate {
-    delegate(const retry_policy& p, F f, async_options o, Executor e)
-        : policy(p), fn(std::move(f)), options(std::move(o)), ex(std::move(e)) {}
-    const retry_policy& policy;
-    F fn;
-    async_options options;
-    Executor ex;
-  };
-
-  std::unique_ptr<state> s_;
-  std::unique_ptr<delegate> d_;
+  const retry_policy* policy_;
+  fn_store fn_;
+  Executor ex_;
+  std::unique_ptr<block> b_;  // see block; null until the engine is needed
+  bool nested_ = false;       // for an engine made at the first failure
+  phase phase_ = phase::attempting;
 };
 
 }  // namespace rebound::detail
