@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -822,46 +824,58 @@ TEST_F(token_fixture, LeanPathRetriesAnAsioOperationOnTheSystemClock) {
   EXPECT_EQ(*op.calls, 4);
 }
 
-// An operation whose only state is pointers: it stays inside the composed
-// operation (no block of its own), and the engine is made at its first
-// failure.
+// An operation whose only state is two pointers: it stays inside the
+// composed operation (no block of its own), and the engine is made at its
+// first failure.
+struct call_count {
+  int calls = 0;
+  int failures = 0;
+};
 struct pointer_op {
   asio::io_context* io;
-  int* calls;
-  int failures;
+  call_count* count;
   template <class Token>
   auto operator()(Token&& token) const {
     return asio::async_initiate<Token, void(std::error_code, int)>(
-        [io = io, calls = calls, failures = failures](auto handler) {
-          const int n = ++*calls;
-          const std::error_code ec =
-              n <= failures ? make_error_code(asio::error::connection_refused) : std::error_code{};
+        [io = io, count = count](auto handler) {
+          const int n = ++count->calls;
+          const std::error_code ec = n <= count->failures
+                                         ? make_error_code(asio::error::connection_refused)
+                                         : std::error_code{};
           asio::post(*io, [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
         },
         token);
   }
 };
-static_assert(std::is_trivially_copyable_v<pointer_op>);
+static_assert(rebound::detail::lean_keeps_fn_inline<pointer_op>);
+// Three pointers, or anything that owns memory, gets a block of its own.
+static_assert(!rebound::detail::lean_keeps_fn_inline<flaky_op>);
+struct three_pointers {
+  void* a;
+  void* b;
+  void* c;
+};
+static_assert(!rebound::detail::lean_keeps_fn_inline<three_pointers>);
 
 TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailure) {
   const auto p = rebound::retry_policy{}
                      .stop(rebound::stop::after_attempts(4))
                      .backoff(rebound::backoff::constant(0ms))
                      .retry_on<std::system_error>();
-  int calls = 0;
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 2}, {}, callback());
+  call_count count{.failures = 2};
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {}, callback());
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_FALSE(error);
   EXPECT_EQ(value, 3);  // the third call's number
-  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(count.calls, 3);
 
   // With a report the engine is made before the first attempt: the same
   // attempts, and the report says so.
   completed = false;
-  calls = 0;
+  count = {.failures = 2};
   rebound::call_report report;
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 2}, {.report = &report},
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {.report = &report},
                        callback());
   io.restart();
   io.run();
@@ -872,13 +886,13 @@ TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailu
 
   // Every attempt fails: the last error after exactly four.
   completed = false;
-  calls = 0;
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &calls, 100}, {}, callback());
+  count = {.failures = 100};
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {}, callback());
   io.restart();
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_TRUE(error);
-  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(count.calls, 4);
 }
 
 TEST_F(token_fixture, LeanPathKeepsAnOperationsOwnDataAliveThroughItsInitiation) {
@@ -905,12 +919,49 @@ TEST_F(token_fixture, LeanPathKeepsAnOperationsOwnDataAliveThroughItsInitiation)
         token, text);
   };
   static_assert(!std::is_trivially_copyable_v<decltype(op)>);
+  static_assert(!rebound::detail::lean_keeps_fn_inline<decltype(op)>);
   rebound::async_retry(io.get_executor(), p, op, {}, callback());
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_FALSE(error);
   EXPECT_EQ(value, 100);
   EXPECT_EQ(seen, (std::vector<std::size_t>{100, 100, 100}));
+}
+
+TEST_F(token_fixture, LeanPathKeepsABufferInsideFnAtOneAddressUntilTheCallEnds) {
+  // An operation that writes from a buffer held in `fn` itself reads that
+  // buffer after its initiation returned (here: in the posted completion).
+  // An `fn` this large is kept at one address, so the pointer stays good
+  // through every attempt. (Inside the moved operation it would dangle;
+  // ASan reports that.)
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(3))
+                     .backoff(rebound::backoff::constant(0ms))
+                     .retry_on<std::system_error>();
+  std::vector<std::string> sent;
+  std::array<char, 24> message{};
+  std::copy_n("twenty-four bytes here!", 24, message.begin());
+  auto op = [this, &sent, message](auto&& token) {
+    return asio::async_initiate<decltype(token), void(std::error_code, int)>(
+        [this, &sent, data = message.data()](auto handler) {
+          asio::post(io, [h = std::move(handler), &sent, data]() mutable {
+            sent.emplace_back(data);  // read when the operation completes
+            const std::error_code ec = sent.size() < 2
+                                           ? make_error_code(asio::error::connection_refused)
+                                           : std::error_code{};
+            std::move(h)(ec, static_cast<int>(sent.size()));
+          });
+        },
+        token);
+  };
+  static_assert(std::is_trivially_copyable_v<decltype(op)>);
+  static_assert(!rebound::detail::lean_keeps_fn_inline<decltype(op)>);
+  rebound::async_retry(io.get_executor(), p, op, {}, callback());
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 2);
+  EXPECT_EQ(sent, (std::vector<std::string>{"twenty-four bytes here!", "twenty-four bytes here!"}));
 }
 
 TEST_F(token_fixture, LeanPathGivesUpWithTheLastErrorCode) {

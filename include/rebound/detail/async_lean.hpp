@@ -31,6 +31,19 @@ struct as_awaitable_fn {
   auto operator()() { return std::invoke(fn, asio::use_awaitable); }
 };
 
+/// Whether the lean path keeps `fn` inside the composed operation (no
+/// allocation) rather than in a block of its own. Asio moves the operation
+/// at every step, and an attempt's initiation may read `fn` after the move
+/// began, or hand an operation a pointer into `fn` that outlives the step.
+/// So `fn` stays inline only when a move leaves it as it was (trivially
+/// copyable) and it is too small to hold a buffer worth pointing into: at
+/// most two pointers, such as a lambda capturing one or two references or
+/// `this`. Any other `fn` (one owning a std::string, a vector, an array)
+/// lives at one address until the call ends.
+template <class F>
+inline constexpr bool lean_keeps_fn_inline = std::is_trivially_copyable_v<F> &&
+                                             sizeof(F) <= 2 * sizeof(void*);
+
 template <class T, class F, class Executor>
 class lean_retry_op {
  public:
@@ -96,10 +109,10 @@ class lean_retry_op {
 
  private:
   enum class phase : std::uint8_t { attempting, waiting };
-  // `fn` stays in the operation when a move leaves it as it was (references,
-  // pointers): an attempt's initiation moves the operation while it may still
-  // read `fn`'s captures, so any other `fn` is kept in a block of its own.
-  static constexpr bool inline_fn = std::is_trivially_copyable_v<F>;
+  // `fn` stays in the operation when it is at most two pointers and
+  // trivially copyable (a lambda capturing one or two references, a
+  // pointer, `this`): see lean_keeps_fn_inline.
+  static constexpr bool inline_fn = lean_keeps_fn_inline<F>;
   using fn_store = std::conditional_t<inline_fn, F, std::unique_ptr<F>>;
   static fn_store make_fn(F&& f) {
     if constexpr (inline_fn) {
