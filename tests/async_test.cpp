@@ -824,9 +824,9 @@ TEST_F(token_fixture, LeanPathRetriesAnAsioOperationOnTheSystemClock) {
   EXPECT_EQ(*op.calls, 4);
 }
 
-// An operation whose only state is two pointers: it stays inside the
-// composed operation (no block of its own), and the engine is made at its
-// first failure.
+// An operation whose only state is two pointers. Wrapped in
+// rebound::relocatable it stays inside the composed operation (no block of
+// its own), and the engine is made at its first failure.
 struct call_count {
   int calls = 0;
   int failures = 0;
@@ -847,23 +847,27 @@ struct pointer_op {
         token);
   }
 };
-static_assert(rebound::detail::lean_keeps_fn_inline<pointer_op>);
-// Three pointers, or anything that owns memory, gets a block of its own.
+// Only when the caller says so (rebound::relocatable) or it holds nothing:
+// size cannot tell two references from a reference and a small buffer.
+static_assert(!rebound::detail::lean_keeps_fn_inline<pointer_op>);
+static_assert(rebound::detail::lean_keeps_fn_inline<rebound::relocatable_fn<pointer_op>>);
 static_assert(!rebound::detail::lean_keeps_fn_inline<flaky_op>);
-struct three_pointers {
-  void* a;
-  void* b;
-  void* c;
+struct reference_and_header {  // e.g. [&sock, header](auto&& t) { ...write(header)... }
+  void* socket;
+  std::array<char, 8> header;
 };
-static_assert(!rebound::detail::lean_keeps_fn_inline<three_pointers>);
+static_assert(std::is_trivially_copyable_v<reference_and_header> &&
+              sizeof(reference_and_header) <= 2 * sizeof(void*));
+static_assert(!rebound::detail::lean_keeps_fn_inline<reference_and_header>);
 
-TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailure) {
+TEST_F(token_fixture, LeanPathWithARelocatableOperationRetriesAfterItsFirstFailure) {
   const auto p = rebound::retry_policy{}
                      .stop(rebound::stop::after_attempts(4))
                      .backoff(rebound::backoff::constant(0ms))
                      .retry_on<std::system_error>();
   call_count count{.failures = 2};
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {}, callback());
+  rebound::async_retry(io.get_executor(), p, rebound::relocatable(pointer_op{&io, &count}), {},
+                       callback());
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_FALSE(error);
@@ -875,8 +879,8 @@ TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailu
   completed = false;
   count = {.failures = 2};
   rebound::call_report report;
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {.report = &report},
-                       callback());
+  rebound::async_retry(io.get_executor(), p, rebound::relocatable(pointer_op{&io, &count}),
+                       {.report = &report}, callback());
   io.restart();
   io.run();
   ASSERT_TRUE(completed);
@@ -887,12 +891,24 @@ TEST_F(token_fixture, LeanPathWithAnOperationHeldInlineRetriesAfterItsFirstFailu
   // Every attempt fails: the last error after exactly four.
   completed = false;
   count = {.failures = 100};
-  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {}, callback());
+  rebound::async_retry(io.get_executor(), p, rebound::relocatable(pointer_op{&io, &count}), {},
+                       callback());
   io.restart();
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_TRUE(error);
   EXPECT_EQ(count.calls, 4);
+
+  // Unwrapped, the same operation lives in a block of its own: same outcome.
+  completed = false;
+  count = {.failures = 2};
+  rebound::async_retry(io.get_executor(), p, pointer_op{&io, &count}, {}, callback());
+  io.restart();
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_FALSE(error);
+  EXPECT_EQ(value, 3);
+  EXPECT_EQ(count.calls, 3);
 }
 
 TEST_F(token_fixture, LeanPathKeepsAnOperationsOwnDataAliveThroughItsInitiation) {

@@ -24,6 +24,40 @@ template <class F>
 using token_fn_value_t =
     typename awaitable_value<std::invoke_result_t<F&, asio::use_awaitable_t<>>>::type;
 
+}  // namespace rebound::detail
+
+namespace rebound {
+
+/// Wraps an `fn` taking a completion token that is safe to move between
+/// attempts: nothing it starts reads `fn`, or points into it, once its
+/// initiation has returned (for example a lambda that captures references
+/// only). async_retry's token form then keeps it inside the composed
+/// operation instead of in a block of its own, and a first-try success
+/// allocates nothing. A lambda that holds a buffer the operation writes from
+/// must not be wrapped. Trivially copyable `fn` only, so a move leaves the
+/// original as it was.
+template <class F>
+struct relocatable_fn {
+  static_assert(std::is_trivially_copyable_v<F>,
+                "rebound::relocatable: fn must be trivially copyable (capture references, "
+                "pointers or plain values)");
+  F fn;
+  template <class Token>
+  decltype(auto) operator()(Token&& token) {
+    return std::invoke(fn, std::forward<Token>(token));
+  }
+};
+
+/// Marks `fn` as safe to move with the operation (see relocatable_fn).
+template <class F>
+relocatable_fn<std::decay_t<F>> relocatable(F&& fn) {
+  return {std::forward<F>(fn)};
+}
+
+}  // namespace rebound
+
+namespace rebound::detail {
+
 /// The awaitable an `fn` taking a completion token gives with use_awaitable.
 template <class F>
 struct as_awaitable_fn {
@@ -31,18 +65,22 @@ struct as_awaitable_fn {
   auto operator()() { return std::invoke(fn, asio::use_awaitable); }
 };
 
+template <class F>
+struct is_relocatable_fn : std::false_type {};
+template <class F>
+struct is_relocatable_fn<relocatable_fn<F>> : std::true_type {};
+
 /// Whether the lean path keeps `fn` inside the composed operation (no
 /// allocation) rather than in a block of its own. Asio moves the operation
-/// at every step, and an attempt's initiation may read `fn` after the move
-/// began, or hand an operation a pointer into `fn` that outlives the step.
-/// So `fn` stays inline only when a move leaves it as it was (trivially
-/// copyable) and it is too small to hold a buffer worth pointing into: at
-/// most two pointers, such as a lambda capturing one or two references or
-/// `this`. Any other `fn` (one owning a std::string, a vector, an array)
-/// lives at one address until the call ends.
+/// at every step, while an attempt's initiation may still read `fn`, and an
+/// operation may keep a pointer into `fn` (a buffer held in it) past the
+/// step. Neither its type nor its size tells whether `fn` does that (a
+/// reference and an 8-byte header are as small as two references), so `fn`
+/// stays inline only when it holds nothing (a lambda without captures) or
+/// the caller says it is safe with rebound::relocatable(fn). Any other `fn`
+/// keeps one address until the call ends.
 template <class F>
-inline constexpr bool lean_keeps_fn_inline = std::is_trivially_copyable_v<F> &&
-                                             sizeof(F) <= 2 * sizeof(void*);
+inline constexpr bool lean_keeps_fn_inline = std::is_empty_v<F> || is_relocatable_fn<F>::value;
 
 template <class T, class F, class Executor>
 class lean_retry_op {
@@ -109,9 +147,8 @@ class lean_retry_op {
 
  private:
   enum class phase : std::uint8_t { attempting, waiting };
-  // `fn` stays in the operation when it is at most two pointers and
-  // trivially copyable (a lambda capturing one or two references, a
-  // pointer, `this`): see lean_keeps_fn_inline.
+  // `fn` stays in the operation only when that is safe: see
+  // lean_keeps_fn_inline.
   static constexpr bool inline_fn = lean_keeps_fn_inline<F>;
   using fn_store = std::conditional_t<inline_fn, F, std::unique_ptr<F>>;
   static fn_store make_fn(F&& f) {
