@@ -19,6 +19,11 @@
 //   std::future<std::string> f = rebound::async_retry(io.get_executor(), policy, fn, {},
 //   asio::use_future);
 //
+// An `fn` taking a completion token runs as a composed operation (no
+// coroutine) and is kept at one address until the call ends;
+// rebound::relocatable(fn) lets one that holds nothing an operation reads
+// later move with the operation instead (one allocation less per call).
+//
 // Outcomes are as with the blocking retry(): a value, or the last exception
 // rethrown (or retry_error, per policy.on_give_up), or for expected-like
 // results the last result. Token forms complete with (std::exception_ptr, T),
@@ -391,6 +396,33 @@ asio::awaitable<T> retry_plain_first(const retry_policy& p, F fn, int depth) {
 }
 
 }  // namespace detail
+
+/// Wraps an `fn` taking a completion token that is safe to move between
+/// attempts: nothing it starts reads `fn`, or points into it, once its
+/// initiation has returned (for example a lambda that captures references
+/// only). async_retry's token form then keeps it inside the composed
+/// operation instead of in a block of its own, and a first-try success
+/// allocates nothing. A lambda that holds a buffer the operation writes from
+/// must not be wrapped. Trivially copyable `fn` only, so a move leaves the
+/// original as it was.
+template <class F>
+struct relocatable_fn {
+  static_assert(std::is_trivially_copyable_v<F>,
+                "rebound::relocatable: fn must be trivially copyable (capture references, "
+                "pointers or plain values)");
+  F fn;
+  template <class Token>
+  decltype(auto) operator()(Token&& token) {
+    return std::invoke(fn, std::forward<Token>(token));
+  }
+};
+
+/// Marks `fn` as safe to move with the operation (see relocatable_fn).
+template <class F>
+relocatable_fn<std::decay_t<F>> relocatable(F&& fn) {
+  return {std::forward<F>(fn)};
+}
+
 }  // namespace rebound
 
 #include "rebound/detail/async_hedged.hpp"

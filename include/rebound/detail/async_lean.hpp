@@ -24,40 +24,6 @@ template <class F>
 using token_fn_value_t =
     typename awaitable_value<std::invoke_result_t<F&, asio::use_awaitable_t<>>>::type;
 
-}  // namespace rebound::detail
-
-namespace rebound {
-
-/// Wraps an `fn` taking a completion token that is safe to move between
-/// attempts: nothing it starts reads `fn`, or points into it, once its
-/// initiation has returned (for example a lambda that captures references
-/// only). async_retry's token form then keeps it inside the composed
-/// operation instead of in a block of its own, and a first-try success
-/// allocates nothing. A lambda that holds a buffer the operation writes from
-/// must not be wrapped. Trivially copyable `fn` only, so a move leaves the
-/// original as it was.
-template <class F>
-struct relocatable_fn {
-  static_assert(std::is_trivially_copyable_v<F>,
-                "rebound::relocatable: fn must be trivially copyable (capture references, "
-                "pointers or plain values)");
-  F fn;
-  template <class Token>
-  decltype(auto) operator()(Token&& token) {
-    return std::invoke(fn, std::forward<Token>(token));
-  }
-};
-
-/// Marks `fn` as safe to move with the operation (see relocatable_fn).
-template <class F>
-relocatable_fn<std::decay_t<F>> relocatable(F&& fn) {
-  return {std::forward<F>(fn)};
-}
-
-}  // namespace rebound
-
-namespace rebound::detail {
-
 /// The awaitable an `fn` taking a completion token gives with use_awaitable.
 template <class F>
 struct as_awaitable_fn {
