@@ -27,7 +27,9 @@
 //                                       throttle counts it); with server
 //                                       pushback, transient after the delay
 //   DEADLINE_EXCEEDED when our deadline ended it (gRPC's monotonic clock
-//                     had reached the deadline we set) ... transient, timed out
+//                     was within 10 ms of the deadline we set, or past it:
+//                     gRPC's timers keep whole milliseconds and can fire a
+//                     little early) ... transient, timed out
 //                     (the engine retries only while the call's deadline
 //                     leaves room: else time_exhausted)
 //   anything else ..................... permanent
