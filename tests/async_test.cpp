@@ -1020,6 +1020,75 @@ TEST_F(token_fixture, LeanPathCancelledMidBackoffBySlot) {
   }
 }
 
+TEST_F(token_fixture, LeanPathCancelledDuringItsFirstAttemptIsNotRetried) {
+  // A plain policy: the first attempt runs before the engine is made. The
+  // caller's slot reaches the attempt (a timer wait of an hour that is never
+  // reached), which ends with operation_aborted; the engine, made at that
+  // failure, ends the call as cancelled instead of retrying it. The
+  // operation has no value, so the call completes with (exception_ptr).
+  // A second attempt, were there one, would end at once and succeed.
+  const auto p = rebound::retry_policy{}
+                     .stop(rebound::stop::after_attempts(5))
+                     .backoff(rebound::backoff::constant(0ms))
+                     .retry_on<std::system_error>();
+  ASSERT_TRUE(rebound::retry_call::plain_first_attempt(p, {}));
+  asio::steady_timer timer(io);
+  int calls = 0;
+  auto op = [&timer, &calls](auto&& token) {
+    ++calls;
+    timer.expires_after(calls == 1 ? std::chrono::steady_clock::duration(1h)
+                                   : std::chrono::steady_clock::duration::zero());
+    return timer.async_wait(std::forward<decltype(token)>(token));
+  };
+  asio::cancellation_signal signal;
+  std::exception_ptr e;
+  rebound::async_retry(io.get_executor(), p, op, {},
+                       asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr x) {
+                         completed = true;
+                         e = std::move(x);
+                       }));
+  io.poll();  // the first attempt starts, and waits
+  ASSERT_EQ(calls, 1);
+  ASSERT_FALSE(completed);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  ASSERT_TRUE(completed);
+  EXPECT_EQ(calls, 1);
+  try {
+    std::rethrow_exception(e);
+  } catch (const rebound::retry_error& err) {
+    EXPECT_EQ(err.reason(), rebound::stop_reason::cancelled);
+  }
+}
+
+TEST_F(token_fixture, LeanPathInsideAnOuterAttemptDefersToTheOuterLoop) {
+  // The inner call is the lean token form (system clock, zero back-off, a
+  // plain policy), run inside an outer coroutine loop's attempt and told of
+  // it. Its engine, made at its first failure, must still defer to the outer
+  // loop: 3 attempts reach the operation, not 9.
+  const auto inner = rebound::retry_policy{}
+                         .stop(rebound::stop::after_attempts(3))
+                         .backoff(rebound::backoff::constant(0ms))
+                         .retry_on<std::system_error>();
+  ASSERT_TRUE(rebound::retry_call::plain_first_attempt(inner, {}));
+  const auto outer = policy.stop(rebound::stop::after_attempts(3)).retry_on<std::system_error>();
+  flaky_op op{&io, 100, 1};
+  auto attempt = [&](const rebound::async_attempt& a) -> asio::awaitable<int> {
+    co_return co_await rebound::async_retry(io.get_executor(), inner, op, {.parent = &a},
+                                            asio::use_awaitable);
+  };
+  EXPECT_THROW(run(rebound::async_retry(outer, attempt)), std::system_error);
+  EXPECT_EQ(*op.calls, 3);  // not 9
+  // Told of no parent, the same inner call retries on its own: 9.
+  flaky_op independent{&io, 100, 1};
+  auto alone = [&](const rebound::async_attempt&) -> asio::awaitable<int> {
+    co_return co_await rebound::async_retry(io.get_executor(), inner, independent, {},
+                                            asio::use_awaitable);
+  };
+  EXPECT_THROW(run(rebound::async_retry(outer, alone)), std::system_error);
+  EXPECT_EQ(*independent.calls, 9);
+}
+
 TEST_F(token_fixture, FullLoopForTheSamePolicyOnSimulatedTime) {
   // A custom clock and a report: the coroutine loop runs fn(use_awaitable).
   flaky_op op{&io, 2, 5};

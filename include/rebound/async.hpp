@@ -497,8 +497,7 @@ requires detail::takes_token<F>
 auto async_retry(const Executor& ex, const retry_policy& policy, F fn, async_options options,
                  Token&& token) {
   using T = detail::token_fn_value_t<F>;
-  using signature =
-      std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+  using signature = typename detail::retry_signature<T>::type;
   return asio::async_compose<Token, signature>(
       detail::lean_retry_op<T, F, Executor>(policy, std::move(fn), std::move(options), ex), token,
       ex);

@@ -24,6 +24,19 @@ template <class F>
 using token_fn_value_t =
     typename awaitable_value<std::invoke_result_t<F&, asio::use_awaitable_t<>>>::type;
 
+/// What the token form completes with: (exception_ptr, T), or
+/// (exception_ptr) for an operation with no value (a timer wait, a
+/// handshake). A partial specialisation, since void(exception_ptr, void) is
+/// not a type even in the branch a conditional_t does not take.
+template <class T>
+struct retry_signature {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct retry_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
 /// The awaitable an `fn` taking a completion token gives with use_awaitable.
 template <class F>
 struct as_awaitable_fn {
@@ -183,8 +196,14 @@ class lean_retry_op {
     }
     if (!b_) {
       // The first attempt ran before the engine, and failed: the engine
-      // starts here, as the blocking retry()'s does.
-      b_ = std::make_unique<block>(std::in_place_type<state>, p, nullptr, nested_);
+      // starts here, as the blocking retry()'s does. This runs inside a
+      // completion, so a failure to allocate ends the call with that error
+      // rather than escaping from io_context::run().
+      try {
+        b_ = std::make_unique<block>(std::in_place_type<state>, p, nullptr, nested_);
+      } catch (...) {
+        return complete_with(self, std::current_exception());
+      }
       (void)engine().call.start();  // a plain policy has no throttle to refuse it
     }
     state& s = engine();
@@ -211,6 +230,15 @@ class lean_retry_op {
         !ec && self.get_cancellation_state().cancelled() == asio::cancellation_type::none;
     if (!engine().call.resume(slept).attempt()) return give_up(self);
     start_attempt(self);
+  }
+
+  template <class Self>
+  void complete_with(Self& self, std::exception_ptr e) {
+    if constexpr (std::is_void_v<T>) {
+      self.complete(std::move(e));
+    } else {
+      self.complete(std::move(e), value_t{});
+    }
   }
 
   // Ends the call as the blocking loop would: the last exception (rethrown
