@@ -1054,6 +1054,7 @@ TEST_F(token_fixture, LeanPathCancelledDuringItsFirstAttemptIsNotRetried) {
   io.run();
   ASSERT_TRUE(completed);
   EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(e);
   try {
     std::rethrow_exception(e);
   } catch (const rebound::retry_error& err) {

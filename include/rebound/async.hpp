@@ -491,7 +491,8 @@ auto async_retry(const retry_policy& policy, F fn, async_options options = {}) {
 /// this is a composed operation without a
 /// coroutine: a call waiting in back-off is one state block and one timer
 /// wait. Otherwise it runs the coroutine loop with fn(asio::use_awaitable).
-/// Completes with (std::exception_ptr, T) either way.
+/// Completes with (std::exception_ptr, T) either way, or with
+/// (std::exception_ptr) when the operation has no value.
 template <class Executor, class F, class Token>
 requires detail::takes_token<F>
 auto async_retry(const Executor& ex, const retry_policy& policy, F fn, async_options options,

@@ -75,6 +75,24 @@ TEST(GrpcClassify, TheErrorTable) {
 
 // gRFC A6, "Pushback": a non-negative integer of milliseconds is a delay;
 // a negative or unparseable value means do not retry.
+TEST(GrpcClassify, OurDeadlineMayFireUpToTenMillisecondsEarly) {
+  // gRPC's millisecond timers fired up to 1.9 ms before gpr_now() reached
+  // the deadline (ASan, 2 loaded cores); 10 ms of slack, and no more.
+  const gpr_timespec deadline = gpr_time_from_seconds(100, GPR_CLOCK_MONOTONIC);
+  const auto early = [&](std::int64_t ms) {
+    return gpr_time_sub(deadline, gpr_time_from_millis(ms, GPR_TIMESPAN));
+  };
+  using rebound::grpc::detail::deadline_reached;
+  EXPECT_TRUE(
+      deadline_reached(gpr_time_add(deadline, gpr_time_from_millis(5, GPR_TIMESPAN)), deadline));
+  EXPECT_TRUE(deadline_reached(deadline, deadline));
+  EXPECT_TRUE(deadline_reached(early(2), deadline));
+  EXPECT_TRUE(deadline_reached(early(9), deadline));
+  EXPECT_TRUE(deadline_reached(early(10), deadline));
+  EXPECT_FALSE(deadline_reached(early(11), deadline));
+  EXPECT_FALSE(deadline_reached(early(1000), deadline));
+}
+
 TEST(GrpcClassify, PushbackPerGrfcA6) {
   using K = rebound::grpc::attempt_facts::pushback_kind;
   rebound::duration d{};

@@ -6,7 +6,8 @@
 // The lean path serves the plain case: the system clock, no timeout,
 // deadline, stop token or hedging. Anything else runs the coroutine loop
 // with `fn(asio::use_awaitable)`, from inside the same operation, so both
-// complete with (std::exception_ptr, T). Either way the call engine
+// complete with (std::exception_ptr, T), or (std::exception_ptr) when the
+// operation has no value. Either way the call engine
 // (rebound/call.hpp) decides every step.
 #pragma once
 
@@ -26,8 +27,8 @@ using token_fn_value_t =
 
 /// What the token form completes with: (exception_ptr, T), or
 /// (exception_ptr) for an operation with no value (a timer wait, a
-/// handshake). A partial specialisation, since void(exception_ptr, void) is
-/// not a type even in the branch a conditional_t does not take.
+/// handshake). A specialisation, since void(exception_ptr, void) is not a
+/// type even in the branch a conditional_t does not take.
 template <class T>
 struct retry_signature {
   using type = void(std::exception_ptr, T);
@@ -197,8 +198,9 @@ class lean_retry_op {
     if (!b_) {
       // The first attempt ran before the engine, and failed: the engine
       // starts here, as the blocking retry()'s does. This runs inside a
-      // completion, so a failure to allocate ends the call with that error
-      // rather than escaping from io_context::run().
+      // completion, so a failure to allocate it ends the call with that
+      // error rather than escaping from io_context::run() (so does the
+      // timer's, below; see docs/async.md for what is not covered).
       try {
         b_ = std::make_unique<block>(std::in_place_type<state>, p, nullptr, nested_);
       } catch (...) {
@@ -219,7 +221,13 @@ class lean_retry_op {
     const call_step step = call.failed(verd);
     if (!step.wait()) return give_up(self);
     phase_ = phase::waiting;
-    if (!s.timer) s.timer.emplace(ex_);
+    if (!s.timer) {
+      try {
+        s.timer.emplace(ex_);  // may make the io_context's timer service
+      } catch (...) {
+        return complete_with(self, std::current_exception());
+      }
+    }
     s.timer->expires_at(std::chrono::steady_clock::time_point(step.until.time_since_epoch()));
     s.timer->async_wait(std::move(self));
   }

@@ -28,7 +28,8 @@
 //                                       pushback, transient after the delay
 //   DEADLINE_EXCEEDED when our deadline ended it (gRPC's monotonic clock
 //                     was within 10 ms of the deadline we set, or past it:
-//                     gRPC's timers keep whole milliseconds and can fire a
+//                     gRPC keeps time in whole milliseconds, its current
+//                     time can be rounded up, and its timers then fire a
 //                     little early) ... transient, timed out
 //                     (the engine retries only while the call's deadline
 //                     leaves room: else time_exhausted)
@@ -67,6 +68,7 @@
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/status.h>
 
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
@@ -165,6 +167,11 @@ void prepare(::grpc::ClientContext& ctx, const retry_call& call, const call_spec
                                   std::optional<grpc_connectivity_state> channel_after);
 /// True when an attempt starting now gets a deadline from us.
 [[nodiscard]] bool has_deadline(const retry_call& call) noexcept;
+/// How early gRPC's deadline may fire and still be ours (see facts()).
+inline constexpr std::int64_t deadline_slack_nanos = 10'000'000;  // 10 ms
+/// Has `now` reached `deadline`, give or take deadline_slack_nanos? Both on
+/// gRPC's monotonic clock.
+[[nodiscard]] bool deadline_reached(gpr_timespec now, gpr_timespec deadline) noexcept;
 /// The channel's state now (nothing without options::channel).
 [[nodiscard]] std::optional<grpc_connectivity_state> channel_state(const options& o);
 /// May a failed attempt be repeated (idempotency)?
