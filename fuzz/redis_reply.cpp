@@ -9,6 +9,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   redisReader* reader = redisReaderCreate();
   if (reader == nullptr) return 0;
+  rebound::redis::detail::limit_reply_size(reader);  // as the link's contexts are
   if (redisReaderFeed(reader, reinterpret_cast<const char*>(data), size) == REDIS_OK) {
     for (int i = 0; i < 64; ++i) {
       void* r = nullptr;

@@ -103,6 +103,41 @@ constexpr std::pair<std::string_view, error_code> error_codes[] = {
 
 namespace detail {
 
+namespace {
+
+// hiredis' own reply functions, read from a reader it sets up (they are
+// static inside hiredis).
+const redisReplyObjectFunctions* hiredis_functions() noexcept {
+  static const redisReplyObjectFunctions* const fns = [] {
+    redisReader* r = redisReaderCreate();
+    const redisReplyObjectFunctions* f = r != nullptr ? r->fn : nullptr;
+    if (r != nullptr) redisReaderFree(r);
+    return f;
+  }();
+  return fns;
+}
+
+void* create_bounded_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > max_reply_elements) return nullptr;  // hiredis: out of memory
+  return hiredis_functions()->createArray(task, elements);
+}
+
+redisReplyObjectFunctions* bounded_functions() noexcept {
+  static redisReplyObjectFunctions fns = [] {
+    redisReplyObjectFunctions f = *hiredis_functions();
+    f.createArray = create_bounded_array;
+    return f;
+  }();
+  return &fns;
+}
+
+}  // namespace
+
+void limit_reply_size(redisReader* r) noexcept {
+  if (r == nullptr || hiredis_functions() == nullptr) return;
+  r->fn = bounded_functions();
+}
+
 reply convert(const redisReply* r) {
   reply out;
   switch (r->type) {
@@ -204,6 +239,7 @@ void link::watch_sentinels() {
         if (c != nullptr) redisFree(c);
         continue;
       }
+      detail::limit_reply_size(c->reader);
       redisSetTimeout(c, to_timeval(options_.command_timeout));
       auto* r = static_cast<redisReply*>(redisCommand(c, "SUBSCRIBE +switch-master"));
       if (r == nullptr) {
@@ -329,6 +365,7 @@ bool link::master_from_sentinels(std::string& host, int& port, std::string& why)
       if (c != nullptr) redisFree(c);
       continue;
     }
+    detail::limit_reply_size(c->reader);
     redisSetTimeout(c, to_timeval(options_.command_timeout));
     const auto r = command(c, {"SENTINEL", "get-master-addr-by-name", options_.master_name});
     redisFree(c);
@@ -368,6 +405,7 @@ bool link::connect_locked(std::string& why) {
     if (c != nullptr) redisFree(c);
     return false;
   }
+  detail::limit_reply_size(c->reader);
   redisSetTimeout(c, to_timeval(options_.command_timeout));
   redisEnableKeepAlive(c);
   if (!options_.password.empty()) {

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../src/redis/internal.hpp"
 #include "rebound/config.hpp"
 #include "rebound/pipeline.hpp"
 #include "rebound/redis/metrics.hpp"
@@ -176,6 +177,49 @@ TEST(SharedBudget, RedisStoppedMidTestFallsBackLocallyThenSharesAgain) {
   const auto shared_before = budget.shared_decisions();
   EXPECT_TRUE(budget.try_acquire({}));
   EXPECT_EQ(budget.shared_decisions(), shared_before + 1);
+}
+
+// Replies as the link's contexts read them (hiredis' reader, bounded).
+std::optional<rebound::redis::reply> read_one(std::string_view wire, int* err) {
+  redisReader* r = redisReaderCreate();
+  rebound::redis::detail::limit_reply_size(r);
+  std::optional<rebound::redis::reply> out;
+  void* obj = nullptr;
+  if (redisReaderFeed(r, wire.data(), wire.size()) == REDIS_OK &&
+      redisReaderGetReply(r, &obj) == REDIS_OK && obj != nullptr) {
+    out = rebound::redis::detail::convert(static_cast<redisReply*>(obj));
+    freeReplyObject(obj);
+  }
+  *err = r->err;
+  redisReaderFree(r);
+  return out;
+}
+
+TEST(RedisReplies, AnArrayDeclaringMoreThanAMillionElementsIsRefusedBeforeAnyIsAllocated) {
+  // hiredis 0.14 would allocate 7 GB of element pointers for this header
+  // alone (fuzz_redis_reply found it); the link refuses it as hiredis
+  // refuses a failed allocation: REDIS_ERR_OOM, and the connection breaks.
+  int err = 0;
+  EXPECT_FALSE(read_one("*888888881\r\n", &err));
+  EXPECT_EQ(err, REDIS_ERR_OOM);
+  const std::string over =
+      "*" + std::to_string(rebound::redis::detail::max_reply_elements + 1) + "\r\n";
+  EXPECT_FALSE(read_one(over, &err));
+  EXPECT_EQ(err, REDIS_ERR_OOM);
+  // Up to the limit, and everything else, reads as before.
+  const std::string at = "*" + std::to_string(rebound::redis::detail::max_reply_elements) + "\r\n";
+  EXPECT_FALSE(read_one(at, &err));  // incomplete: waits for its elements
+  EXPECT_EQ(err, 0);
+  const auto a = read_one("*3\r\n:1\r\n$2\r\nok\r\n*1\r\n+x\r\n", &err);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(err, 0);
+  ASSERT_EQ(a->elements.size(), 3U);
+  EXPECT_EQ(a->elements[1].text, "ok");
+  ASSERT_EQ(a->elements[2].elements.size(), 1U);
+  const auto nil = read_one("*-1\r\n", &err);
+  ASSERT_TRUE(nil);
+  EXPECT_EQ(nil->type, rebound::redis::reply::kind::nil);
+  EXPECT_EQ(err, 0);
 }
 
 TEST(SharedBudget, AHungRedisCostsAtMostTheTimeout) {
