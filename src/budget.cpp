@@ -17,6 +17,14 @@ void token_bucket_budget::share(int parts) noexcept {
   }
 }
 
+void token_bucket_budget::charge(int n) noexcept {
+  if (n <= 0) return;
+  int cur = tokens_.load(std::memory_order_relaxed);
+  while (cur > 0 &&
+         !tokens_.compare_exchange_weak(cur, std::max(0, cur - n), std::memory_order_relaxed)) {
+  }
+}
+
 bool token_bucket_budget::try_acquire(const retry_request& r) noexcept {
   const int c = cost(r);
   int cur = tokens_.load(std::memory_order_relaxed);
@@ -64,6 +72,13 @@ void ratio_budget::on_calls(std::int64_t n) noexcept {
   const std::int64_t s = detail::whole_seconds(clock_.now());
   std::lock_guard lock(mu_);
   window_.add(s, n, 0);
+}
+
+void ratio_budget::charge(std::int64_t n) noexcept {
+  if (n <= 0) return;
+  const std::int64_t s = detail::whole_seconds(clock_.now());
+  std::lock_guard lock(mu_);
+  window_.add(s, 0, n);
 }
 
 bool ratio_budget::try_acquire(const retry_request&) noexcept {

@@ -104,8 +104,64 @@ fleet_budget::fleet_budget(fleet_budget_store& store, fleet_budget_settings s,
     local_ = std::make_unique<token_bucket_budget>(std::get<token_bucket>(settings_));
     lease_ttl_ = options_.lease_ttl;
   }
+  cold_for_ = std::holds_alternative<ratio>(settings_) ? std::get<ratio>(settings_).window
+                                                       : options_.member_ttl;
+  generation_.store(store_.generation(), std::memory_order_relaxed);
+  warm_since_ticks_.store(clock_.now().time_since_epoch().count(), std::memory_order_relaxed);
   fleet_size_.store(options_.expected_fleet_size);
   set_fleet_size(options_.expected_fleet_size);
+}
+
+bool fleet_budget::cold(time_point now) noexcept {
+  const std::uint64_t g = store_.generation();
+  std::uint64_t seen = generation_.load(std::memory_order_relaxed);
+  // 0 is "never reached": the first connection replaces nothing this
+  // process relied on. Any later change may have lost the store's counts.
+  if (g != seen && generation_.compare_exchange_strong(seen, g, std::memory_order_relaxed) &&
+      seen != 0) {
+    cold_until_.store((now + cold_for_).time_since_epoch().count(), std::memory_order_relaxed);
+    warm_since_ticks_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  return now.time_since_epoch().count() < cold_until_.load(std::memory_order_relaxed);
+}
+
+void fleet_budget::observe_fleet_size(long long live, time_point now) {
+  // The largest count seen within the last member_ttl: a member set that
+  // is refilling after a restart (each member beats every member_ttl / 3)
+  // shows fewer members than there are, never more.
+  if (live >= seen_max_ || now - seen_max_at_ > options_.member_ttl) {
+    seen_max_ = live;
+    seen_max_at_ = now;
+  }
+  long long size = seen_max_;
+  const time_point warm_since{duration(warm_since_ticks_.load(std::memory_order_relaxed))};
+  if (now - warm_since < options_.member_ttl) {
+    size = std::max<long long>(size, options_.expected_fleet_size);
+  }
+  set_fleet_size(size);
+}
+
+void fleet_budget::charge_local(int units) noexcept {
+  if (std::holds_alternative<ratio>(settings_)) {
+    static_cast<ratio_budget&>(*local_).charge(units);
+  } else {
+    static_cast<token_bucket_budget&>(*local_).charge(units);
+  }
+}
+
+std::optional<bool> fleet_budget::spend_lease_locked(const retry_request& r, int need,
+                                                     bool cold) noexcept {
+  if (leased_ < need) return std::nullopt;
+  // Cold (the store may have lost its counts): the local budget, which was
+  // charged with everything this process spent, must agree too.
+  if (cold) {
+    if (!local_->try_acquire(r)) return false;
+  } else {
+    charge_local(need);
+  }
+  leased_ -= need;
+  shared_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void fleet_budget::set_fleet_size(long long n) noexcept {
@@ -189,7 +245,8 @@ void fleet_budget::flush() {
   }
   if (done && beat) {
     next_beat_ = now + options_.member_ttl / 3;
-    if (*done > 0) set_fleet_size(*done);
+    (void)cold(now);  // a new generation makes the member set cold again
+    if (*done > 0) observe_fleet_size(*done, now);
   }
   // Not sent (the store was busy or down), or refused by the server: kept
   // for the next flush, apart from pending_ (the local budget has them). A
@@ -220,8 +277,16 @@ bool fleet_budget::fallback(const retry_request& r) noexcept {
 }
 
 bool fleet_budget::try_acquire(const retry_request& r) noexcept {
-  if (!store_.available()) return fallback(r);
+  const bool is_cold = cold(clock_.now());
   const int need = units(r);
+  if (!store_.available()) {
+    // What the fleet leased to this process is still this process's to spend.
+    std::lock_guard lock(lease_mu_);
+    if (leased_ > 0 && clock_.now() < lease_until_) {
+      if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
+    }
+    return fallback(r);
+  }
   int have = 0;
   {
     std::unique_lock lock(lease_mu_);
@@ -236,11 +301,7 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
         }
         leased_ = 0;
       }
-      if (leased_ >= need) {
-        leased_ -= need;
-        shared_.fetch_add(1, std::memory_order_relaxed);
-        return true;
-      }
+      if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
       // The store said "spent" a moment ago: it would say so again.
       if (refused_until_ != time_point{} && clock_.now() < refused_until_) return false;
       if (!refilling_) break;
@@ -283,14 +344,11 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
     leased_ += static_cast<int>(*granted);
     lease_until_ = clock_.now() + lease_ttl_;
   }
-  if (leased_ < need) {  // the fleet's budget is spent
-    if (options_.refusal_hold > duration::zero())
-      refused_until_ = clock_.now() + options_.refusal_hold;
-    return false;
-  }
-  leased_ -= need;
-  shared_.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
+  // The fleet's budget is spent.
+  if (options_.refusal_hold > duration::zero())
+    refused_until_ = clock_.now() + options_.refusal_hold;
+  return false;
 }
 
 }  // namespace rebound

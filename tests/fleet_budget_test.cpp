@@ -189,8 +189,9 @@ TEST(FleetBudget, HeartbeatsTellEachProcessTheFleetSize) {
   EXPECT_EQ(store.members(), 4);
   fleet[3]->flush();
   EXPECT_EQ(fleet[3]->fleet_size(), 4);
-  // One process leaves (stops beating); once its heartbeat expires the rest see 3.
-  for (int t = 0; t < 40; ++t) {
+  // One process leaves (stops beating); once its heartbeat expires, and the
+  // largest count seen (4) is older than member_ttl, the rest see 3.
+  for (int t = 0; t < 80; ++t) {
     clock.advance(100ms);
     for (int i = 0; i < 3; ++i) fleet[static_cast<std::size_t>(i)]->flush();
   }
@@ -238,6 +239,161 @@ TEST(FleetBudget, WhileTheStoreIsAwayTheFleetSharesOneBudget) {
     // One budget: 10% of 8,000 + 100 (the fleet's floor over the window) = 900.
     // Each process: 10% of 1,000 + 100/8 (12) = 112; whole: 10% + 100 = 200.
     EXPECT_EQ(granted, share ? 8 * 112 : 8 * 200) << "share " << share;
+  }
+}
+
+double floors_sum(const std::vector<std::unique_ptr<fleet_budget>>& fleet) {
+  double sum = 0;
+  for (const auto& b : fleet) {
+    sum += static_cast<const rebound::ratio_budget&>(b->local()).floor_per_window();
+  }
+  return sum;
+}
+
+// Issue 25, item 1: each process divided the floor by the member count at
+// its first heartbeat, so a fleet registering one by one (a start, a Redis
+// restart) summed to 50 + 50/2 + ... + 50/16 = 164 instead of 50.
+TEST(FleetBudget, TheFloorsOfAFleetStillRegisteringNeverSumPastTheFleetFloor) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
+  rebound::fleet_budget_options o;
+  o.expected_fleet_size = 16;
+  o.member_ttl = 3s;
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 16; ++i) {
+    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
+    fleet.back()->flush();  // the k-th process's first heartbeat sees k members
+    EXPECT_LE(floors_sum(fleet), 50.0) << "after " << i + 1 << " registered";
+    clock.advance(50ms);
+  }
+  // Redis restarts and loses the member set: the fleet registers again one
+  // by one, each at its own phase.
+  for (int round = 0; round < 3; ++round) {
+    store.restart(/*keep_data=*/false);
+    for (auto& b : fleet) {
+      clock.advance(100ms);
+      b->flush();
+      EXPECT_LE(floors_sum(fleet), 50.0) << "restart " << round;
+    }
+  }
+  // Warm again (beats every member_ttl / 3): every process sees 16.
+  for (int t = 0; t < 40; ++t) {
+    clock.advance(100ms);
+    for (auto& b : fleet) b->flush();
+  }
+  for (const auto& b : fleet) EXPECT_EQ(b->fleet_size(), 16);
+  EXPECT_LE(floors_sum(fleet), 50.0);
+}
+
+// The same with no expected size: the first start cannot be known, but a
+// restart is (the largest count seen within member_ttl holds).
+TEST(FleetBudget, ARestartNeverShrinksTheDivisorBelowTheFleetLastSeen) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
+  rebound::fleet_budget_options o;
+  o.member_ttl = 3s;
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 16; ++i) {
+    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
+  }
+  for (int t = 0; t < 40; ++t) {  // 4 s: member_ttl passed, the set is warm
+    clock.advance(100ms);
+    for (auto& b : fleet) b->flush();
+  }
+  EXPECT_LE(floors_sum(fleet), 50.0);
+  store.restart(/*keep_data=*/false);
+  for (auto& b : fleet) {
+    clock.advance(60ms);
+    b->flush();
+    EXPECT_LE(floors_sum(fleet), 50.0);
+  }
+}
+
+// Issue 25, item 2: the local fallback was fed every call but never charged
+// for the retries Redis granted, so each loss of Redis began with a burst
+// of retries the fleet had already spent (1.72-1.83x the budget over any
+// 8 s window containing the loss, with 16 real processes).
+TEST(FleetBudget, WhenTheStoreGoesTheFallbackKnowsWhatWasSpent) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 8; ++i) {
+    fleet.push_back(
+        std::make_unique<fleet_budget>(store, ten_percent, rebound::fleet_budget_options{}, clock));
+  }
+  for (auto& b : fleet) b->flush();
+  clock.advance(4s);
+  for (auto& b : fleet) {
+    for (int i = 0; i < 1000; ++i) b->on_call();  // 8,000 calls: the fleet may retry 900
+    b->flush();
+  }
+  ASSERT_EQ(fleet[0]->fleet_size(), 8);
+  int shared = 0;
+  for (int i = 0; i < 8000; ++i) {  // a uniform fleet, spending it through the store
+    shared += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+  }
+  EXPECT_EQ(shared, 900);
+  store.set_available(false);  // Redis is lost at once
+  int after = 0;
+  for (int i = 0; i < 8000; ++i) {
+    after += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+  }
+  // Spent already. What is left is the leases' granularity: 90 leases of 10
+  // over 8 processes, so 2 processes spent 120 and 6 spent 110 of their 112.
+  // Before the fix the fallback granted 8 x 112 = 896 more.
+  EXPECT_LE(after, 6 * 2);
+  // A window later, the fleet decides alone within its one shared budget.
+  clock.advance(10s);
+  for (auto& b : fleet) {
+    for (int i = 0; i < 1000; ++i) b->on_call();
+    b->flush();
+  }
+  after = 0;
+  for (int i = 0; i < 8000; ++i) {
+    after += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+  }
+  EXPECT_EQ(after, 8 * 112);
+}
+
+// Issue 25, item 3: after a Redis restart that lost its data, the first
+// process back found a fresh window and a fleet of one, and took 58
+// retries in one second. For one window after a new connection, a grant
+// needs the local budget (charged with what was spent) too.
+TEST(FleetBudget, ARestartThatLostTheCountsGrantsFewerRetriesNeverMore) {
+  for (const bool keep_data : {false, true}) {
+    clock_t_ clock(clock_t_::mode::manual);
+    rebound::sim::fleet_store store(clock);
+    std::vector<std::unique_ptr<fleet_budget>> fleet;
+    for (int i = 0; i < 8; ++i) {
+      fleet.push_back(std::make_unique<fleet_budget>(store, ten_percent,
+                                                     rebound::fleet_budget_options{}, clock));
+    }
+    for (auto& b : fleet) b->flush();
+    clock.advance(4s);
+    for (auto& b : fleet) {
+      for (int i = 0; i < 1000; ++i) b->on_call();
+      b->flush();
+    }
+    int granted = 0;
+    for (int i = 0; i < 8000; ++i) {
+      granted += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+    }
+    EXPECT_EQ(granted, 900);
+    store.restart(keep_data);
+    clock.advance(1s);
+    fleet[0]->flush();  // the first process back
+    int after = 0;
+    for (int i = 0; i < 1000; ++i) after += fleet[0]->try_acquire({}) ? 1 : 0;
+    for (auto& b : fleet) b->flush();
+    for (int i = 0; i < 8000; ++i) {
+      after += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+    }
+    // Within the window that contains the restart: at most what was left
+    // (the leases' granularity, as above). Before the fix the first process
+    // back took a fresh window's floor.
+    EXPECT_LE(after, 6 * 2) << "keep_data " << keep_data;
   }
 }
 

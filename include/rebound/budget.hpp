@@ -77,6 +77,10 @@ class token_bucket_budget final : public retry_budget {
   /// the capacity divided among `parts` processes, never below one retry's
   /// cost. Tokens above the new capacity are dropped. 1 restores it whole.
   void share(int parts) noexcept;
+  /// Takes `n` tokens spent elsewhere (a fleet's store granted them), without
+  /// asking and never below zero: the bucket knows what was spent when it
+  /// must decide alone.
+  void charge(int n) noexcept;
   [[nodiscard]] int capacity() const noexcept { return capacity_.load(std::memory_order_relaxed); }
 
  private:
@@ -105,6 +109,9 @@ class ratio_budget final : public retry_budget {
   void on_call() noexcept override;
   /// `n` calls at once (a batch counted elsewhere, e.g. by the Redis budget).
   void on_calls(std::int64_t n) noexcept;
+  /// Counts `n` retries decided elsewhere (a fleet's store granted them)
+  /// without asking: the budget knows what was spent when it must decide alone.
+  void charge(std::int64_t n) noexcept;
   bool try_acquire(const retry_request& r) noexcept override;
   void on_success(const retry_request*) noexcept override {}
 
@@ -131,8 +138,12 @@ class ratio_budget final : public retry_budget {
 class throttle_budget final : public retry_budget {
  public:
   struct options {
-    double max_tokens = 10;    ///< (0, 1000], to 3 decimals
-    double token_ratio = 0.1;  ///< 0.001..max_tokens, truncated to 3 decimals (gRFC A6)
+    /// Whole, 1..1000 when loaded from settings or a service config (gRFC
+    /// A6's uint32; grpc-go's cap of 1000); kept to 3 decimals here.
+    double max_tokens = 10;
+    /// 0.001 or more, truncated to 3 decimals (gRFC A6); above max_tokens a
+    /// success refills the count to max_tokens.
+    double token_ratio = 0.1;
     friend bool operator==(const options&, const options&) = default;
   };
   throttle_budget() : throttle_budget(options{}) {}

@@ -13,9 +13,14 @@
 // spends a locally leased allowance when it has one, else asks the store for
 // up to `lease_size` more, one thread at a time. While the store is away the
 // budget decides with a local budget of the same settings, kept warm with the
-// same calls; with `share`, that local budget holds this process's share of
-// the fleet budget (divided by the fleet's last known size), so N processes
-// do not get N budgets exactly when the dependency may be struggling too.
+// same calls and charged with every retry this process makes, shared or not,
+// so it knows what was spent when the store goes. With `share`, that local
+// budget holds this process's share of the fleet budget (divided by the
+// largest fleet size it has reason to believe), so N processes do not get N
+// budgets exactly when the dependency may be struggling too. After the store
+// comes back from a new connection (it may have restarted and lost its
+// counts), a retry needs both the store's grant and the local budget's for
+// one window, so lost writes mean fewer retries, never more.
 //
 // This is the one implementation: the Redis adapter and the fleet simulation
 // (`rebound simulate fleet`) both run it.
@@ -87,6 +92,10 @@ class fleet_budget_store {
   /// certainly was not applied is kept and sent again; one that may have
   /// been is dropped, so a deposit is never counted twice.
   [[nodiscard]] virtual bool last_failure_unapplied() const noexcept { return false; }
+  /// Changes whenever the store may have lost what it held: every new
+  /// connection (a restart, a failover or a flush of the data can only
+  /// happen behind one). 0 means never reached. Default: never changes.
+  [[nodiscard]] virtual std::uint64_t generation() const noexcept { return 1; }
 };
 
 struct fleet_budget_options {
@@ -105,7 +114,11 @@ struct fleet_budget_options {
   /// divided by the fleet's last known size (the ratio's floor, the bucket's
   /// capacity; see ratio_budget::share). False: a whole budget per process.
   bool share = true;
-  /// The fleet size assumed before the store was ever reached.
+  /// The fleet size this process assumes until it has watched the member
+  /// set for a whole member_ttl: before that, a fleet that is registering
+  /// one by one (a start, a Redis restart) shows fewer members than it has.
+  /// The share's divisor is never below it then, nor, at any time, below
+  /// the largest size seen within the last member_ttl.
   int expected_fleet_size = 1;
   /// Membership: this process's id (empty: a random one) and how long it
   /// counts as alive after its last heartbeat. Heartbeats ride on flushes,
@@ -163,6 +176,13 @@ class fleet_budget final : public retry_budget {
   bool fallback(const retry_request& r) noexcept;
   [[nodiscard]] int units(const retry_request& r) const noexcept;
   void set_fleet_size(long long n) noexcept;
+  void observe_fleet_size(long long live, time_point now);  // under flush_mu_
+  // Notes a new store generation; true while this process is cold after
+  // one (grants then need the local budget too).
+  bool cold(time_point now) noexcept;
+  // Grants from the lease when it holds enough (under lease_mu_).
+  std::optional<bool> spend_lease_locked(const retry_request& r, int need, bool cold) noexcept;
+  void charge_local(int units) noexcept;
 
   fleet_budget_store& store_;
   fleet_budget_settings settings_;
@@ -186,6 +206,16 @@ class fleet_budget final : public retry_budget {
   time_point lease_until_{};    // on clock_
   time_point refused_until_{};  // on clock_: the fleet's budget was spent (under lease_mu_)
   std::atomic<int> fleet_size_;
+  // The share's divisor (under flush_mu_): the largest live count seen, and
+  // when it was last seen; the set is warm once watched for member_ttl.
+  long long seen_max_ = 0;
+  time_point seen_max_at_{};
+  // The store's generation as last seen, and until when (clock_'s ticks)
+  // grants need the local budget too, after it changed.
+  std::atomic<std::uint64_t> generation_;
+  std::atomic<duration::rep> cold_until_{0};
+  std::atomic<duration::rep> warm_since_ticks_{0};
+  duration cold_for_{};
   std::atomic<std::uint64_t> shared_{0};
   std::atomic<std::uint64_t> fallback_{0};
 };

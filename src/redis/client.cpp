@@ -575,6 +575,7 @@ void link::run() {
           reconnect_.reset();
           const bool again = ever_up_;
           ever_up_ = true;
+          connections_.fetch_add(1, std::memory_order_acq_rel);
           failure_reported_ = false;
           up_.store(true, std::memory_order_release);
           emit({again ? status_event::kind::restored : status_event::kind::connected,

@@ -9,7 +9,24 @@
 
 namespace rebound::sim {
 
-void fleet_store::set_available(bool up) { up_.store(up); }
+void fleet_store::set_available(bool up) {
+  if (!up_.exchange(up) && up) generation_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void fleet_store::restart(bool keep_data) {
+  {
+    std::lock_guard lock(mu_);
+    if (!keep_data) {
+      seconds_.clear();
+      tokens_.reset();
+      members_.clear();
+      open_until_ = outage_until_ = probes_until_ = time_point{};
+      probes_ = 0;
+    }
+  }
+  up_.store(true);
+  generation_.fetch_add(1, std::memory_order_relaxed);
+}
 
 void fleet_store::busy_for(int n) {
   std::lock_guard lock(mu_);

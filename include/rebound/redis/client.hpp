@@ -229,6 +229,11 @@ class link {
 
   /// Connected and not known to be down.
   [[nodiscard]] bool available() const noexcept { return up_.load(std::memory_order_acquire); }
+  /// Connections made so far (0: never connected). Each reconnection may
+  /// reach a Redis that restarted or was failed over and lost its data.
+  [[nodiscard]] std::uint64_t connections() const noexcept {
+    return connections_.load(std::memory_order_acquire);
+  }
   /// Blocks until available() or `limit` passes (a real wait, for tests and start-up).
   bool wait_until_available(std::chrono::milliseconds limit) const;
   /// Runs `task` on the link's thread every `interval` (flushes, polls).
@@ -314,6 +319,7 @@ class link {
   time_point next_subscribe_{};           // real time (the link's thread)
   std::atomic<bool> up_{false};
   bool ever_up_ = false;
+  std::atomic<std::uint64_t> connections_{0};
   std::optional<retry_call> reconnect_;  // the current outage's reconnects, under mu_
   time_point next_connect_{};            // on clock_, under mu_
   std::atomic<std::uint64_t> commands_{0};

@@ -92,6 +92,7 @@ class shared_budget final : public retry_budget {
     [[nodiscard]] bool last_failure_unapplied() const noexcept override {
       return unapplied_.load(std::memory_order_relaxed);
     }
+    [[nodiscard]] std::uint64_t generation() const noexcept override { return link_.connections(); }
 
    private:
     // The script's integer, or nothing; notes whether "nothing" certainly

@@ -33,6 +33,9 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
 
   /// Unavailable: every operation answers nothing and available() is false.
   void set_available(bool up);
+  /// Redis restarted: its data is gone unless `keep_data` (a restart that
+  /// reloaded its snapshot), and the link reconnects (a new generation).
+  void restart(bool keep_data);
   /// The next `n` operations answer nothing while available() stays true
   /// (the link was busy for a whole command timeout).
   void busy_for(int n);
@@ -45,6 +48,11 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
   /// A refusal while down changed nothing; a timed-out deposit may have.
   [[nodiscard]] bool last_failure_unapplied() const noexcept override {
     return unapplied_.load(std::memory_order_relaxed);
+  }
+  /// Changes when the store comes back after being unavailable, as a Redis
+  /// link's reconnection does.
+  [[nodiscard]] std::uint64_t generation() const noexcept override {
+    return generation_.load(std::memory_order_relaxed);
   }
 
   // fleet_budget_store (the ratio and bucket scripts, and the members set)
@@ -82,6 +90,7 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
   mutable std::mutex mu_;
   std::atomic<bool> up_{true};
   std::atomic<bool> unapplied_{false};
+  std::atomic<std::uint64_t> generation_{1};
   bool time_out_next_ = false;
   int busy_ = 0;
   counts counts_;
