@@ -177,9 +177,9 @@ limiter_options resolved(limiter_options o) {
     o.min_limit = o.initial_limit;
     o.max_limit = o.initial_limit;
   }
-  // The bounds are the user's (validate() checked min <= max): the start
-  // moves into them, not the other way round.
-  o.initial_limit = std::clamp(o.initial_limit, o.min_limit, std::max(o.min_limit, o.max_limit));
+  // A start outside [min, max] is kept as the user wrote it (Netflix's
+  // AbstractLimit starts at initialLimit; its updates clamp), never moved
+  // silently: the first update brings it into the bounds.
   return o;
 }
 
@@ -225,21 +225,33 @@ int concurrency_limiter::partition_index(std::string_view name) const noexcept {
 
 limiter_permit concurrency_limiter::try_acquire(int partition) noexcept {
   if (partition >= part_count_) partition = -1;
-  const int n = in_flight_.fetch_add(1, std::memory_order_acquire) + 1;
-  if (partition >= 0) {
-    part& p = parts_[static_cast<std::size_t>(partition)];
-    const int mine = p.in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
-    // Over the total limit, a partition still under its share may go.
-    if (n > limit() && mine > partition_limit(partition)) {
-      p.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  int n = 0;
+  if (part_count_ > 0) {
+    // Checked and counted in one step: counted apart, a call could pass on
+    // a total another call had not yet added to (11 of 10 held at once).
+    const std::lock_guard g(part_mu_);
+    n = in_flight_.load(std::memory_order_relaxed) + 1;
+    if (n > limit()) {
+      // Over the total limit, a partition still under its share may go.
+      if (partition < 0 ||
+          parts_[static_cast<std::size_t>(partition)].in_flight.load(std::memory_order_relaxed) +
+                  1 >
+              partition_limit(partition)) {
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return {};
+      }
+    }
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    if (partition >= 0) {
+      parts_[static_cast<std::size_t>(partition)].in_flight.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else {
+    n = in_flight_.fetch_add(1, std::memory_order_acquire) + 1;
+    if (n > limit()) {
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
       rejected_.fetch_add(1, std::memory_order_relaxed);
       return {};
     }
-  } else if (n > limit()) {
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    rejected_.fetch_add(1, std::memory_order_relaxed);
-    return {};
   }
   limiter_permit p{.allowed = true, .partition = partition, .in_flight = n};
   if (options_.algorithm != limit_algorithm::fixed) p.started = read_clock();
@@ -248,9 +260,15 @@ limiter_permit concurrency_limiter::try_acquire(int partition) noexcept {
 
 void concurrency_limiter::finish(const limiter_permit& p, bool dropped, bool sample) noexcept {
   if (!p.allowed) return;
-  in_flight_.fetch_sub(1, std::memory_order_release);
-  if (p.partition >= 0 && p.partition < part_count_) {
-    parts_[static_cast<std::size_t>(p.partition)].in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (part_count_ > 0) {
+    const std::lock_guard g(part_mu_);
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (p.partition >= 0 && p.partition < part_count_) {
+      parts_[static_cast<std::size_t>(p.partition)].in_flight.fetch_sub(1,
+                                                                        std::memory_order_relaxed);
+    }
+  } else {
+    in_flight_.fetch_sub(1, std::memory_order_release);
   }
   if (!sample || options_.algorithm == limit_algorithm::fixed) return;
   const duration rtt = read_clock() - p.started;
@@ -305,17 +323,22 @@ int concurrency_limiter::update_gradient2(duration rtt, int in_flight) {
   const double short_rtt = std::max(1.0, static_cast<double>(rtt.count()));
   constexpr int warmup = 10;
   if (long_samples_ < warmup) {
+    // A plain sum / count, as Netflix's ExpAvgMeasurement: a pull-down
+    // (below) during the warm-up does not carry into the next sample.
     ++long_samples_;
-    long_rtt_ += (short_rtt - long_rtt_) / long_samples_;
+    long_sum_ += short_rtt;
+    long_rtt_ = long_sum_ / long_samples_;
   } else {
     const double f = 2.0 / (options_.long_window + 1);
     long_rtt_ = long_rtt_ * (1 - f) + short_rtt * f;
   }
-  // After a long overload the average lags: pull it down faster.
-  if (long_rtt_ / short_rtt > 2) long_rtt_ *= 0.95;
+  // This sample's gradient uses the average as added to (Netflix keeps it in
+  // a local); after a long overload the stored average lags: pull it down.
+  const double long_rtt = long_rtt_;
+  if (long_rtt / short_rtt > 2) long_rtt_ *= 0.95;
   // Don't grow the limit while the caller does not use it.
   if (in_flight < estimate_ / 2) return static_cast<int>(estimate_);
-  const double gradient = std::clamp(options_.rtt_tolerance * long_rtt_ / short_rtt, 0.5, 1.0);
+  const double gradient = std::clamp(options_.rtt_tolerance * long_rtt / short_rtt, 0.5, 1.0);
   double want = estimate_ * gradient + options_.queue_size;
   want = estimate_ * (1 - options_.smoothing) + want * options_.smoothing;
   estimate_ = std::clamp(want, static_cast<double>(options_.min_limit),

@@ -203,9 +203,12 @@ struct limiter_partition {
 /// default" (resolved by the limiter).
 struct limiter_options {
   limit_algorithm algorithm = limit_algorithm::aimd;
-  int initial_limit = 0;  ///< 0: 20
-  int min_limit = 0;      ///< 0: 20 (aimd, gradient2, fixed), 1 (vegas)
-  int max_limit = 0;      ///< 0: 200 (aimd, gradient2, fixed), 1000 (vegas)
+  /// Where the limit starts: 0 is 20. As in Netflix's limits, a start
+  /// outside [min_limit, max_limit] is kept as given, and the first update
+  /// moves the limit into those bounds.
+  int initial_limit = 0;
+  int min_limit = 0;  ///< 0: 20 (aimd, gradient2, fixed), 1 (vegas)
+  int max_limit = 0;  ///< 0: 200 (aimd, gradient2, fixed), 1000 (vegas)
   // aimd
   double backoff_ratio = 0.9;                  ///< the limit times this on a drop, [0.5, 1)
   duration timeout = std::chrono::seconds(5);  ///< a sample slower than this counts as a drop
@@ -294,10 +297,14 @@ class concurrency_limiter {
   };
   std::unique_ptr<part[]> parts_;
   int part_count_ = 0;
+  // With partitions, the total and the partition are checked and counted in
+  // one step (as Netflix's partitioned limiter does under its lock).
+  std::mutex part_mu_;
   std::mutex mu_;  // gradient2, vegas: the estimate
   double estimate_ = 0;
   // gradient2's long-term average (an exponential average after a warm-up)
   double long_rtt_ = 0;
+  double long_sum_ = 0;  // the warm-up's plain sum
   int long_samples_ = 0;
   // vegas
   double rtt_noload_ = 0;
