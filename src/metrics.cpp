@@ -2,9 +2,11 @@
 #include "rebound/metrics.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,11 +14,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <vector>
 
+#include "rebound/duration.hpp"
 #include "rebound/stop.hpp"
 
 namespace rebound::metrics {
@@ -506,7 +511,21 @@ registration track(registry& r, rate_limiter& l, std::string_view name) {
 
 // ---- the endpoint -------------------------------------------------------------
 
-server::server(const registry& r, options o) : registry_(r), address_(std::move(o.address)) {
+server::server(const registry& r, options o)
+    : registry_(r),
+      address_(std::move(o.address)),
+      request_timeout_(o.request_timeout),
+      max_connections_(o.max_connections) {
+  if (request_timeout_ < std::chrono::milliseconds(1) || request_timeout_ > std::chrono::hours(1)) {
+    throw std::invalid_argument("rebound::metrics::server: request_timeout " +
+                                format_duration(request_timeout_) +
+                                " is out of range; allowed: 1ms..1h");
+  }
+  if (max_connections_ < 1 || max_connections_ > 10000) {
+    throw std::invalid_argument("rebound::metrics::server: max_connections " +
+                                std::to_string(max_connections_) +
+                                " is out of range; allowed: 1..10000");
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(o.port));
@@ -515,11 +534,11 @@ server::server(const registry& r, options o) : registry_(r), address_(std::move(
                                 std::to_string(o.port) +
                                 "\" is not an IPv4 address and a port 0..65535");
   }
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw std::runtime_error("rebound::metrics::server: socket() failed");
   const int one = 1;
   ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0) {
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 128) != 0) {
     const int err = errno;
     ::close(fd_);
     throw std::runtime_error("rebound::metrics::server: cannot listen on " + address_ + ":" +
@@ -541,72 +560,149 @@ std::string server::url() const {
   return "http://" + address_ + ":" + std::to_string(port_) + "/metrics";
 }
 
-void server::loop() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;  // wakes every 50 ms to see stop_
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    // One request per connection, read with a bound (a scraper sends a few
-    // hundred bytes; a client that sends nothing for 2 s is dropped).
-    std::string req;
-    char buf[2048];
-    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 16384) {
-      pollfd q{c, POLLIN, 0};
-      if (::poll(&q, 1, 2000) <= 0) break;
-      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      req.append(buf, static_cast<std::size_t>(n));
-    }
-    std::string status = "200 OK";
-    std::string body;
-    std::string type = "text/plain; version=0.0.4; charset=utf-8";
-    const bool get = req.starts_with("GET ");
-    const auto path_end = req.find(' ', 4);
-    const std::string path =
-        get && path_end != std::string::npos ? req.substr(4, path_end - 4) : "";
-    if (req.find("\r\n\r\n") == std::string::npos) {
-      status = "400 Bad Request";
-      type = "text/plain";
-      body = "incomplete request\n";
-    } else if (!get) {
-      status = "405 Method Not Allowed";
-      type = "text/plain";
-      body = "GET /metrics\n";
-    } else if (path != "/metrics" && !path.starts_with("/metrics?")) {
-      status = "404 Not Found";
-      type = "text/plain";
-      body = "GET /metrics\n";
-    } else {
-      body = registry_.expose();
-    }
-    const std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
-                             "\r\nContent-Length: " + std::to_string(body.size()) +
-                             "\r\nConnection: close\r\n\r\n";
-    const std::string reply = head + body;
-    for (std::size_t sent = 0; sent < reply.size();) {
-      const ssize_t n = ::send(c, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<std::size_t>(n);
-    }
-    ::close(c);
+namespace {
+
+// The answer to one request (the whole head is in `req`, or it is not).
+std::string answer(const registry& r, const std::string& req) {
+  std::string status = "200 OK";
+  std::string body;
+  std::string type = "text/plain; version=0.0.4; charset=utf-8";
+  const bool get = req.starts_with("GET ");
+  const auto path_end = req.find(' ', 4);
+  const std::string path = get && path_end != std::string::npos ? req.substr(4, path_end - 4) : "";
+  if (req.find("\r\n\r\n") == std::string::npos) {
+    status = req.size() >= 16384 ? "431 Request Header Fields Too Large" : "400 Bad Request";
+    type = "text/plain";
+    body = "incomplete request\n";
+  } else if (!get) {
+    status = "405 Method Not Allowed";
+    type = "text/plain";
+    body = "GET /metrics\n";
+  } else if (path != "/metrics" && !path.starts_with("/metrics?")) {
+    status = "404 Not Found";
+    type = "text/plain";
+    body = "GET /metrics\n";
+  } else {
+    body = r.expose();
   }
+  return "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+         body;
+}
+
+struct connection {
+  int fd = -1;
+  time_point deadline;  // the whole exchange, from the accept
+  std::string in;
+  std::string out;  // non-empty: answering
+  std::size_t sent = 0;
+};
+
+}  // namespace
+
+void server::loop() {
+  // One thread, no blocking call but poll(): every connection is served at
+  // once, each bounded as a whole (a client trickling a byte a second is
+  // dropped at its deadline, and delays no other scrape meanwhile).
+  clock& c = system_clock();
+  std::vector<connection> conns;
+  std::vector<pollfd> fds;
+  const auto drop = [&](std::size_t i) {
+    ::close(conns[i].fd);
+    conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  while (!stop_) {
+    fds.clear();
+    fds.push_back({fd_, POLLIN, 0});
+    time_point next = c.now() + std::chrono::milliseconds(50);  // wakes to see stop_
+    for (const auto& k : conns) {
+      fds.push_back({k.fd, static_cast<short>(k.out.empty() ? POLLIN : POLLOUT), 0});
+      next = std::min(next, k.deadline);
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - c.now()).count();
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(wait, 0, 50))) < 0) {
+      continue;  // EINTR
+    }
+    // Serve the connections first (fds[1 + i] is conns[i]), newest last.
+    const time_point now = c.now();
+    for (std::size_t i = conns.size(); i-- > 0;) {
+      connection& k = conns[i];
+      const short ev = fds[1 + i].revents;
+      bool done = false;
+      if (k.out.empty() && (ev & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        char buf[2048];
+        const ssize_t n = ::recv(k.fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          k.in.append(buf, static_cast<std::size_t>(n));
+          if (k.in.find("\r\n\r\n") != std::string::npos || k.in.size() >= 16384) {
+            k.out = answer(registry_, k.in);
+          }
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          // Closed before a whole request: answer what came, if anything.
+          if (k.in.empty()) {
+            done = true;
+          } else {
+            k.out = answer(registry_, k.in);
+          }
+        }
+      }
+      if (!done && !k.out.empty()) {
+        const ssize_t n =
+            ::send(k.fd, k.out.data() + k.sent, k.out.size() - k.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          k.sent += static_cast<std::size_t>(n);
+          done = k.sent == k.out.size();
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          done = true;
+        }
+      }
+      if (done || now >= k.deadline) drop(i);
+    }
+    // Then take new connections; past the bound the oldest makes room.
+    if ((fds[0].revents & POLLIN) != 0) {
+      for (int taken = 0; taken < 64; ++taken) {
+        const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break;
+        if (static_cast<int>(conns.size()) >= max_connections_) drop(0);
+        connection k;
+        k.fd = fd;
+        k.deadline = c.now() + request_timeout_;
+        conns.push_back(std::move(k));
+      }
+    }
+  }
+  for (const auto& k : conns) ::close(k.fd);
 }
 
 void write_file(const registry& r, const std::string& path) {
   const std::string text = r.expose();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(path + ": cannot write the metrics file");
-    out << text;
-    if (!out.flush()) throw std::runtime_error(path + ": cannot write the metrics file");
+  // A temporary file of its own in the same directory (two writers of one
+  // path, in one process or two, never share one), then a rename: a reader
+  // sees the old file or the new one, whole.
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    throw std::runtime_error(path + ": cannot write the metrics file (" + std::strerror(errno) +
+                             ")");
   }
+  // mkstemp makes it 0600; a collector running as another user must read
+  // it (umask is process-wide and cannot be read without changing it).
+  (void)::fchmod(fd, 0644);
+  bool ok = true;
+  for (std::size_t done = 0; ok && done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  const int err = ok ? 0 : errno;
+  if (::close(fd) != 0) ok = false;
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
+  if (ok) std::filesystem::rename(tmp, path, ec);
+  if (!ok || ec) {
     std::filesystem::remove(tmp, ec);
-    throw std::runtime_error(path + ": cannot write the metrics file");
+    throw std::runtime_error(path + ": cannot write the metrics file" +
+                             (err != 0 ? std::string(" (") + std::strerror(err) + ")" : ""));
   }
 }
 

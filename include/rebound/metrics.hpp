@@ -235,13 +235,21 @@ void track(registry& r, circuit_breaker& b, std::string_view name);
 
 /// An HTTP endpoint for a registry: GET /metrics answers expose(). Listens
 /// on 127.0.0.1 unless told otherwise (the exposition tells anyone who can
-/// connect what the process calls and how it fails). One thread; stopped
-/// and joined by the destructor.
+/// connect what the process calls and how it fails). One thread serves
+/// every connection at once without blocking on any (poll): a client that
+/// trickles or sends nothing delays no other scrape. Each connection has
+/// request_timeout from its accept to send its request and read the whole
+/// answer; past max_connections the oldest is dropped to make room.
+/// Stopped and joined by the destructor.
 class server {
  public:
   struct options {
     std::string address = "127.0.0.1";
     int port = 0;  ///< 0: a free port (see port())
+    /// The whole exchange, request and answer, from the accept (1 ms..1 h).
+    duration request_timeout = std::chrono::seconds(2);
+    /// Connections open at once (1..10000).
+    int max_connections = 64;
   };
   explicit server(const registry& r) : server(r, options{}) {}
   server(const registry& r, options o);
@@ -255,6 +263,8 @@ class server {
   void loop();
   const registry& registry_;
   std::string address_;
+  duration request_timeout_;
+  int max_connections_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

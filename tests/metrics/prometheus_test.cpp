@@ -5,7 +5,17 @@
 // directory, bounded in time, and is stopped afterwards.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -119,6 +129,201 @@ TEST(Prometheus, TheEndpointAnswersOnlyGetMetrics) {
   EXPECT_NE(ok.body.find("x_total 2\n"), std::string::npos) << ok.body;
   EXPECT_EQ(http.get("http://127.0.0.1:" + std::to_string(endpoint.port()) + "/other").status, 404);
   EXPECT_THROW(m::server(r, {.address = "not an address"}), std::invalid_argument);
+}
+
+// A raw TCP connection to the endpoint (a misbehaving client).
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Issue 25, item 11: one thread read each client in turn with 2 s per read,
+// so a client sending one header byte a second held a concurrent scrape for
+// 12 s (past Prometheus's scrape_timeout of 10 s), and three silent clients
+// delayed one by 5.9 s. Real time: the clients are real sockets.
+TEST(Prometheus, SlowAndSilentClientsDelayNoScrape) {
+  m::registry r;
+  r.counter("x_total", "x").with({}).add(3);
+  m::server endpoint(r);
+  std::vector<int> silent;
+  for (int i = 0; i < 100; ++i) {  // more than max_connections (64): the oldest make room
+    const int fd = connect_to(endpoint.port());
+    ASSERT_GE(fd, 0);
+    silent.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread trickler([&] {  // one header byte every 100 ms, reconnecting when cut
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    while (!stop) {
+      const int fd = connect_to(endpoint.port());
+      for (std::size_t i = 0; fd >= 0 && i < req.size() && !stop; ++i) {
+        if (::send(fd, &req[i], 1, MSG_NOSIGNAL) != 1) break;
+        std::this_thread::sleep_for(100ms);  // a network boundary: a slow client
+      }
+      if (fd >= 0) ::close(fd);
+    }
+  });
+  rebound::http::client http;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto got = http.get(endpoint.url());
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(got.status, 200) << "scrape " << i;
+    EXPECT_NE(got.body.find("x_total 3\n"), std::string::npos) << got.body;
+    // Prompt: well under a second (it took 2 to 12 s before the fix).
+    EXPECT_LT(took, 1s) << "scrape " << i;
+  }
+  stop = true;
+  trickler.join();
+  for (const int fd : silent) ::close(fd);
+}
+
+// A client that never finishes its request is cut at request_timeout, as a
+// whole (not per read): one byte every 50 ms would never trip a per-read bound.
+TEST(Prometheus, AClientIsCutAtTheRequestDeadlineWhateverItSends) {
+  m::registry r;
+  m::server endpoint(r, {.request_timeout = 300ms});
+  const int fd = connect_to(endpoint.port());
+  ASSERT_GE(fd, 0);
+  const auto start = std::chrono::steady_clock::now();
+  bool cut = false;
+  for (int i = 0; i < 60 && !cut; ++i) {  // at most 3 s
+    if (::send(fd, "G", 1, MSG_NOSIGNAL) != 1) cut = true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {  // a network boundary: wait for the server's close
+      char c = 0;
+      cut = ::recv(fd, &c, 1, 0) <= 0;
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  EXPECT_TRUE(cut);
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_THROW(m::server(r, {.max_connections = 0}), std::invalid_argument);
+  EXPECT_THROW(m::server(r, {.request_timeout = 0ms}), std::invalid_argument);
+}
+
+// The PromQL queries of docs/observability.md's "Questions" section: each
+// inline code span that names a rebound_ metric.
+std::vector<std::string> documented_queries() {
+  std::ifstream in(std::string(REBOUND_DOCS_DIR) + "/observability.md");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto from = text.find("## Questions, and a query for each (PromQL)");
+  const auto to = text.find("\n## ", from + 1);
+  const std::string section = text.substr(from, to - from);
+  std::vector<std::string> out;
+  for (std::size_t i = section.find('`'); i != std::string::npos;) {
+    const auto j = section.find('`', i + 1);
+    if (j == std::string::npos) break;
+    const std::string span = section.substr(i + 1, j - i - 1);
+    if (span.starts_with("rebound_") || span.find("(rebound_") != std::string::npos ||
+        span.find("(rate(rebound_") != std::string::npos) {
+      out.push_back(span);
+    }
+    i = section.find('`', j + 1);
+  }
+  return out;
+}
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (const unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// Issue 25, item 12: "Is the replica lagging?" used ignoring(outcome), which
+// matches nothing once Prometheus adds job and instance. Every documented
+// query must answer with at least one series from a real Prometheus. The
+// families come from the library's own trackers where they need no server
+// (calls, breakers, runs); the pg and fleet families, which need PostgreSQL
+// and Redis, are written with the names and labels of src/pg/metrics.cpp
+// and src/redis/metrics.cpp.
+TEST(Prometheus, EveryQueryInTheDocsAnswers) {
+  const auto queries = documented_queries();
+  ASSERT_GE(queries.size(), 8U);
+  m::registry r;
+  fill(r, "e2e", 4);  // 5 calls that give up after 4 failures: retries, give-ups
+  rebound::testing::simulated_clock clock;
+  rebound::circuit_breaker open_breaker({.failure_threshold = 1}, clock);
+  m::track(r, open_breaker, "down");
+  open_breaker.record(open_breaker.try_acquire(), false);  // opens: a transition to open
+  auto budget = std::make_shared<rebound::token_bucket_budget>(
+      rebound::token_bucket_budget::options{.capacity = 5, .retry_cost = 5});
+  const auto starved = rebound::retry_policy{}
+                           .stop(rebound::stop::after_attempts(3))
+                           .backoff(rebound::backoff::constant(1ms))
+                           .clock(clock)
+                           .budget(budget)
+                           .observer(std::make_shared<m::call_metrics>(r, "starved"));
+  for (int i = 0; i < 3; ++i) {
+    (void)rebound::retry(starved, []() -> int { throw std::runtime_error("down"); });
+  }
+  auto& reads = r.counter("rebound_pg_reads_total", "pg reads", {"router", "outcome"});
+  reads.with({"orders", "replica"}).add(90);
+  reads.with({"orders", "primary_fallback"}).add(10);
+  r.counter("rebound_fleet_budget_decisions_total", "fleet", {"dependency", "source"})
+      .with({"payments", "fallback"})
+      .add(3);
+  r.counter("rebound_runs_total", "runs", {"supervisor", "result"})
+      .with({"agent", "failed"})
+      .add(2);
+  r.counter("rebound_run_failures_total", "run failures", {"supervisor", "failure"})
+      .with({"agent", "attempts_exhausted"})
+      .add(2);
+  m::server endpoint(r);
+  temp_dir dir("rebound-prometheus-docs");
+  const int port = rebound::chaos::free_port();
+  std::ofstream(dir.path() / "prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      << "scrape_configs:\n  - job_name: rebound\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << endpoint.port() << "']\n";
+  child prometheus({"prometheus", "--config.file=" + (dir.path() / "prometheus.yml").string(),
+                    "--storage.tsdb.path=" + (dir.path() / "data").string(),
+                    "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                   dir.path() / "prometheus.log");
+  rebound::chaos::wait_for_port(port, 30s);
+  rebound::http::client http;
+  const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/api/v1/query?query=";
+  // rate() needs two scrapes; the counters move between them.
+  bool moved = false;
+  for (const auto& q : queries) {
+    std::string last;
+    bool answered = false;
+    // Real time: Prometheus's own scrape schedule; at most 30 s per query.
+    for (int i = 0; i < 300 && !answered; ++i) {
+      const auto res = http.get(base + url_encode(q));
+      last = res.body;
+      const auto j = nlohmann::json::parse(res.body, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << q << "\n" << res.body;
+      ASSERT_EQ(j.value("status", ""), "success") << q << "\n" << res.body;
+      answered = !j["data"]["result"].empty();
+      if (!answered) {
+        if (!moved && i > 20) {  // keep the rates above zero once two scrapes exist
+          reads.with({"orders", "primary_fallback"}).add(5);
+          moved = true;
+        }
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    EXPECT_TRUE(answered) << "no series for the documented query: " << q << "\n" << last;
+  }
 }
 
 }  // namespace
