@@ -283,6 +283,9 @@ TEST(ConfigBudgetTest, ReadsEachBudgetTypeAndMakesIt) {
   ASSERT_TRUE(s.throttle);
   EXPECT_EQ(s.throttle->k, 1.5);
   EXPECT_NE(s.to_policy().throttle(), nullptr);
+  // gRFC A6 sets no upper bound on tokenRatio: above max_tokens is accepted.
+  s = settings_from_json(R"({"budget": {"type": "throttle", "max_tokens": 2, "token_ratio": 5}})");
+  EXPECT_NE(dynamic_cast<rebound::throttle_budget*>(s.to_policy().budget().get()), nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -301,7 +304,12 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{R"({"budget": {"type": "ratio", "window": "2m"}})", "budget.window", "1s..60s"},
         bad_case{R"({"budget": {"type": "ratio", "ratio": -0.5}})", "budget.ratio", "out of range"},
         bad_case{R"({"budget": {"type": "throttle", "max_tokens": 0}})", "budget.max_tokens",
-                 "allowed: 0.001..1000"},  // gRFC A6: maxTokens must be greater than zero
+                 "allowed: 1..1000"},  // gRFC A6: maxTokens must be greater than zero
+        // Issue 25, item 14: A6's maxTokens is a uint32; 0.5 and 2.5 were accepted.
+        bad_case{R"({"budget": {"type": "throttle", "max_tokens": 0.5}})", "budget.max_tokens",
+                 "expected an integer in 1..1000, got a number 0.5"},
+        bad_case{R"({"budget": {"type": "throttle", "max_tokens": 2.5}})", "budget.max_tokens",
+                 "expected an integer in 1..1000, got a number 2.5"},
         bad_case{R"({"budget": {"spare": 1}})", "budget.spare", "unknown key"},
         bad_case{R"({"budget": "lots"})", "budget", "expected an object"},
         bad_case{R"({"throttle": {"k": 0.5}})", "throttle.k", "allowed: 1..10"},

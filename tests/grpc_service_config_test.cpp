@@ -133,6 +133,18 @@ TEST(GrpcServiceConfig, EveryErrorNamesTheField) {
   EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
                      R"(, "retryThrottling": {"maxTokens": 1001, "tokenRatio": 0.1})"),
             "retryThrottling.maxTokens");
+  // Issue 25, item 14: gRFC A6's maxTokens is a uint32 (service_config.proto):
+  // 0.5 and 2.5 are refused, not rounded.
+  EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
+                     R"(, "retryThrottling": {"maxTokens": 0.5, "tokenRatio": 0.1})"),
+            "retryThrottling.maxTokens");
+  EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
+                     R"(, "retryThrottling": {"maxTokens": 2.5, "tokenRatio": 0.1})"),
+            "retryThrottling.maxTokens");
+  // A6 puts no upper bound on tokenRatio: above maxTokens it is accepted.
+  EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
+                     R"(, "retryThrottling": {"maxTokens": 2, "tokenRatio": 5})"),
+            "accepted");
   EXPECT_EQ(field_of("{\"maxAttempts\": 3, " + ok_rest + "}",
                      R"(, "retryThrottling": {"maxTokens": 10, "tokenRatio": 0})"),
             "retryThrottling.tokenRatio");

@@ -289,14 +289,14 @@ const auto policy_table = std::to_array<setting<P>>({
      "DUR"},
     {"budget.max_tokens", "",
      [](P& s, const value_ref& v, const std::string& f) {
-       budget_of(s).throttle.max_tokens = number_in(v, f, 0.001, 1000, false);
+       budget_of(s).throttle.max_tokens = number_in(v, f, 1, 1000, true);
      },
-     budget_unused<budget_kind::throttle>, false, "gRPC throttle: maxTokens (1..1000)", "X"},
+     budget_unused<budget_kind::throttle>, false, "gRPC throttle: maxTokens, whole (1..1000)", "N"},
     {"budget.token_ratio", "",
      [](P& s, const value_ref& v, const std::string& f) {
        budget_of(s).throttle.token_ratio = number_in(v, f, 0.001, 1000, false);
      },
-     budget_unused<budget_kind::throttle>, false, "gRPC throttle: tokenRatio (0.001..max_tokens)",
+     budget_unused<budget_kind::throttle>, false, "gRPC throttle: tokenRatio (0.001..1000, 3 decimals)",
      "X"},
     {"throttle.k", "",
      [](P& s, const value_ref& v, const std::string& f) {

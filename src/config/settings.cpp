@@ -179,14 +179,18 @@ void budget_settings::validate() const {
       check_whole_seconds(ratio.window, "budget.window", 1, 60);
       break;
     case budget_kind::throttle:
-      // gRFC A6: maxTokens > 0 (gRPC caps it at 1000), 3 decimals.
-      if (!(throttle.max_tokens >= 0.001 && throttle.max_tokens <= 1000)) {
-        fail("budget.max_tokens",
-             fmt_number(throttle.max_tokens) + " is out of range; allowed: 0.001..1000");
+      // gRFC A6: maxTokens is required and above 0, a uint32 in gRPC's
+      // service_config.proto (so whole); grpc-go refuses more than 1000,
+      // and so do we. tokenRatio is above 0 with up to 3 decimals; A6 sets no
+      // upper bound (a ratio above maxTokens refills the count at once).
+      if (!(throttle.max_tokens >= 1 && throttle.max_tokens <= 1000) ||
+          throttle.max_tokens != std::floor(throttle.max_tokens)) {
+        fail("budget.max_tokens", fmt_number(throttle.max_tokens) +
+                                      " is not allowed; allowed: a whole number 1..1000 (gRFC A6)");
       }
-      if (!(throttle.token_ratio >= 0.001 && throttle.token_ratio <= throttle.max_tokens)) {
+      if (!(throttle.token_ratio >= 0.001 && throttle.token_ratio <= 1000)) {
         fail("budget.token_ratio",
-             fmt_number(throttle.token_ratio) + " is out of range; allowed: 0.001..max_tokens");
+             fmt_number(throttle.token_ratio) + " is out of range; allowed: 0.001..1000");
       }
       break;
   }

@@ -32,13 +32,16 @@ verdict classify(code c, const attempt_facts& f, const options& o) noexcept {
 attempt_facts::pushback_kind parse_pushback(std::optional<std::string_view> value,
                                             duration& delay) noexcept {
   if (!value) return attempt_facts::pushback_kind::none;
-  // A6: "a non-negative integer" of milliseconds; anything else, don't retry.
+  // A6: an integer of milliseconds; a negative or unparseable value means
+  // "don't retry". A non-negative value of any length is a delay: one past
+  // what a duration holds saturates (max_server_delay caps it later).
   const std::string_view v = *value;
-  if (v.empty() || v.size() > 12) return attempt_facts::pushback_kind::stop;
+  if (v.empty()) return attempt_facts::pushback_kind::stop;
+  constexpr long long most = 1'000'000'000'000LL;  // ms: about 31 years
   long long ms = 0;
   for (const char c : v) {
     if (c < '0' || c > '9') return attempt_facts::pushback_kind::stop;
-    ms = ms * 10 + (c - '0');
+    ms = ms >= most ? most : std::min(most, ms * 10 + (c - '0'));
   }
   delay = std::chrono::milliseconds(ms);
   return attempt_facts::pushback_kind::delay;

@@ -301,15 +301,22 @@ method_config policy_from_service_config(std::string_view text, std::string_view
     const json* ratio = member(*th, "tokenRatio");
     if (max_tokens == nullptr) fail("retryThrottling.maxTokens", "required (gRFC A6)");
     if (ratio == nullptr) fail("retryThrottling.tokenRatio", "required (gRFC A6)");
-    if (!max_tokens->is_number() || !(max_tokens->get<double>() > 0) ||
-        max_tokens->get<double>() > 1000) {
-      fail("retryThrottling.maxTokens",
-           max_tokens->dump() + " is out of range; allowed: (0, 1000]");
+    // gRFC A6: "required and must be greater than zero"; gRPC's
+    // service_config.proto declares it a uint32, so 0.5 and 2.5 are not
+    // values it can hold. grpc-go refuses more than 1000, and so do we.
+    if (!max_tokens->is_number() || !(max_tokens->get<double>() >= 1) ||
+        max_tokens->get<double>() > 1000 ||
+        max_tokens->get<double>() != std::floor(max_tokens->get<double>())) {
+      fail("retryThrottling.maxTokens", max_tokens->dump() +
+                                            " is not allowed; allowed: a whole number 1..1000 "
+                                            "(gRFC A6: a uint32 above 0; grpc-go's cap of 1000)");
     }
     if (!ratio->is_number() || !(ratio->get<double>() > 0)) {
       fail("retryThrottling.tokenRatio", ratio->dump() + " must be above 0");
     }
     // gRFC A6 keeps 3 decimals: below 0.001 nothing is left (gRPC refuses it too).
+    // No upper bound in A6: a tokenRatio above maxTokens refills the count
+    // to maxTokens on every success (the count never exceeds maxTokens).
     if (ratio->get<double>() < 0.001) {
       fail("retryThrottling.tokenRatio",
            ratio->dump() + " is 0 once truncated to 3 decimals (gRFC A6); allowed: 0.001 or more");

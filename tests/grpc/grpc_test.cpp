@@ -104,6 +104,15 @@ TEST(GrpcClassify, PushbackPerGrfcA6) {
   EXPECT_EQ(rebound::grpc::parse_pushback("soon", d), K::stop);
   EXPECT_EQ(rebound::grpc::parse_pushback("", d), K::stop);
   EXPECT_EQ(rebound::grpc::parse_pushback("1.5", d), K::stop);
+  // Issue 25, item 13: 13 digits and more were taken as "do not retry". Only
+  // a negative or unparseable value stops (A6, "Pushback"); a large value is
+  // a delay that saturates, and max_server_delay caps it.
+  EXPECT_EQ(rebound::grpc::parse_pushback("1234567890123", d), K::delay);
+  EXPECT_EQ(d, std::chrono::milliseconds(1'000'000'000'000LL));
+  EXPECT_EQ(rebound::grpc::parse_pushback("99999999999999999999999999999999", d), K::delay);
+  EXPECT_EQ(d, std::chrono::milliseconds(1'000'000'000'000LL));
+  EXPECT_EQ(rebound::grpc::parse_pushback("999999999999", d), K::delay);
+  EXPECT_EQ(d, std::chrono::milliseconds(999'999'999'999LL));
 }
 
 TEST(GrpcClassify, RetryInfoFromStatusDetails) {
