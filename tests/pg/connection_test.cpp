@@ -285,3 +285,14 @@ TEST(RouterOptions, ARouterRefusesBadOptions) {
 }
 
 }  // namespace
+
+// Issue 25, item 16: with default router_options a hung standby (SIGSTOP, a
+// host gone) blocked reads indefinitely: replica_query_timeout was 0.
+// RouterTest.AHungStandbyCostsTheClientBoundAndTripsTheBreaker shows the
+// bound at work on a stopped standby; here, that the default has one.
+TEST(RouterOptions, TheDefaultBoundsAHungStandby) {
+  const rebound::pg::router_options o;
+  EXPECT_GT(o.replica_query_timeout, rebound::duration::zero());
+  EXPECT_LE(o.replica_query_timeout, std::chrono::seconds(30));
+  EXPECT_NO_THROW(o.validate());
+}

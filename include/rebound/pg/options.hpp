@@ -83,8 +83,12 @@ struct router_options {
   /// primary. Also set as the replica connections' statement_timeout, so
   /// the server stops the work too. It holds when the server hangs
   /// (stopped, or its host gone), where a server-side timeout cannot fire.
-  /// 0: none. Keep it above your slowest legitimate read.
-  duration replica_query_timeout = duration::zero();
+  /// Default 10 s: surviving a bad standby is what the router is for, and
+  /// without a bound a hung one (stopped, or its host gone) blocks every
+  /// read that reaches it for as long as it hangs. Keep it above your
+  /// slowest legitimate read (a read cut off here goes to the primary);
+  /// 0 turns the bound off, a choice to make knowingly.
+  duration replica_query_timeout = std::chrono::seconds(10);
   /// The same bound for reads on the primary (0: none). The caller's own
   /// statement_timeout still applies.
   duration primary_query_timeout = duration::zero();
