@@ -516,6 +516,32 @@ TEST_F(CliTest, MaxConcurrencyWaitsNoLongerThanMaxTime) {
   wait_bounded(holder, 10'000);
 }
 
+// Issue 25, item 6: `kill -9` on a `rebound run` freed its slot while its
+// command ran on as an orphan: 3 ran at once under --max-concurrency 2. The
+// command keeps the slot's lock open, so the slot lives as long as it does.
+TEST_F(CliTest, ASlotOutlivesAKilledReboundUntilItsCommandEnds) {
+  const auto started = dir_ / "started";
+  const auto ended = dir_ / "ended";
+  const pid_t holder =
+      spawn({"run", "-q", "--max-concurrency", "1", "--concurrency-key", "k9", "--concurrency-dir",
+             dir_.string(), "--", "sh", "-c",
+             "touch " + started.string() + "; sleep 1.5; touch " + ended.string()});
+  for (int i = 0; i < 2000 && !fs::exists(started); ++i) ::poll(nullptr, 0, 5);
+  ASSERT_TRUE(fs::exists(started));
+  ::kill(holder, SIGKILL);  // rebound dies; its command (own process group) runs on
+  wait_bounded(holder, 10'000);
+  ASSERT_FALSE(fs::exists(ended));
+  const auto r = run({"run", "--max-concurrency", "1", "--concurrency-key", "k9",
+                      "--concurrency-dir", dir_.string(), "--max-time", "300ms", "--", "true"});
+  EXPECT_EQ(r.status, 123) << r.err;  // the orphan still holds the one slot
+  EXPECT_FALSE(fs::exists(ended));    // and it was still running
+  for (int i = 0; i < 1000 && !fs::exists(ended); ++i) ::poll(nullptr, 0, 5);  // bounded: 5 s
+  ASSERT_TRUE(fs::exists(ended));
+  const auto after = run({"run", "--max-concurrency", "1", "--concurrency-key", "k9",
+                          "--concurrency-dir", dir_.string(), "--max-time", "2s", "--", "true"});
+  EXPECT_EQ(after.status, 0) << after.err;  // the slot freed when the command ended
+}
+
 // `simulate --metrics-file`: each strategy's engine metrics, the same table
 // with or without them (observing changes nothing the engine decides).
 TEST_F(CliTest, SimulateWritesEachStrategysMetrics) {

@@ -89,7 +89,7 @@ bool wait_readable(pid_t pid, int pidfd, int wake_fd, std::optional<clock_type::
 
 child_result run_child(const std::vector<std::string>& argv,
                        std::optional<std::chrono::milliseconds> timeout,
-                       std::chrono::milliseconds kill_after, interrupts& irq) {
+                       std::chrono::milliseconds kill_after, interrupts& irq, int keep_fd) {
   child_result r;
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -118,6 +118,9 @@ child_result run_child(const std::vector<std::string>& argv,
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::signal(s, SIG_DFL);
+    // The slot's lock goes with the command: killed with SIGKILL, rebound
+    // cannot end its child, so the slot must not end before the child does.
+    if (keep_fd >= 0) (void)::fcntl(keep_fd, F_SETFD, 0);
     ::execvp(args[0], args.data());
     const int err = errno;
     (void)!::write(report[1], &err, sizeof err);

@@ -371,62 +371,62 @@ int run_main(const run_options& o) {
   const std::string& program = o.command.front();
   child_result last;
   call_report report;
-  const auto outcome =
-      retry(policy,
-            [&](const attempt& a) {
-              // Each attempt gets --timeout, cut to what is left of --max-time.
-              std::optional<duration> limit = timeout;
-              bool cut_by_max_time = false;
-              if (const auto left = a.remaining()) {
-                const duration floor = std::chrono::milliseconds(1);
-                const duration cap = std::max(*left, floor);
-                cut_by_max_time = !limit || cap < *limit;
-                limit = limit ? std::min(*limit, cap) : cap;
-              }
-              // --max-concurrency: a slot for this attempt, held while the child runs.
-              process_slots::held slot;
-              if (slots) {
-                slot = slots->try_take();
-                if (!slot) {
-                  if (human) {
-                    std::cerr << "waiting for one of " << *o.max_concurrency
-                              << " --max-concurrency slots\n";
-                  }
-                  clock& c = system_clock();
-                  const auto left = a.remaining();
-                  const time_point until = left ? c.now() + *left : time_point::max();
-                  slot = slots->take(c, until, a.stop_token());
-                  if (!slot) {
-                    last = {};
-                    last.how = a.stop_token().stop_requested() ? child_result::kind::cancelled
-                                                               : child_result::kind::timed_out;
-                    last.shell_status = last.how == child_result::kind::cancelled ? 130 : 124;
-                    attempt_outcome out;
-                    out.failure = {last, "no --max-concurrency slot before --max-time"};
-                    return out;
-                  }
-                }
-                // The wait for the slot counted against --max-time.
-                if (const auto left = a.remaining()) {
-                  const duration cap = std::max(*left, duration(std::chrono::milliseconds(1)));
-                  if (!limit || cap < *limit) {
-                    cut_by_max_time = true;
-                    limit = cap;
-                  }
-                }
-              }
-              std::optional<std::chrono::milliseconds> ms;
-              if (limit) ms = std::chrono::ceil<std::chrono::milliseconds>(*limit);
-              last = run_child(o.command, ms,
-                               std::chrono::ceil<std::chrono::milliseconds>(kill_after), irq);
+  const auto outcome = retry(
+      policy,
+      [&](const attempt& a) {
+        // Each attempt gets --timeout, cut to what is left of --max-time.
+        std::optional<duration> limit = timeout;
+        bool cut_by_max_time = false;
+        if (const auto left = a.remaining()) {
+          const duration floor = std::chrono::milliseconds(1);
+          const duration cap = std::max(*left, floor);
+          cut_by_max_time = !limit || cap < *limit;
+          limit = limit ? std::min(*limit, cap) : cap;
+        }
+        // --max-concurrency: a slot for this attempt, held while the child runs.
+        process_slots::held slot;
+        if (slots) {
+          slot = slots->try_take();
+          if (!slot) {
+            if (human) {
+              std::cerr << "waiting for one of " << *o.max_concurrency
+                        << " --max-concurrency slots\n";
+            }
+            clock& c = system_clock();
+            const auto left = a.remaining();
+            const time_point until = left ? c.now() + *left : time_point::max();
+            slot = slots->take(c, until, a.stop_token());
+            if (!slot) {
+              last = {};
+              last.how = a.stop_token().stop_requested() ? child_result::kind::cancelled
+                                                         : child_result::kind::timed_out;
+              last.shell_status = last.how == child_result::kind::cancelled ? 130 : 124;
               attempt_outcome out;
-              out.ok = last.how == child_result::kind::exited && last.code == 0;
-              out.failure = {last, cut_by_max_time && last.how == child_result::kind::timed_out
-                                       ? std::string("stopped at --max-time")
-                                       : describe_failure(last, program, limit)};
+              out.failure = {last, "no --max-concurrency slot before --max-time"};
               return out;
-            },
-            {.stop = stop.get_token(), .report = &report});
+            }
+          }
+          // The wait for the slot counted against --max-time.
+          if (const auto left = a.remaining()) {
+            const duration cap = std::max(*left, duration(std::chrono::milliseconds(1)));
+            if (!limit || cap < *limit) {
+              cut_by_max_time = true;
+              limit = cap;
+            }
+          }
+        }
+        std::optional<std::chrono::milliseconds> ms;
+        if (limit) ms = std::chrono::ceil<std::chrono::milliseconds>(*limit);
+        last = run_child(o.command, ms, std::chrono::ceil<std::chrono::milliseconds>(kill_after),
+                         irq, slot.fd());
+        attempt_outcome out;
+        out.ok = last.how == child_result::kind::exited && last.code == 0;
+        out.failure = {last, cut_by_max_time && last.how == child_result::kind::timed_out
+                                 ? std::string("stopped at --max-time")
+                                 : describe_failure(last, program, limit)};
+        return out;
+      },
+      {.stop = stop.get_token(), .report = &report});
 
   if (o.metrics_file) {
     try {

@@ -71,9 +71,10 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
                 "hedging: fixed delays instead of the slow tail, as P:DUR,...; "
                 "e.g. 0.01:10s,0.04:5s,0.05:2s (gRPC-Java's hedging example)")
       ->type_name("LIST");
-  s->add_option("--metrics-file", o.metrics_file,
-                "contention, outage, hedging: write each strategy's engine metrics (component = "
-                "the strategy) to FILE, in Prometheus text format")
+  s->add_option(
+       "--metrics-file", o.metrics_file,
+       "contention, outage, overload, hedging: write each strategy's engine metrics (component = "
+       "the strategy) to FILE, in Prometheus text format")
       ->type_name("FILE");
   s->add_option("--processes", o.processes, "fleet: processes sharing the dependency (1000)")
       ->type_name("N");

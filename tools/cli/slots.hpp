@@ -32,6 +32,9 @@ class process_slots {
     held& operator=(const held&) = delete;
     ~held();
     explicit operator bool() const noexcept { return fd_ >= 0; }
+    /// The locked file (-1 when none): a child that keeps it open keeps the
+    /// slot, even past our own death (the lock belongs to the open file).
+    [[nodiscard]] int fd() const noexcept { return fd_; }
 
    private:
     int fd_ = -1;
