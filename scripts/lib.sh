@@ -11,6 +11,7 @@ REBOUND_PACKAGES=(
   nginx-light haproxy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus
+  ccache
 )
 
 # Installs the packages that are missing, and only those.
@@ -41,9 +42,19 @@ rebound_ensure_packages() {
     "${missing[@]}"
 }
 
+# ccache as the compiler launcher when it is there (scripts install it): a
+# rebuild after a small change, and CI's three trees after a developer's own
+# builds on the same machine, compile only what changed.
+rebound_launcher() {
+  if command -v ccache >/dev/null 2>&1; then
+    echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache"
+  fi
+}
+
 # Configures (once) and builds the main build tree in build/.
 rebound_build() {
   local werror=${REBOUND_WERROR:-OFF}
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREBOUND_WERROR="$werror" "$@"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREBOUND_WERROR="$werror" \
+    $(rebound_launcher) "$@"
   cmake --build build
 }
