@@ -54,6 +54,7 @@ struct simulate_options {
   std::optional<std::string> read_after, lag_mean, spike_probability;
   std::optional<std::string> latency_median, slow_probability, slow_tiers;
   std::optional<std::string> processes, poll_interval;
+  std::optional<std::string> callers, workers, service_time;
   std::optional<std::string> metrics_file;
   std::uint64_t seed_value = 1;
 };

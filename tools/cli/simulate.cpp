@@ -40,7 +40,9 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
   s->add_option("--queue", o.queue, "outage: server queue places (2000)")->type_name("N");
   s->add_option("--timeout", o.timeout, "outage: client timeout per attempt (1s)")
       ->type_name("DUR");
-  s->add_option("--length", o.length, "outage, replica-lag, hedging, fleet: simulated time (60s)")
+  s->add_option("--length", o.length,
+                "outage, overload, replica-lag, hedging, fleet: simulated time (60s; 30s for "
+                "overload --callers)")
       ->type_name("DUR");
   s->add_option("--trigger-at", o.trigger_at, "outage, fleet: when the trigger starts (10s)")
       ->type_name("DUR");
@@ -76,6 +78,15 @@ CLI::App* add_simulate(CLI::App& app, simulate_options& o) {
        "contention, outage, overload, hedging: write each strategy's engine metrics (component = "
        "the strategy) to FILE, in Prometheus text format")
       ->type_name("FILE");
+  s->add_option("--callers", o.callers,
+                "overload: closed-loop callers against a FIFO server of --workers at once, "
+                "instead of the open-loop outage server (e.g. 32)")
+      ->type_name("N");
+  s->add_option("--workers", o.workers, "overload with --callers: requests served at once (8)")
+      ->type_name("N");
+  s->add_option("--service-time", o.service_time,
+                "overload with --callers: time to serve one request (20ms)")
+      ->type_name("DUR");
   s->add_option("--processes", o.processes, "fleet: processes sharing the dependency (1000)")
       ->type_name("N");
   s->add_option("--poll-interval", o.poll_interval,
@@ -108,7 +119,7 @@ const std::vector<scenario>& scenarios() {
       {"overload",
        sim_cli::simulate_overload,
        {"--rate", "--capacity", "--queue", "--timeout", "--length", "--trigger-at", "--trigger-for",
-        "--trigger-capacity", "--metrics-file"},
+        "--trigger-capacity", "--metrics-file", "--callers", "--workers", "--service-time"},
        true},
       {"replica-lag",
        sim_cli::simulate_replica_lag,
@@ -176,6 +187,9 @@ int simulate_main(simulate_options& o) {
         {&o.slow_tiers, "--slow-tiers"},
         {&o.processes, "--processes"},
         {&o.poll_interval, "--poll-interval"},
+        {&o.callers, "--callers"},
+        {&o.workers, "--workers"},
+        {&o.service_time, "--service-time"},
         {&o.metrics_file, "--metrics-file"}};
     for (const auto& [value, flag] : given) {
       if (*value &&

@@ -136,6 +136,52 @@ struct outage_result {
 [[nodiscard]] std::vector<strategy> default_overload_strategies();
 [[nodiscard]] outage_result run_outage(const outage_options& o);
 
+// ---- overload against a FIFO server, closed loop ------------------------------
+
+/// `callers` clients each send a request, wait for its answer and send the
+/// next (a closed loop, as worker pools and connection pools do) to a server
+/// that runs `workers` requests at once, each for `service_time`, and queues
+/// the rest in order (FIFO, unbounded): the latency a caller sees is the
+/// queue's wait plus the service time, and nothing fails. A concurrency
+/// limiter in front sheds what is over its limit (the call ends overloaded,
+/// as pipeline's limit_exceeded_error does); a shed caller waits
+/// `shed_pause` before its next request. This is the regime where latency is
+/// the only overload signal.
+struct fifo_options {
+  int callers = 32;
+  int workers = 8;
+  duration service_time = std::chrono::milliseconds(20);
+  duration shed_pause = std::chrono::milliseconds(10);
+  duration length = std::chrono::seconds(30);
+  duration bucket = std::chrono::seconds(1);
+  std::uint64_t seed = 1;
+  std::vector<strategy> strategies{};  ///< empty: default_fifo_strategies()
+};
+
+struct fifo_series {
+  std::string strategy;
+  std::uint64_t served = 0;  ///< requests answered
+  std::uint64_t shed = 0;    ///< requests the limiter refused
+  double served_per_s = 0;
+  double latency_p50_ms = 0;  ///< of the answered requests, as their caller saw them
+  double latency_p99_ms = 0;
+  /// The limiter's limit over the run (0 without a limiter): its lowest and
+  /// highest after the first second, and at the end.
+  int limit_min = 0, limit_max = 0, limit_end = 0;
+  std::vector<double> limit;  ///< at the end of each bucket
+  std::vector<double> latency_p99_ms_per_bucket;
+};
+
+struct fifo_result {
+  std::vector<fifo_series> series;
+  std::uint64_t events = 0;
+};
+
+/// No limiter; a fixed limit of 8; AIMD, Gradient2 and Vegas with Netflix's
+/// defaults; Gradient2 with its limits at 4..16.
+[[nodiscard]] std::vector<strategy> default_fifo_strategies();
+[[nodiscard]] fifo_result run_fifo_overload(const fifo_options& o);
+
 // ---- replica-lag -----------------------------------------------------------
 
 /// Read-after-write against a replica that lags behind the primary. Each

@@ -124,9 +124,112 @@ int simulate_outage(const simulate_options& o) {
   });
 }
 
+namespace {
+
+// overload --callers: closed-loop callers against a FIFO server, where
+// latency is the only signal of overload.
+int simulate_overload_fifo(const simulate_options& o) {
+  for (const auto& [value, flag] :
+       std::vector<std::pair<const std::optional<std::string>*, const char*>>{
+           {&o.rate, "--rate"},
+           {&o.capacity, "--capacity"},
+           {&o.queue, "--queue"},
+           {&o.timeout, "--timeout"},
+           {&o.trigger_at, "--trigger-at"},
+           {&o.trigger_for, "--trigger-for"},
+           {&o.trigger_capacity, "--trigger-capacity"}}) {
+    if (*value) {
+      throw config_error(flag,
+                         "not used with --callers (the closed-loop FIFO server); allowed "
+                         "with it: --workers, --service-time, --length, --policy");
+    }
+  }
+  metrics::registry registry;
+  sim::fifo_options c;
+  c.callers = static_cast<int>(number_flag(o.callers, "--callers", 1, 10000, c.callers, true));
+  c.workers = static_cast<int>(number_flag(o.workers, "--workers", 1, 10000, c.workers, true));
+  c.service_time = duration_flag(o.service_time, "--service-time", c.service_time,
+                                 std::chrono::microseconds(1), std::chrono::minutes(1));
+  c.length =
+      duration_flag(o.length, "--length", c.length, std::chrono::seconds(1), std::chrono::hours(1));
+  c.seed = o.seed_value;
+  const double served = c.workers * std::chrono::duration<double>(c.length).count() /
+                        std::chrono::duration<double>(c.service_time).count();
+  if (served > 5e7) {
+    throw config_error("--length",
+                       "workers x length / service time is over 50 million "
+                       "requests; shorten --length");
+  }
+  auto defaults = sim::default_fifo_strategies();
+  c.strategies = strategies_for(o, false, defaults, registry);
+  if (c.strategies.empty()) c.strategies = std::move(defaults);
+  if (dry_run()) return exit_code::ok;
+  const auto r = sim::run_fifo_overload(c);
+  report rep("overload", "series",
+             {{"policy", "policy", 20, column::form::text},
+              {"served/s", "served_per_s", 9, column::form::fixed, 0},
+              {"p50 ms", "latency_p50_ms", 7, column::form::fixed, 0},
+              {"p99 ms", "latency_p99_ms", 7, column::form::fixed, 0},
+              {"shed", "shed", 8, column::form::integer},
+              {"limit min", "limit_min", 10, column::form::integer},
+              {"limit max", "limit_max", 10, column::form::integer},
+              {"limit end", "limit_end", 10, column::form::integer}});
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "overload: %d closed-loop callers, a FIFO server of %d at once, %s each "
+                "(capacity %.0f/s; no limit: p99 = the queue's wait + the service time)",
+                c.callers, c.workers, format_duration(c.service_time).c_str(),
+                c.workers / std::chrono::duration<double>(c.service_time).count());
+  rep.intro(line);
+  std::snprintf(line, sizeof line, "run %s; seed %llu", format_duration(c.length).c_str(),
+                static_cast<unsigned long long>(c.seed));
+  rep.intro(line);
+  rep.param("seed", c.seed);
+  rep.param("callers", c.callers);
+  rep.param("workers", c.workers);
+  rep.param("service_time_ms", std::chrono::duration<double, std::milli>(c.service_time).count());
+  rep.param("bucket_s", std::chrono::duration<double>(c.bucket).count());
+  for (const auto& s : r.series) {
+    rep.row({{"policy", s.strategy},
+             {"served_per_s", s.served_per_s},
+             {"latency_p50_ms", s.latency_p50_ms},
+             {"latency_p99_ms", s.latency_p99_ms},
+             {"shed", s.shed},
+             {"limit_min", s.limit_min},
+             {"limit_max", s.limit_max},
+             {"limit_end", s.limit_end},
+             {"served", s.served},
+             {"limit_per_bucket", s.limit},
+             {"latency_p99_ms_per_bucket", s.latency_p99_ms_per_bucket}});
+  }
+  rep.note(
+      "latency as the caller sees it (queue + service) of the requests served; shed = requests "
+      "the limiter refused (the caller waits 10 ms and sends another); limit min/max after the "
+      "first second (0: no limiter)");
+  rep.metrics(&registry);
+  return rep.finish(o, r.events, [&] {
+    std::vector<svg::series> limits, p99;
+    for (const auto& s : r.series) {
+      p99.push_back({s.strategy, s.latency_p99_ms_per_bucket});
+      if (s.limit_end > 0) limits.push_back({s.strategy, s.limit});
+    }
+    return svg::stack({svg::lines("p99 latency (ms)", "seconds", "ms", p99),
+                       svg::lines("Concurrency limit", "seconds", "limit", limits)});
+  });
+}
+
+}  // namespace
+
 // The overload comparison: the same server, with concurrency limiters in
 // front of it against the retry budget alone.
 int simulate_overload(const simulate_options& o) {
+  if (o.callers || o.workers || o.service_time) {
+    if (!o.callers) {
+      throw config_error(o.workers ? "--workers" : "--service-time",
+                         "only with --callers (the closed-loop FIFO server)");
+    }
+    return simulate_overload_fifo(o);
+  }
   metrics::registry registry;
   const sim::outage_options c = outage_flags(o, sim::default_overload_strategies(), registry);
   if (dry_run()) return exit_code::ok;
