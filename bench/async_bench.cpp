@@ -9,8 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <system_error>
+#include <utility>
 
 #include "rebound/async.hpp"
 
@@ -248,5 +251,24 @@ BENCHMARK(BM_async_pending_1M_coroutine)
     ->Arg(1'000'000)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
+
+// Instruction counts (scripts/instructions): with REBOUND_BENCH_FIXED_ITERATIONS
+// set, the success paths are also registered as fixed/NAME with exactly
+// that many iterations, so callgrind's count of two runs of different
+// lengths gives the instructions of one call, with nothing estimated.
+const bool fixed_registered = [] {
+  const char* n = std::getenv("REBOUND_BENCH_FIXED_ITERATIONS");
+  if (n == nullptr) return false;
+  const auto iterations = static_cast<benchmark::IterationCount>(std::strtoll(n, nullptr, 10));
+  for (const auto& [name, fn] :
+       std::initializer_list<std::pair<const char*, void (*)(benchmark::State&)>>{
+           {"fixed/BM_async_lean_direct", BM_async_lean_direct},
+           {"fixed/BM_async_compose_floor", BM_async_compose_floor},
+           {"fixed/BM_async_lean_success", BM_async_lean_success},
+           {"fixed/BM_async_lean_success_relocatable", BM_async_lean_success_relocatable}}) {
+    benchmark::RegisterBenchmark(name, fn)->Iterations(iterations);
+  }
+  return true;
+}();
 
 }  // namespace

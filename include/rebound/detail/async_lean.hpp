@@ -70,9 +70,9 @@ class lean_retry_op {
   lean_retry_op(const retry_policy& p, F fn, async_options o, Executor ex)
       : policy_(&p), fn_(make_fn(std::move(fn))), ex_(std::move(ex)) {
     if (!lean(p, o)) {
-      b_ = std::make_unique<block>(std::in_place_type<async_options>, std::move(o));
+      make_block(std::in_place_type<async_options>, std::move(o));
     } else if (!retry_call::plain_first_attempt(p, {.report = o.report})) {
-      b_ = std::make_unique<block>(std::in_place_type<state>, p, o.report, o.parent != nullptr);
+      make_block(std::in_place_type<state>, p, o.report, o.parent != nullptr);
     } else {
       nested_ = o.parent != nullptr;  // the engine is made at the first failure, if any
     }
@@ -86,7 +86,7 @@ class lean_retry_op {
       asio::co_spawn(ex_, std::move(loop), std::move(self));
       return;
     }
-    if (b_ && engine().call.start().done()) [[unlikely]]
+    if (has_block() && engine().call.start().done()) [[unlikely]]
       return give_up(self);  // throttled
     start_attempt(self);
   }
@@ -128,21 +128,24 @@ class lean_retry_op {
  private:
   enum class phase : std::uint8_t { attempting, waiting };
   // `fn` stays in the operation only when that is safe: see
-  // lean_keeps_fn_inline.
+  // lean_keeps_fn_inline. Otherwise it lives in one block with room for the
+  // engine's state (holder, below): one allocation per call, as before fn
+  // left the operation, and one address for fn until the call ends.
   static constexpr bool inline_fn = lean_keeps_fn_inline<F>;
-  using fn_store = std::conditional_t<inline_fn, F, std::unique_ptr<F>>;
+  struct holder;
+  using fn_store = std::conditional_t<inline_fn, F, std::unique_ptr<holder>>;
   static fn_store make_fn(F&& f) {
     if constexpr (inline_fn) {
       return std::move(f);
     } else {
-      return std::make_unique<F>(std::move(f));
+      return std::make_unique<holder>(std::move(f));
     }
   }
   F& fn() noexcept {
     if constexpr (inline_fn) {
       return fn_;
     } else {
-      return *fn_;
+      return fn_->fn;
     }
   }
 
@@ -166,9 +169,31 @@ class lean_retry_op {
   // small: the engine's state, or the coroutine loop's options when this is
   // not the lean path.
   using block = std::variant<state, async_options>;
-  state& engine() noexcept { return *std::get_if<state>(b_.get()); }
+  struct holder {
+    explicit holder(F&& f) : fn(std::move(f)) {}
+    F fn;
+    std::optional<block> b;
+  };
+  [[nodiscard]] block* block_ptr() noexcept {
+    if constexpr (inline_fn) {
+      return b_.get();
+    } else {
+      return fn_->b ? &*fn_->b : nullptr;
+    }
+  }
+  [[nodiscard]] bool has_block() noexcept { return block_ptr() != nullptr; }
+  template <class... A>
+  void make_block(A&&... a) {
+    if constexpr (inline_fn) {
+      b_ = std::make_unique<block>(std::forward<A>(a)...);
+    } else {
+      fn_->b.emplace(std::forward<A>(a)...);
+    }
+  }
+  state& engine() noexcept { return *std::get_if<state>(block_ptr()); }
   async_options* delegated() noexcept {
-    return b_ ? std::get_if<async_options>(b_.get()) : nullptr;
+    block* b = block_ptr();
+    return b != nullptr ? std::get_if<async_options>(b) : nullptr;
   }
 
   template <class Self>
@@ -187,7 +212,7 @@ class lean_retry_op {
       verd = p.classifier().classify_result(v...);
     }
     if (verd.kind == verdict_kind::success) [[likely]] {
-      if (b_) engine().call.succeeded();  // else a plain first attempt: nothing to tell
+      if (has_block()) engine().call.succeeded();  // else a plain first attempt: nothing to tell
       if constexpr (std::is_void_v<T>) {
         self.complete(std::exception_ptr());
       } else {
@@ -195,14 +220,14 @@ class lean_retry_op {
       }
       return;
     }
-    if (!b_) {
+    if (!has_block()) {
       // The first attempt ran before the engine, and failed: the engine
       // starts here, as the blocking retry()'s does. This runs inside a
       // completion, so a failure to allocate it ends the call with that
       // error rather than escaping from io_context::run() (so does the
       // timer's, below; see docs/async.md for what is not covered).
       try {
-        b_ = std::make_unique<block>(std::in_place_type<state>, p, nullptr, nested_);
+        make_block(std::in_place_type<state>, p, nullptr, nested_);
       } catch (...) {
         return complete_with(self, std::current_exception());
       }
@@ -271,8 +296,11 @@ class lean_retry_op {
   const retry_policy* policy_;
   fn_store fn_;
   Executor ex_;
-  std::unique_ptr<block> b_;  // see block; null until the engine is needed
-  bool nested_ = false;       // for an engine made at the first failure
+  // See block; empty until the engine is needed. With fn in a holder, the
+  // holder keeps it.
+  struct no_block {};
+  [[no_unique_address]] std::conditional_t<inline_fn, std::unique_ptr<block>, no_block> b_;
+  bool nested_ = false;  // for an engine made at the first failure
   phase phase_ = phase::attempting;
 };
 
