@@ -12,6 +12,7 @@ REBOUND_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus
   ccache
+  python3
 )
 
 # Installs the packages that are missing, and only those.
