@@ -10,9 +10,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace rebound::fleet {
@@ -28,16 +31,35 @@ struct fleet_result {
   double redis_commands_per_s = 0;  ///< per process, mean
   double seconds = 0;
   int failed_processes = 0;
+  /// Each granted retry's time, in ms after the fleet started (all processes).
+  std::vector<long long> grants_ms;
+  /// When each event ran, in ms after the fleet started.
+  std::vector<long long> events_ms;
+  /// Retries granted in [from_ms, to_ms).
+  [[nodiscard]] long long grants_between(long long from_ms, long long to_ms) const {
+    return std::count_if(grants_ms.begin(), grants_ms.end(),
+                         [&](long long t) { return t >= from_ms && t < to_ms; });
+  }
   [[nodiscard]] double amplification() const {
     return requests > 0 ? static_cast<double>(attempts) / static_cast<double>(requests) : 0;
   }
 };
 
-/// Starts `n` workers at once, waits for them (each bounded by `limit_s`
+/// Something the harness does to the fleet's surroundings while it runs
+/// (kill Redis, start it again), `at_s` seconds after the start.
+struct fleet_event {
+  double at_s;
+  std::function<void()> run;
+};
+
+/// Starts `n` workers at once, runs `events` at their times (real time: the
+/// workers are real processes), waits for them (each bounded by `limit_s`
 /// seconds, then killed), and sums their reports.
 inline fleet_result run_fleet(const std::string& worker, const std::string& mode,
                               const std::string& url, double rate, double seconds, int n,
-                              int redis_port, int limit_s = 60) {
+                              int redis_port, int limit_s = 60,
+                              const std::vector<fleet_event>& events = {}) {
+  const auto started = std::chrono::steady_clock::now();
   struct child {
     pid_t pid;
     int out;
@@ -70,6 +92,16 @@ inline fleet_result run_fleet(const std::string& worker, const std::string& mode
   fleet_result r;
   r.mode = mode;
   r.processes = n;
+  const auto ms_since_start = [&](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t - started).count();
+  };
+  for (const auto& e : events) {
+    // A real sleep: the event happens to real processes at a real time.
+    std::this_thread::sleep_until(started + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::duration<double>(e.at_s)));
+    r.events_ms.push_back(ms_since_start(std::chrono::steady_clock::now()));
+    e.run();
+  }
   std::vector<double> p50s;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(limit_s);
   for (const auto& k : kids) {
@@ -99,6 +131,12 @@ inline fleet_result run_fleet(const std::string& worker, const std::string& mode
     r.requests += j["requests"].get<long long>();
     r.attempts += j["attempts"].get<long long>();
     r.retries += j["retries"].get<long long>();
+    if (j.contains("grants_ms")) {
+      // The workers' clock is the machine's monotonic clock, as steady_clock is here.
+      const long long origin =
+          std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count();
+      for (const auto& t : j["grants_ms"]) r.grants_ms.push_back(t.get<long long>() - origin);
+    }
     p50s.push_back(j["p50_us"].get<double>());
     r.p99_us = std::max(r.p99_us, j["p99_us"].get<double>());
     const double s = j["seconds"].get<double>();

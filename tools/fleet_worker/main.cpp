@@ -13,8 +13,12 @@
 //   down-share       the same with Redis unreachable and never reached: each
 //                    process falls back to its share (FLEET processes assumed)
 //   down-whole       the same, each falling back to a whole budget
+//   lost             as shared; the harness kills Redis during the run (and
+//                    may start it again, empty)
 // Prints one JSON object: requests, attempts, retries, decisions, the retry
-// decision's p50 and p99 in microseconds, Redis commands, seconds.
+// decision's p50 and p99 in microseconds, Redis commands, seconds, and the
+// time of each granted retry (grants_ms, on the machine's monotonic clock,
+// which every process shares).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -45,7 +49,15 @@ class timed_budget final : public rebound::retry_budget {
       micros_.push_back(std::chrono::duration<double, std::micro>(c.now() - t0).count());
     } catch (...) {  // NOLINT(bugprone-empty-catch): a lost sample, not a lost decision
     }
-    if (ok) ++granted_;
+    if (ok) {
+      ++granted_;
+      try {
+        grants_ms_.push_back(
+            std::chrono::duration_cast<std::chrono::milliseconds>(c.now().time_since_epoch())
+                .count());
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a lost sample, not a lost decision
+      }
+    }
     return ok;
   }
   void on_success(const rebound::retry_request* last) noexcept override {
@@ -53,6 +65,7 @@ class timed_budget final : public rebound::retry_budget {
   }
   void on_failure() noexcept override { inner_->on_failure(); }
   std::vector<double> micros_;
+  std::vector<long long> grants_ms_;
   long long granted_ = 0;
 
  private:
@@ -86,15 +99,16 @@ int main(int argc, char** argv) {
   std::shared_ptr<rebound::retry_budget> inner;
   if (mode == "local") {
     inner = std::make_shared<rebound::ratio_budget>(ratio);
-  } else if (mode == "shared" || mode == "down-share" || mode == "down-whole") {
+  } else if (mode == "shared" || mode == "lost" || mode == "down-share" || mode == "down-whole") {
+    const bool reached = mode == "shared" || mode == "lost";
     rebound::redis::options o;
-    o.port = mode == "shared" ? redis_port : 1;  // 1: nothing listens (Redis away)
+    o.port = reached ? redis_port : 1;  // 1: nothing listens (Redis away)
     o.key_prefix = "fleet";
     o.connect_timeout = 20ms;
     o.share = mode != "down-whole";
     o.expected_fleet_size = fleet;
     link = std::make_shared<rebound::redis::link>(o);
-    if (mode == "shared" && !link->wait_until_available(5000ms)) {
+    if (reached && !link->wait_until_available(5000ms)) {
       std::fprintf(stderr, "rebound-fleet-worker: no Redis on port %d\n", redis_port);
       return 1;
     }
@@ -124,12 +138,18 @@ int main(int argc, char** argv) {
     attempts += r.attempts;
   }
   const double took = std::chrono::duration<double>(c.now() - start).count();
+  std::string grants = "[";
+  for (std::size_t i = 0; i < budget->grants_ms_.size(); ++i) {
+    if (i > 0) grants += ',';
+    grants += std::to_string(budget->grants_ms_[i]);
+  }
+  grants += ']';
   std::printf(
       "{\"mode\": \"%s\", \"requests\": %lld, \"attempts\": %lld, \"retries\": %lld, "
       "\"decisions\": %zu, \"p50_us\": %.2f, \"p99_us\": %.2f, \"redis_commands\": %llu, "
-      "\"seconds\": %.3f}\n",
+      "\"seconds\": %.3f, \"grants_ms\": %s}\n",
       mode.c_str(), requests, attempts, budget->granted_, budget->micros_.size(),
       percentile(budget->micros_, 0.5), percentile(budget->micros_, 0.99),
-      static_cast<unsigned long long>(link ? link->commands() : 0), took);
+      static_cast<unsigned long long>(link ? link->commands() : 0), took, grants.c_str());
   return 0;
 }
