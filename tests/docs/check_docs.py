@@ -661,18 +661,55 @@ def check_commands(args, results: Results) -> dict:
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# 4. Tables: a row must belong to a table. A `|` line after a non-table line
+# starts a table only when a `|---|` separator follows it; otherwise it
+# renders as a paragraph (issue 25: a row of grpc.md's table had drifted
+# below a paragraph).
+
+
+def check_tables(args, results: Results) -> dict:
+    counts = {"tables": 0}
+    rels = ["README.md"] + sorted(
+        os.path.relpath(p, args.root) for p in glob.glob(os.path.join(args.root, "docs", "*.md")))
+    for rel in rels:
+        with open(os.path.join(args.root, rel), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        in_fence = False
+        bad = 0
+        for i, line in enumerate(lines):
+            if line.lstrip().startswith("```"):
+                in_fence = not in_fence
+                continue
+            if in_fence or not line.startswith("|"):
+                continue
+            prev = lines[i - 1] if i > 0 else ""
+            if prev.startswith("|"):
+                continue
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            if re.match(r"^\|\s*:?-{3,}", nxt):
+                counts["tables"] += 1
+                continue
+            bad += 1
+            results.fail(f"{rel}:{i + 1}: a table row outside a table (no header and `|---|` "
+                         f"line above it): {line[:80]}")
+        if bad == 0:
+            results.ok()
+    return counts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", required=True, help="the repository root")
     ap.add_argument("--rebound", required=True, help="the rebound CLI binary")
     ap.add_argument("--include", action="append", help="include directory for the C++ blocks (repeatable; default ROOT/include)")
     ap.add_argument("--cxx", default="c++", help="the C++ compiler (default c++)")
-    ap.add_argument("--only", choices=["cpp", "help", "commands"], action="append", help="run only these checks (repeatable)")
+    ap.add_argument("--only", choices=["cpp", "help", "commands", "tables"], action="append", help="run only these checks (repeatable)")
     ap.add_argument("--keep", metavar="DIR", help="copy the translation unit of each block that fails to compile to DIR")
     args = ap.parse_args()
     args.root = os.path.abspath(args.root)
     args.rebound = os.path.abspath(args.rebound)
-    only = set(args.only or ["cpp", "help", "commands"])
+    only = set(args.only or ["cpp", "help", "commands", "tables"])
     results = Results()
     t0 = time.monotonic()
     summary = []
@@ -684,6 +721,8 @@ def main() -> int:
          lambda c: f"help: {c['flags']} flag checks", runnable),
         ("commands", "commands in README.md and docs/*.md", check_commands,
          lambda c: f"commands: {c['run']} run, {c['skipped']} skipped", runnable),
+        ("tables", "tables in README.md and docs/*.md", check_tables,
+         lambda c: f"tables: {c['tables']}", True),
         ("cpp", "C++ blocks", check_cpp,
          lambda c: f"C++ blocks: {c['compiled']} compiled, {c['pseudo']} pseudo", True),
     ]
