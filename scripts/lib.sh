@@ -46,11 +46,16 @@ rebound_ensure_packages() {
 # ccache as the compiler launcher when it is there (scripts install it): a
 # rebuild after a small change, and CI's three trees after a developer's own
 # builds on the same machine, compile only what changed.
+# Paths are hashed relative to the checkout (CCACHE_BASEDIR, CCACHE_NOHASHDIR),
+# so a fresh clone in another folder (CI's) finds what a developer compiled.
 rebound_launcher() {
   if command -v ccache >/dev/null 2>&1; then
     echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache"
   fi
 }
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+fi
 
 # Configures (once) and builds the main build tree in build/.
 rebound_build() {

@@ -17,13 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using detail::mix;
-
-double quantile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
+using detail::percentile;
 
 class fifo_run {
  public:
@@ -49,11 +43,11 @@ class fifo_run {
     eng_.run_until(eng_.start() + o_.length);
     const double seconds = std::chrono::duration<double>(o_.length).count();
     series_.served_per_s = static_cast<double>(series_.served) / seconds;
-    series_.latency_p50_ms = quantile(all_ms_, 0.5);
-    series_.latency_p99_ms = quantile(all_ms_, 0.99);
+    series_.latency_p50_ms = percentile(all_ms_, 0.5);
+    series_.latency_p99_ms = percentile(all_ms_, 0.99);
     series_.latency_p99_ms_per_bucket.resize(buckets_);
     for (std::size_t b = 0; b < buckets_; ++b) {
-      series_.latency_p99_ms_per_bucket[b] = quantile(per_bucket_[b], 0.99);
+      series_.latency_p99_ms_per_bucket[b] = percentile(per_bucket_[b], 0.99);
     }
     if (limiter_) series_.limit_end = limiter_->limit();
     events_ = eng_.events_run();

@@ -1,8 +1,11 @@
-// Seeds for the simulator's independent, reproducible random streams. Not API.
+// Seeds for the simulator's independent, reproducible random streams, and
+// the percentile its reports use. Not API.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "rebound/random.hpp"
 
@@ -22,6 +25,14 @@ inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+/// The p-quantile of `v` (nearest rank below), reordering it; 0 when empty.
+inline double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
 }
 
 }  // namespace rebound::sim::detail

@@ -98,6 +98,12 @@ sys.dont_write_bytecode = True  # no __pycache__ next to contexts.py
 # Results
 
 
+def doc_files(root: str) -> list[str]:
+    """README.md and docs/*.md, relative to root."""
+    return ["README.md"] + sorted(
+        os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md")))
+
+
 class Results:
     def __init__(self) -> None:
         self.passed = 0
@@ -198,11 +204,8 @@ INCLUDE_LINE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
 
 def cpp_blocks(root: str) -> list[tuple[str, int, Fence]]:
-    files = ["README.md"] + sorted(
-        os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md"))
-    )
     out = []
-    for rel in files:
+    for rel in doc_files(root):
         path = os.path.join(root, rel)
         if not os.path.exists(path):
             continue
@@ -582,9 +585,7 @@ def line_pattern(doc_line: str) -> re.Pattern:
 
 def doc_commands(root: str) -> list[tuple[str, int, str, list[str]]]:
     out = []
-    rels = ["README.md"] + sorted(
-        os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md")))
-    for rel in rels:
+    for rel in doc_files(root):
         path = os.path.join(root, rel)
         if not os.path.exists(path):
             continue
@@ -670,9 +671,7 @@ def check_commands(args, results: Results) -> dict:
 
 def check_tables(args, results: Results) -> dict:
     counts = {"tables": 0}
-    rels = ["README.md"] + sorted(
-        os.path.relpath(p, args.root) for p in glob.glob(os.path.join(args.root, "docs", "*.md")))
-    for rel in rels:
+    for rel in doc_files(args.root):
         with open(os.path.join(args.root, rel), encoding="utf-8") as f:
             lines = f.read().split("\n")
         in_fence = False

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "harness.hpp"
@@ -74,21 +75,33 @@ TEST(Prometheus, PromtoolAcceptsTheExposition) {
   EXPECT_NE(bad.wait(30s), 0);
 }
 
+// A real Prometheus on loopback scraping the endpoint on `target_port`
+// every second, in a temporary directory; stopped when it goes.
+struct scraper {
+  scraper(int target_port, const std::string& name) : dir(name) {
+    std::ofstream(dir.path() / "prometheus.yml")
+        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        << "scrape_configs:\n  - job_name: rebound\n    static_configs:\n"
+        << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+    server.emplace(
+        std::vector<std::string>{"prometheus",
+                                 "--config.file=" + (dir.path() / "prometheus.yml").string(),
+                                 "--storage.tsdb.path=" + (dir.path() / "data").string(),
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+        dir.path() / "prometheus.log");
+    rebound::chaos::wait_for_port(port, 30s);
+  }
+  temp_dir dir;
+  int port = rebound::chaos::free_port();
+  std::optional<child> server;
+};
+
 TEST(Prometheus, ARealServerScrapesTheEndpointAndAnswersAQuery) {
   m::registry r;
   fill(r, "e2e", 1);  // 5 calls, each one failure then a success: 5 retries
   m::server endpoint(r);
-  temp_dir dir("rebound-prometheus");
-  const int port = rebound::chaos::free_port();
-  std::ofstream(dir.path() / "prometheus.yml")
-      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-      << "scrape_configs:\n  - job_name: rebound\n    static_configs:\n"
-      << "      - targets: ['127.0.0.1:" << endpoint.port() << "']\n";
-  child prometheus({"prometheus", "--config.file=" + (dir.path() / "prometheus.yml").string(),
-                    "--storage.tsdb.path=" + (dir.path() / "data").string(),
-                    "--web.listen-address=127.0.0.1:" + std::to_string(port)},
-                   dir.path() / "prometheus.log");
-  rebound::chaos::wait_for_port(port, 30s);
+  scraper prom(endpoint.port(), "rebound-prometheus");
+  const int port = prom.port;
   rebound::http::client http;
   const std::string query = "http://127.0.0.1:" + std::to_string(port) +
                             "/api/v1/query?query=rebound_retries_total%7Bcomponent%3D%22e2e%22%7D";
@@ -108,7 +121,7 @@ TEST(Prometheus, ARealServerScrapesTheEndpointAndAnswersAQuery) {
     }
     if (value.empty()) std::this_thread::sleep_for(100ms);
   }
-  EXPECT_EQ(value, "5") << last << "\n" << prometheus.output();
+  EXPECT_EQ(value, "5") << last << "\n" << prom.server->output();
   // The scrape itself was healthy: `up` is 1 for our target.
   const auto up = http.get("http://127.0.0.1:" + std::to_string(port) +
                            "/api/v1/query?query=up%7Bjob%3D%22rebound%22%7D");
@@ -289,17 +302,8 @@ TEST(Prometheus, EveryQueryInTheDocsAnswers) {
       .with({"agent", "attempts_exhausted"})
       .add(2);
   m::server endpoint(r);
-  temp_dir dir("rebound-prometheus-docs");
-  const int port = rebound::chaos::free_port();
-  std::ofstream(dir.path() / "prometheus.yml")
-      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-      << "scrape_configs:\n  - job_name: rebound\n    static_configs:\n"
-      << "      - targets: ['127.0.0.1:" << endpoint.port() << "']\n";
-  child prometheus({"prometheus", "--config.file=" + (dir.path() / "prometheus.yml").string(),
-                    "--storage.tsdb.path=" + (dir.path() / "data").string(),
-                    "--web.listen-address=127.0.0.1:" + std::to_string(port)},
-                   dir.path() / "prometheus.log");
-  rebound::chaos::wait_for_port(port, 30s);
+  scraper prom(endpoint.port(), "rebound-prometheus-docs");
+  const int port = prom.port;
   rebound::http::client http;
   const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/api/v1/query?query=";
   // rate() needs two scrapes; the counters move between them.
