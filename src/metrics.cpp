@@ -1,6 +1,8 @@
 // Metrics and their Prometheus text exposition: rebound/metrics.hpp.
 #include "rebound/metrics.hpp"
 
+#include "metrics_endpoint.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -560,10 +562,9 @@ std::string server::url() const {
   return "http://" + address_ + ":" + std::to_string(port_) + "/metrics";
 }
 
-namespace {
+namespace detail {
 
-// The answer to one request (the whole head is in `req`, or it is not).
-std::string answer(const registry& r, const std::string& req) {
+std::string answer_request(const registry& r, const std::string& req) {
   std::string status = "200 OK";
   std::string body;
   std::string type = "text/plain; version=0.0.4; charset=utf-8";
@@ -589,6 +590,10 @@ std::string answer(const registry& r, const std::string& req) {
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
          body;
 }
+
+}  // namespace detail
+
+namespace {
 
 struct connection {
   int fd = -1;
@@ -635,14 +640,14 @@ void server::loop() {
         if (n > 0) {
           k.in.append(buf, static_cast<std::size_t>(n));
           if (k.in.find("\r\n\r\n") != std::string::npos || k.in.size() >= 16384) {
-            k.out = answer(registry_, k.in);
+            k.out = detail::answer_request(registry_, k.in);
           }
         } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
           // Closed before a whole request: answer what came, if anything.
           if (k.in.empty()) {
             done = true;
           } else {
-            k.out = answer(registry_, k.in);
+            k.out = detail::answer_request(registry_, k.in);
           }
         }
       }
