@@ -114,30 +114,38 @@ fleet_budget::fleet_budget(fleet_budget_store& store, fleet_budget_settings s,
 
 bool fleet_budget::cold(time_point now) noexcept {
   const std::uint64_t g = store_.generation();
-  std::uint64_t seen = generation_.load(std::memory_order_relaxed);
-  // 0 is "never reached": the first connection replaces nothing this
-  // process relied on. Any later change may have lost the store's counts.
-  if (g != seen && generation_.compare_exchange_strong(seen, g, std::memory_order_relaxed) &&
-      seen != 0) {
-    cold_until_.store((now + cold_for_).time_since_epoch().count(), std::memory_order_relaxed);
+  const std::uint64_t seen = generation_.load(std::memory_order_relaxed);
+  if (g != seen) {
+    // A new connection: the member set is cold again (the divisor keeps
+    // expected_fleet_size and the largest count seen until it is warm).
+    // The store may also have lost its counts, unless this is the very
+    // first connection of a process that decided nothing without it (0 is
+    // "never reached"): for one window, grants need the local budget too.
+    // Stored before the generation is published, so a thread that sees the
+    // new generation sees the cold window (a race only repeats the stores).
     warm_since_ticks_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    if (seen != 0 || fallback_.load(std::memory_order_relaxed) > 0) {
+      cold_until_.store((now + cold_for_).time_since_epoch().count(), std::memory_order_release);
+    }
+    generation_.store(g, std::memory_order_release);
   }
-  return now.time_since_epoch().count() < cold_until_.load(std::memory_order_relaxed);
+  return now.time_since_epoch().count() < cold_until_.load(std::memory_order_acquire);
 }
 
 void fleet_budget::observe_fleet_size(long long live, time_point now) {
-  // The largest count seen within the last member_ttl: a member set that
-  // is refilling after a restart (each member beats every member_ttl / 3)
-  // shows fewer members than there are, never more.
-  if (live >= seen_max_ || now - seen_max_at_ > options_.member_ttl) {
+  // The largest count seen: a member set that is refilling (each member
+  // beats every member_ttl / 3) shows fewer members than there are, never
+  // more. It gives way to a smaller count only once the set is warm (watched
+  // for member_ttl since this process started or last reconnected) and the
+  // largest is older than member_ttl: a fleet that shrank.
+  const time_point warm_since{duration(warm_since_ticks_.load(std::memory_order_relaxed))};
+  const bool warm = now - warm_since >= options_.member_ttl;
+  if (live >= seen_max_ || (warm && now - seen_max_at_ > options_.member_ttl)) {
     seen_max_ = live;
     seen_max_at_ = now;
   }
   long long size = seen_max_;
-  const time_point warm_since{duration(warm_since_ticks_.load(std::memory_order_relaxed))};
-  if (now - warm_since < options_.member_ttl) {
-    size = std::max<long long>(size, options_.expected_fleet_size);
-  }
+  if (!warm) size = std::max<long long>(size, options_.expected_fleet_size);
   set_fleet_size(size);
 }
 
@@ -149,16 +157,10 @@ void fleet_budget::charge_local(int units) noexcept {
   }
 }
 
-std::optional<bool> fleet_budget::spend_lease_locked(const retry_request& r, int need,
-                                                     bool cold) noexcept {
+std::optional<bool> fleet_budget::spend_lease_locked(int need, bool charged) noexcept {
   if (leased_ < need) return std::nullopt;
-  // Cold (the store may have lost its counts): the local budget, which was
-  // charged with everything this process spent, must agree too.
-  if (cold) {
-    if (!local_->try_acquire(r)) return false;
-  } else {
-    charge_local(need);
-  }
+  // A cold decision asked the local budget first, which charged it.
+  if (!charged) charge_local(need);
   leased_ -= need;
   shared_.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -263,7 +265,7 @@ void fleet_budget::release() {
   flush();
 }
 
-bool fleet_budget::fallback(const retry_request& r) noexcept {
+bool fleet_budget::fallback(const retry_request& r, bool charged) noexcept {
   fallback_.fetch_add(1, std::memory_order_relaxed);
   switch (options_.fallback) {
     case fleet_fallback::open:
@@ -273,19 +275,27 @@ bool fleet_budget::fallback(const retry_request& r) noexcept {
     case fleet_fallback::local:
       break;
   }
-  return local_->try_acquire(r);
+  return charged || local_->try_acquire(r);
 }
 
 bool fleet_budget::try_acquire(const retry_request& r) noexcept {
+  const bool up = store_.available();  // before the generation: see cold()
   const bool is_cold = cold(clock_.now());
+  // Cold (the store may have lost its counts): the local budget, charged
+  // with everything this process spent, must agree first, before a lease
+  // is taken from the store that a refusal here would waste.
+  if (is_cold && options_.fallback == fleet_fallback::local && !local_->try_acquire(r)) {
+    return false;
+  }
+  const bool charged = is_cold && options_.fallback == fleet_fallback::local;
   const int need = units(r);
-  if (!store_.available()) {
+  if (!up || !store_.available()) {
     // What the fleet leased to this process is still this process's to spend.
     std::lock_guard lock(lease_mu_);
     if (leased_ > 0 && clock_.now() < lease_until_) {
-      if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
+      if (const auto spent = spend_lease_locked(need, charged)) return *spent;
     }
-    return fallback(r);
+    return fallback(r, charged);
   }
   int have = 0;
   {
@@ -301,7 +311,7 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
         }
         leased_ = 0;
       }
-      if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
+      if (const auto spent = spend_lease_locked(need, charged)) return *spent;
       // The store said "spent" a moment ago: it would say so again.
       if (refused_until_ != time_point{} && clock_.now() < refused_until_) return false;
       if (!refilling_) break;
@@ -338,13 +348,13 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
     lock.unlock();
     // Down now: decide locally. Busy for the whole bound (still up): refuse
     // rather than hand out a full local budget in a retry storm.
-    return store_.available() ? false : fallback(r);
+    return store_.available() ? false : fallback(r, charged);
   }
   if (*granted > 0) {
     leased_ += static_cast<int>(*granted);
     lease_until_ = clock_.now() + lease_ttl_;
   }
-  if (const auto spent = spend_lease_locked(r, need, is_cold)) return *spent;
+  if (const auto spent = spend_lease_locked(need, charged)) return *spent;
   // The fleet's budget is spent.
   if (options_.refusal_hold > duration::zero())
     refused_until_ = clock_.now() + options_.refusal_hold;

@@ -397,6 +397,89 @@ TEST(FleetBudget, ARestartThatLostTheCountsGrantsFewerRetriesNeverMore) {
   }
 }
 
+// Review of issue 25: a process that started while Redis was away, and
+// decided retries locally, must not meet Redis's fresh window as if it had
+// spent nothing, nor divide by the k members registered so far.
+TEST(FleetBudget, AFirstConnectionAfterDecidingAloneIsColdAndTheSetIsWarmedAgain) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  store.start_unreached();
+  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
+  rebound::fleet_budget_options o;
+  o.expected_fleet_size = 8;
+  o.member_ttl = 3s;
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 8; ++i) {
+    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
+  }
+  clock.advance(5s);  // longer than member_ttl: each process counts itself warm
+  int alone = 0;
+  for (auto& b : fleet) {
+    for (int i = 0; i < 100; ++i) b->on_call();
+    b->flush();  // down: kept
+    for (int i = 0; i < 20; ++i) alone += b->try_acquire({}) ? 1 : 0;
+  }
+  EXPECT_EQ(alone, 8 * (10 + 6));  // 10% of 100 + 50 / 8 each
+  store.set_available(true);       // the first connection
+  for (auto& b : fleet) {
+    clock.advance(50ms);
+    b->flush();  // registers one by one: the k-th sees k
+    EXPECT_LE(floors_sum(fleet), 50.0);
+  }
+  int after = 0;
+  for (int i = 0; i < 800; ++i) {
+    after += fleet[static_cast<std::size_t>(i % 8)]->try_acquire({}) ? 1 : 0;
+  }
+  // Spent alone already: the fresh store window gives nothing more.
+  EXPECT_EQ(after, 0);
+}
+
+// Review of issue 25: cold, a refusal by the local budget must not take a
+// lease from the store first (a wasted lease is the fleet's loss).
+TEST(FleetBudget, AColdRefusalTakesNoLeaseFromTheStore) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::ratio tiny{.ratio = 0.0, .min_per_second = 1, .window = 10s};
+  fleet_budget b(store, tiny, {}, clock);
+  b.flush();
+  int granted = 0;
+  for (int i = 0; i < 20; ++i) granted += b.try_acquire({}) ? 1 : 0;
+  EXPECT_EQ(granted, 10);  // the floor: 10 a window, through the store
+  store.restart(/*keep_data=*/false);
+  clock.advance(1s);
+  const auto retries = store.totals().retries;
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(b.try_acquire({}));
+  EXPECT_EQ(store.totals().retries, retries);  // not one lease taken and wasted
+}
+
+// Review of issue 25: an outage longer than member_ttl, then a member set
+// refilling: the divisor holds the fleet's size until the set is warm.
+TEST(FleetBudget, AnOutageLongerThanTheMemberTtlKeepsTheDivisor) {
+  clock_t_ clock(clock_t_::mode::manual);
+  rebound::sim::fleet_store store(clock);
+  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
+  rebound::fleet_budget_options o;
+  o.member_ttl = 3s;
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < 16; ++i) {
+    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
+  }
+  for (int t = 0; t < 40; ++t) {
+    clock.advance(100ms);
+    for (auto& b : fleet) b->flush();
+  }
+  ASSERT_EQ(fleet[0]->fleet_size(), 16);
+  store.set_available(false);
+  clock.advance(20s);
+  store.restart(/*keep_data=*/false);
+  for (auto& b : fleet) {
+    clock.advance(50ms);
+    b->flush();
+    EXPECT_LE(floors_sum(fleet), 50.0);
+  }
+  EXPECT_EQ(fleet[0]->fleet_size(), 16);
+}
+
 TEST(FleetBudget, ATokenBucketIsSharedAndReturnedOnRelease) {
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);

@@ -92,9 +92,10 @@ class fleet_budget_store {
   /// certainly was not applied is kept and sent again; one that may have
   /// been is dropped, so a deposit is never counted twice.
   [[nodiscard]] virtual bool last_failure_unapplied() const noexcept { return false; }
-  /// Changes whenever the store may have lost what it held: every new
-  /// connection (a restart, a failover or a flush of the data can only
-  /// happen behind one). 0 means never reached. Default: never changes.
+  /// Changes with every new connection to the store: a restart or a
+  /// failover that may have lost what it held happens behind one (a FLUSHDB
+  /// or an eviction on a live connection does not, and is not seen). 0
+  /// means never reached. Default: never changes.
   [[nodiscard]] virtual std::uint64_t generation() const noexcept { return 1; }
 };
 
@@ -173,15 +174,17 @@ class fleet_budget final : public retry_budget {
   [[nodiscard]] const retry_budget& local() const noexcept { return *local_; }
 
  private:
-  bool fallback(const retry_request& r) noexcept;
+  // `charged`: the local budget granted (and counted) this retry already.
+  bool fallback(const retry_request& r, bool charged) noexcept;
   [[nodiscard]] int units(const retry_request& r) const noexcept;
   void set_fleet_size(long long n) noexcept;
   void observe_fleet_size(long long live, time_point now);  // under flush_mu_
   // Notes a new store generation; true while this process is cold after
   // one (grants then need the local budget too).
   bool cold(time_point now) noexcept;
-  // Grants from the lease when it holds enough (under lease_mu_).
-  std::optional<bool> spend_lease_locked(const retry_request& r, int need, bool cold) noexcept;
+  // Grants from the lease when it holds enough (under lease_mu_); charges
+  // the local budget unless it was already (`charged`).
+  std::optional<bool> spend_lease_locked(int need, bool charged) noexcept;
   void charge_local(int units) noexcept;
 
   fleet_budget_store& store_;

@@ -203,9 +203,12 @@ struct limiter_partition {
 /// default" (resolved by the limiter).
 struct limiter_options {
   limit_algorithm algorithm = limit_algorithm::aimd;
-  /// Where the limit starts: 0 is 20. As in Netflix's limits, a start
-  /// outside [min_limit, max_limit] is kept as given, and the first update
-  /// moves the limit into those bounds.
+  /// Where the limit starts: 0 is 20; above max_limit is refused. As in
+  /// Netflix's limits, a start below min_limit is kept as given: AIMD's
+  /// first sample moves it into [min_limit, max_limit], while Gradient2 and
+  /// Vegas move it there at their first update that changes the limit (a
+  /// sample taken while the caller uses under half the limit changes
+  /// nothing, as in Netflix's code).
   int initial_limit = 0;
   int min_limit = 0;  ///< 0: 20 (aimd, gradient2, fixed), 1 (vegas)
   int max_limit = 0;  ///< 0: 200 (aimd, gradient2, fixed), 1000 (vegas)

@@ -13,6 +13,11 @@ void fleet_store::set_available(bool up) {
   if (!up_.exchange(up) && up) generation_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void fleet_store::start_unreached() {
+  up_.store(false);
+  generation_.store(0, std::memory_order_relaxed);
+}
+
 void fleet_store::restart(bool keep_data) {
   {
     std::lock_guard lock(mu_);

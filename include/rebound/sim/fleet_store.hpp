@@ -33,6 +33,9 @@ class fleet_store final : public fleet_budget_store, public fleet_breaker_store 
 
   /// Unavailable: every operation answers nothing and available() is false.
   void set_available(bool up);
+  /// Never reached yet (generation 0), and unavailable: as a Redis link
+  /// before its first connection. set_available(true) is then the first one.
+  void start_unreached();
   /// Redis restarted: its data is gone unless `keep_data` (a restart that
   /// reloaded its snapshot), and the link reconnects (a new generation).
   void restart(bool keep_data);
