@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,11 +87,60 @@ bool wait_readable(pid_t pid, int pidfd, int wake_fd, std::optional<clock_type::
   }
 }
 
+// With a --max-concurrency slot, the child is a guard that runs the command
+// (a fork of it, in the same process group) and ends with its status. The
+// guard keeps the slot's lock open (inherited across the fork; the command
+// itself gets it closed at exec), and when rebound dies, even by SIGKILL,
+// the kernel tells the guard (PR_SET_PDEATHSIG), which kills the whole
+// group, itself included: the slot is free only once the attempt is gone,
+// and a process the command left running in the background after it ended
+// holds no slot. Async-signal-safe calls only.
+[[noreturn]] void attempt_guard(pid_t parent, char* const* args, int report_fd) {
+  struct sigaction on_parent_death {};
+  on_parent_death.sa_handler = [](int) { ::kill(0, SIGKILL); };
+  sigemptyset(&on_parent_death.sa_mask);
+  ::sigaction(SIGUSR2, &on_parent_death, nullptr);
+  // Signals rebound forwards to the group are the command's to answer.
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::signal(s, SIG_IGN);
+  ::prctl(PR_SET_PDEATHSIG, SIGUSR2);
+  if (::getppid() != parent) ::kill(0, SIGKILL);  // rebound died before the prctl
+  const pid_t cmd = ::fork();
+  if (cmd < 0) {
+    const int err = errno;
+    (void)!::write(report_fd, &err, sizeof err);
+    ::_exit(126);
+  }
+  if (cmd == 0) {
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR2}) ::signal(s, SIG_DFL);
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    ::execvp(args[0], args);
+    const int err = errno;
+    (void)!::write(report_fd, &err, sizeof err);
+    ::_exit(err == ENOENT ? 127 : 126);
+  }
+  ::close(report_fd);  // rebound reads EOF once the command's exec succeeded
+  int status = 0;
+  while (::waitpid(cmd, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+  // Killed by a signal: end the same way, so rebound sees what the command did.
+  const int sig = WTERMSIG(status);
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::signal(sig, SIG_DFL);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  ::sigprocmask(SIG_UNBLOCK, &one, nullptr);
+  ::raise(sig);
+  ::_exit(128 + sig);
+}
+
 }  // namespace
 
 child_result run_child(const std::vector<std::string>& argv,
                        std::optional<std::chrono::milliseconds> timeout,
-                       std::chrono::milliseconds kill_after, interrupts& irq, int keep_fd) {
+                       std::chrono::milliseconds kill_after, interrupts& irq, int slot_fd) {
   child_result r;
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -102,6 +153,7 @@ child_result run_child(const std::vector<std::string>& argv,
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     r.how = child_result::kind::spawn_failed;
@@ -113,14 +165,13 @@ child_result run_child(const std::vector<std::string>& argv,
   }
   if (pid == 0) {
     // Child: own process group, default signal handling, nothing blocked.
+    // Only async-signal-safe calls from here to the exec (rebound has threads).
     ::setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::signal(s, SIG_DFL);
-    // The slot's lock goes with the command: killed with SIGKILL, rebound
-    // cannot end its child, so the slot must not end before the child does.
-    if (keep_fd >= 0) (void)::fcntl(keep_fd, F_SETFD, 0);
+    if (slot_fd >= 0) attempt_guard(parent, args.data(), report[1]);  // never returns
     ::execvp(args[0], args.data());
     const int err = errno;
     (void)!::write(report[1], &err, sizeof err);

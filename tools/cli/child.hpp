@@ -61,11 +61,12 @@ class interrupts {
 /// Runs `argv` once. `timeout` (if any) ends it with SIGTERM to its process
 /// group, then SIGKILL after `kill_after`. A signal recorded in `irq` is
 /// forwarded to the child's group (the signal thread does that) and, if the
-/// child is still alive `kill_after` later, it is killed. `keep_fd` (if not
-/// -1) stays open in the child: a --max-concurrency slot's lock then lives
-/// as long as the command (and what it starts), even if rebound is killed.
+/// child is still alive `kill_after` later, it is killed. With `slot_fd`
+/// (a --max-concurrency slot's lock, not -1) the command runs under a guard
+/// that holds the slot and kills the command's process group if rebound
+/// dies, even by SIGKILL: the slot is never free while the attempt runs.
 child_result run_child(const std::vector<std::string>& argv,
                        std::optional<std::chrono::milliseconds> timeout,
-                       std::chrono::milliseconds kill_after, interrupts& irq, int keep_fd = -1);
+                       std::chrono::milliseconds kill_after, interrupts& irq, int slot_fd = -1);
 
 }  // namespace rebound::cli
