@@ -612,13 +612,14 @@ void server::loop() {
   clock& c = system_clock();
   std::vector<connection> conns;
   std::vector<pollfd> fds;
+  time_point accept_paused_until{};
   const auto drop = [&](std::size_t i) {
     ::close(conns[i].fd);
     conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
   };
   while (!stop_) {
     fds.clear();
-    fds.push_back({fd_, POLLIN, 0});
+    fds.push_back({fd_, static_cast<short>(c.now() >= accept_paused_until ? POLLIN : 0), 0});
     time_point next = c.now() + std::chrono::milliseconds(50);  // wakes to see stop_
     for (const auto& k : conns) {
       fds.push_back({k.fd, static_cast<short>(k.out.empty() ? POLLIN : POLLOUT), 0});
@@ -664,10 +665,17 @@ void server::loop() {
       if (done || now >= k.deadline) drop(i);
     }
     // Then take new connections; past the bound the oldest makes room.
-    if ((fds[0].revents & POLLIN) != 0) {
+    if ((fds[0].revents & POLLIN) != 0 && now >= accept_paused_until) {
       for (int taken = 0; taken < 64; ++taken) {
         const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) break;
+        if (fd < 0) {
+          // Out of descriptors: the pending connection stays pending, and
+          // poll() would report it at once, forever. Wait a little instead.
+          if (errno == EMFILE || errno == ENFILE) {
+            accept_paused_until = now + std::chrono::milliseconds(50);
+          }
+          break;
+        }
         if (static_cast<int>(conns.size()) >= max_connections_) drop(0);
         connection k;
         k.fd = fd;
@@ -678,6 +686,20 @@ void server::loop() {
   }
   for (const auto& k : conns) ::close(k.fd);
 }
+
+namespace {
+
+mode_t process_umask() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("Umask:")) {
+      return static_cast<mode_t>(std::strtoul(line.c_str() + 6, nullptr, 8));
+    }
+  }
+  return 022;  // no /proc: the usual default
+}
+
+}  // namespace
 
 void write_file(const registry& r, const std::string& path) {
   const std::string text = r.expose();
@@ -690,9 +712,10 @@ void write_file(const registry& r, const std::string& path) {
     throw std::runtime_error(path + ": cannot write the metrics file (" + std::strerror(errno) +
                              ")");
   }
-  // mkstemp makes it 0600; a collector running as another user must read
-  // it (umask is process-wide and cannot be read without changing it).
-  (void)::fchmod(fd, 0644);
+  // mkstemp makes it 0600: give it the mode a plain create would, 0666
+  // less the umask (read from /proc, since umask(2) cannot read it without
+  // changing it for every thread).
+  (void)::fchmod(fd, 0666 & ~process_umask());
   bool ok = true;
   for (std::size_t done = 0; ok && done < text.size();) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -320,6 +321,13 @@ TEST(Metrics, TwoWritersOfOnePathNeverShowAPartialFile) {
     ++files;
   }
   EXPECT_EQ(files, 1);
+  // The file has the mode a plain create gives (0666 less the umask), not
+  // mkstemp's 0600 nor a fixed 0644 (review of issue 25).
+  const mode_t mask = ::umask(077);
+  m::write_file(a, path);
+  ::umask(mask);
+  EXPECT_EQ(std::filesystem::status(path).permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   std::filesystem::remove_all(dir);
 }
 

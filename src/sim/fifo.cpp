@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 
 #include "rebound/call.hpp"
 #include "rebound/sim/engine.hpp"
@@ -157,6 +158,13 @@ std::vector<strategy> default_fifo_strategies() {
 }
 
 fifo_result run_fifo_overload(const fifo_options& o) {
+  // What the CLI checks by flag; a library caller gets the same bounds.
+  if (o.callers < 1 || o.workers < 1 || o.service_time <= duration::zero() ||
+      o.shed_pause <= duration::zero() || o.length < o.bucket || o.bucket <= duration::zero()) {
+    throw std::invalid_argument(
+        "rebound::sim::run_fifo_overload: callers and workers must be 1 or more, service_time, "
+        "shed_pause and bucket above 0, and length at least one bucket");
+  }
   fifo_result r;
   const auto strategies = o.strategies.empty() ? default_fifo_strategies() : o.strategies;
   for (const auto& s : strategies) {

@@ -251,6 +251,10 @@ TEST(FifoOverloadTest, EachLimiterInTheRegimeUsersMeasured) {
   EXPECT_LE(vegas.limit_max, 32);
   EXPECT_LT(vegas.latency_p99_ms, none.latency_p99_ms - 5);
   EXPECT_NEAR(vegas.served_per_s, 400, 2);
+  // A caller of the library gets the CLI's bounds.
+  EXPECT_THROW((void)rebound::sim::run_fifo_overload({.shed_pause = rebound::duration::zero()}),
+               std::invalid_argument);
+  EXPECT_THROW((void)rebound::sim::run_fifo_overload({.callers = 0}), std::invalid_argument);
   // Same seed, same numbers.
   const auto again = rebound::sim::run_fifo_overload({});
   ASSERT_EQ(again.series.size(), r.series.size());

@@ -180,6 +180,8 @@ struct fifo_result {
 /// No limiter; a fixed limit of 8; AIMD, Gradient2 and Vegas with Netflix's
 /// defaults; Gradient2 with its limits at 4..16.
 [[nodiscard]] std::vector<strategy> default_fifo_strategies();
+/// Throws std::invalid_argument for callers or workers below 1, a zero
+/// service_time, shed_pause or bucket, or a length shorter than one bucket.
 [[nodiscard]] fifo_result run_fifo_overload(const fifo_options& o);
 
 // ---- replica-lag -----------------------------------------------------------
