@@ -242,6 +242,15 @@ TEST(FleetBudget, WhileTheStoreIsAwayTheFleetSharesOneBudget) {
   }
 }
 
+std::vector<std::unique_ptr<fleet_budget>> make_fleet(rebound::sim::fleet_store& store,
+                                                      const rebound::fleet_budget_settings& s,
+                                                      const rebound::fleet_budget_options& o,
+                                                      clock_t_& clock, int n) {
+  std::vector<std::unique_ptr<fleet_budget>> fleet;
+  for (int i = 0; i < n; ++i) fleet.push_back(std::make_unique<fleet_budget>(store, s, o, clock));
+  return fleet;
+}
+
 double floors_sum(const std::vector<std::unique_ptr<fleet_budget>>& fleet) {
   double sum = 0;
   for (const auto& b : fleet) {
@@ -294,10 +303,7 @@ TEST(FleetBudget, ARestartNeverShrinksTheDivisorBelowTheFleetLastSeen) {
   const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.member_ttl = 3s;
-  std::vector<std::unique_ptr<fleet_budget>> fleet;
-  for (int i = 0; i < 16; ++i) {
-    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
-  }
+  auto fleet = make_fleet(store, floor50, o, clock, 16);
   for (int t = 0; t < 40; ++t) {  // 4 s: member_ttl passed, the set is warm
     clock.advance(100ms);
     for (auto& b : fleet) b->flush();
@@ -460,10 +466,7 @@ TEST(FleetBudget, AnOutageLongerThanTheMemberTtlKeepsTheDivisor) {
   const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.member_ttl = 3s;
-  std::vector<std::unique_ptr<fleet_budget>> fleet;
-  for (int i = 0; i < 16; ++i) {
-    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
-  }
+  auto fleet = make_fleet(store, floor50, o, clock, 16);
   for (int t = 0; t < 40; ++t) {
     clock.advance(100ms);
     for (auto& b : fleet) b->flush();

@@ -104,6 +104,15 @@ def doc_files(root: str) -> list[str]:
         os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md")))
 
 
+def doc_texts(root: str):
+    """(relative path, text) of each doc file that exists."""
+    for rel in doc_files(root):
+        path = os.path.join(root, rel)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                yield rel, f.read()
+
+
 class Results:
     def __init__(self) -> None:
         self.passed = 0
@@ -205,12 +214,7 @@ INCLUDE_LINE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
 def cpp_blocks(root: str) -> list[tuple[str, int, Fence]]:
     out = []
-    for rel in doc_files(root):
-        path = os.path.join(root, rel)
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+    for rel, text in doc_texts(root):
         k = 0
         for fence in fences(text):
             if fence.info.startswith("cpp"):
@@ -585,12 +589,7 @@ def line_pattern(doc_line: str) -> re.Pattern:
 
 def doc_commands(root: str) -> list[tuple[str, int, str, list[str]]]:
     out = []
-    for rel in doc_files(root):
-        path = os.path.join(root, rel)
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+    for rel, text in doc_texts(root):
         for fence in fences(text):
             i = 0
             lines = fence.lines
