@@ -284,10 +284,8 @@ bool fleet_budget::try_acquire(const retry_request& r) noexcept {
   // Cold (the store may have lost its counts): the local budget, charged
   // with everything this process spent, must agree first, before a lease
   // is taken from the store that a refusal here would waste.
-  if (is_cold && options_.fallback == fleet_fallback::local && !local_->try_acquire(r)) {
-    return false;
-  }
   const bool charged = is_cold && options_.fallback == fleet_fallback::local;
+  if (charged && !local_->try_acquire(r)) return false;
   const int need = units(r);
   if (!up || !store_.available()) {
     // What the fleet leased to this process is still this process's to spend.

@@ -20,6 +20,8 @@ using rebound::retry_request;
 using clock_t_ = rebound::testing::simulated_clock;
 
 const fleet_budget::ratio ten_percent{.ratio = 0.1, .min_per_second = 10, .window = 10s};
+// A fleet floor of 50 retries per window (5 a second over 10 s).
+const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
 
 rebound::fleet_budget_options no_share() {
   rebound::fleet_budget_options o;
@@ -265,7 +267,6 @@ double floors_sum(const std::vector<std::unique_ptr<fleet_budget>>& fleet) {
 TEST(FleetBudget, TheFloorsOfAFleetStillRegisteringNeverSumPastTheFleetFloor) {
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);
-  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.expected_fleet_size = 16;
   o.member_ttl = 3s;
@@ -300,7 +301,6 @@ TEST(FleetBudget, TheFloorsOfAFleetStillRegisteringNeverSumPastTheFleetFloor) {
 TEST(FleetBudget, ARestartNeverShrinksTheDivisorBelowTheFleetLastSeen) {
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);
-  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.member_ttl = 3s;
   auto fleet = make_fleet(store, floor50, o, clock, 16);
@@ -410,14 +410,10 @@ TEST(FleetBudget, AFirstConnectionAfterDecidingAloneIsColdAndTheSetIsWarmedAgain
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);
   store.start_unreached();
-  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.expected_fleet_size = 8;
   o.member_ttl = 3s;
-  std::vector<std::unique_ptr<fleet_budget>> fleet;
-  for (int i = 0; i < 8; ++i) {
-    fleet.push_back(std::make_unique<fleet_budget>(store, floor50, o, clock));
-  }
+  auto fleet = make_fleet(store, floor50, o, clock, 8);
   clock.advance(5s);  // longer than member_ttl: each process counts itself warm
   int alone = 0;
   for (auto& b : fleet) {
@@ -463,7 +459,6 @@ TEST(FleetBudget, AColdRefusalTakesNoLeaseFromTheStore) {
 TEST(FleetBudget, AnOutageLongerThanTheMemberTtlKeepsTheDivisor) {
   clock_t_ clock(clock_t_::mode::manual);
   rebound::sim::fleet_store store(clock);
-  const fleet_budget::ratio floor50{.ratio = 0.1, .min_per_second = 5, .window = 10s};
   rebound::fleet_budget_options o;
   o.member_ttl = 3s;
   auto fleet = make_fleet(store, floor50, o, clock, 16);
